@@ -1,0 +1,105 @@
+"""llmcompiler: parallel function calling with LLMs.
+
+A planner model streams a numbered plan; the plan is parsed as it arrives into a DAG of tool
+calls; each call starts the moment its dependencies finish; a joiner model reads the results
+and answers, or asks for a new plan.
+"""
+
+from llmcompiler._agent import LLMCompiler
+from llmcompiler._errors import (
+    JoinParseError,
+    LLMCompilerError,
+    ModelError,
+    PlanParseError,
+    ReplanLimitExceeded,
+    RunError,
+    ScriptExhausted,
+    ToolError,
+    UserError,
+)
+from llmcompiler._events import (
+    EventHandler,
+    JoinerDecided,
+    PlanChunk,
+    RoundStarted,
+    RunEvent,
+    TaskFinished,
+    TaskStarted,
+)
+from llmcompiler._executor import Executor, Limits, RoundOutcome, execute_plan
+from llmcompiler._joiner import Finish, JoinDecision, Replan, parse_join_reply
+from llmcompiler._literals import Ref, Template
+from llmcompiler._plan import (
+    END_OF_PLAN,
+    ParseError,
+    PlanEnded,
+    PlanEvent,
+    PlanParser,
+    TaskParsed,
+    ThoughtParsed,
+    parse_plan,
+)
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
+from llmcompiler._tools import ArgumentError, Tool, ToolLimits, tool
+from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # agent and results
+    "LLMCompiler",
+    "RunResult",
+    "TaskRecord",
+    "TaskState",
+    "RoundTimings",
+    # tools
+    "tool",
+    "Tool",
+    "ToolLimits",
+    "ArgumentError",
+    # models
+    "ChatModel",
+    "Message",
+    "ModelRequest",
+    "ToolCall",
+    "Usage",
+    # plan language
+    "PlanParser",
+    "parse_plan",
+    "PlanEvent",
+    "TaskParsed",
+    "ThoughtParsed",
+    "ParseError",
+    "PlanEnded",
+    "Ref",
+    "Template",
+    "END_OF_PLAN",
+    # executor
+    "execute_plan",
+    "Executor",
+    "Limits",
+    "RoundOutcome",
+    # joiner
+    "parse_join_reply",
+    "JoinDecision",
+    "Finish",
+    "Replan",
+    # events
+    "RunEvent",
+    "EventHandler",
+    "RoundStarted",
+    "PlanChunk",
+    "TaskStarted",
+    "TaskFinished",
+    "JoinerDecided",
+    # errors
+    "LLMCompilerError",
+    "UserError",
+    "RunError",
+    "PlanParseError",
+    "ToolError",
+    "ModelError",
+    "JoinParseError",
+    "ReplanLimitExceeded",
+    "ScriptExhausted",
+]

@@ -1,0 +1,237 @@
+"""The LLMCompiler agent: plan (streamed) → execute (as it streams) → join → answer or replan."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+
+from llmcompiler._errors import ModelError, ReplanLimitExceeded, RunError, UserError
+from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
+from llmcompiler._executor import Executor, Limits, RoundOutcome
+from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
+from llmcompiler._plan import END_OF_PLAN
+from llmcompiler._prompts import describe_tools, load, render, render_history
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
+from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Usage
+
+__all__ = ["LLMCompiler"]
+
+
+class LLMCompiler:
+    """Answers questions by planning tool calls that run in parallel.
+
+    Args:
+        llm: the planner model (and the joiner's, unless ``joiner_llm`` is given).
+        tools: ``Tool``s, plain functions or LangChain tools.
+        max_replans: how many times the joiner may ask for a new plan.
+        joiner_llm: a different model for the joiner.
+        max_concurrency: tool calls running at once across all tools.
+        timeout: seconds a tool call may take when its own limits set none.
+        tool_limits: per-tool limits by name, replacing the tools' own.
+        examples: few-shot plan examples for the planner prompt (default: a generic one).
+        on_event: called with each ``RunEvent`` of every run.
+
+    Example:
+        >>> from llmcompiler import LLMCompiler, tool
+        >>> from llmcompiler.testing import ScriptedLLM
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> llm = ScriptedLLM(["1. square(3)\\n2. join()", "Action: Finish(9)"])
+        >>> LLMCompiler(llm=llm, tools=[square]).run("What is 3 squared?").answer
+        '9'
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: ChatModel,
+        tools: Iterable[ToolLike],
+        max_replans: int = 2,
+        joiner_llm: ChatModel | None = None,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        tool_limits: Mapping[str, ToolLimits] | None = None,
+        examples: str | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        if max_replans < 0:
+            raise UserError(f"max_replans must be 0 or more, got {max_replans}")
+        self.llm = llm
+        self.joiner_llm = joiner_llm or llm
+        self.tools: dict[str, Tool] = coerce_tools(tools)
+        if not self.tools:
+            raise UserError("LLMCompiler needs at least one tool")
+        self.max_replans = max_replans
+        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        self.examples = load("planner_examples") if examples is None else examples
+        self.on_event = on_event
+
+    def run(self, question: str) -> RunResult:
+        """Answer ``question`` from sync code (starts an event loop).
+
+        Raises:
+            UserError: called from inside a running event loop (use ``await arun``).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(question))
+        raise UserError("run() was called inside an event loop: use 'await agent.arun(question)'")
+
+    async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
+        """Answer ``question``.
+
+        Args:
+            question: what to answer.
+            on_event: called with each ``RunEvent`` of this run (besides the agent's own handler).
+
+        Raises:
+            RunError: the planner or joiner failed, or replans ran out; ``tasks`` holds the
+                records finished before that.
+        """
+        return await _Run(self, question, on_event).go()
+
+
+class _Run:
+    def __init__(self, agent: LLMCompiler, question: str, on_event: EventHandler | None) -> None:
+        self.agent = agent
+        self.question = question
+        self.handlers = [h for h in (agent.on_event, on_event) if h is not None]
+        self.usage = Usage()
+        self.executor = Executor(agent.tools, limits=agent.limits, on_event=self.emit)
+
+    def emit(self, event: RunEvent) -> None:
+        for handler in self.handlers:
+            handler(event)
+
+    async def go(self) -> RunResult:
+        start = time.monotonic()
+        tasks: list[TaskRecord] = []
+        timings: list[RoundTimings] = []
+        plan_errors: list[str] = []
+        thoughts: list[str] = []
+        feedback: str | None = None
+        agent = self.agent
+        for round_no in range(1, agent.max_replans + 2):
+            self.emit(RoundStarted(round=round_no, feedback=feedback))
+            try:
+                outcome = await self.plan_and_execute(round_no, feedback)
+            except RunError as exc:
+                exc.tasks = tasks + exc.tasks
+                raise
+            tasks.extend(outcome.records)
+            plan_errors.extend(outcome.plan_errors)
+            last_round = round_no == agent.max_replans + 1
+            join_start = time.monotonic()
+            try:
+                decision = await self.join(last_round)
+            except RunError as exc:
+                exc.tasks = tasks + exc.tasks
+                raise
+            join_end = time.monotonic()
+            timings.append(
+                RoundTimings(
+                    plan_start=outcome.plan_start,
+                    plan_first_chunk=outcome.plan_first_chunk,
+                    plan_end=outcome.plan_end,
+                    first_dispatch=outcome.first_dispatch,
+                    tasks_end=outcome.tasks_end,
+                    join_start=join_start,
+                    join_end=join_end,
+                )
+            )
+            if decision.thought:
+                thoughts.append(decision.thought)
+            if isinstance(decision, Finish):
+                return RunResult(
+                    answer=decision.answer,
+                    tasks=tasks,
+                    rounds=round_no,
+                    usage=self.usage,
+                    start=start,
+                    end=time.monotonic(),
+                    round_timings=timings,
+                    plan_errors=plan_errors,
+                    thoughts=thoughts,
+                )
+            if last_round:
+                raise ReplanLimitExceeded(agent.max_replans, decision.feedback, tasks=tasks)
+            feedback = decision.feedback
+        raise AssertionError("unreachable: the last round either answers or raises")  # pragma: no cover
+
+    async def plan_and_execute(self, round_no: int, feedback: str | None) -> RoundOutcome:
+        agent = self.agent
+        system = render(
+            "planner_system",
+            tools=describe_tools(agent.tools.values()),
+            numbering_note="" if round_no == 1 else f" This plan continues the numbering from {self.next_idx()}.",
+            examples=agent.examples,
+        )
+        if feedback is None:
+            user = render("planner_user", question=self.question)
+        else:
+            user = render(
+                "planner_replan",
+                question=self.question,
+                history=render_history(self.executor.records[i] for i in sorted(self.executor.records)),
+                feedback=feedback,
+                next_idx=str(self.next_idx()),
+            )
+        request = ModelRequest(
+            messages=(Message(role="system", content=system), Message(role="user", content=user)),
+            purpose="plan",
+            stop=(END_OF_PLAN,),
+            tools=tuple(agent.tools.values()),
+        )
+        return await self.executor.run_round(self.text(agent.llm, request), round=round_no)
+
+    async def join(self, last_round: bool) -> JoinDecision:
+        agent = self.agent
+        records = [self.executor.records[i] for i in sorted(self.executor.records)]
+        user = render(
+            "joiner_user",
+            question=self.question,
+            history=render_history(records),
+            must_answer=load("joiner_must_answer") if last_round else "",
+        )
+        request = ModelRequest(
+            messages=(
+                Message(role="system", content=load("joiner_system")),
+                Message(role="user", content=user),
+            ),
+            purpose="join",
+            tools=tuple(agent.tools.values()),
+        )
+        reply = "".join([chunk async for chunk in self.text(agent.joiner_llm, request)])
+        decision = parse_join_reply(reply)
+        text = decision.answer if isinstance(decision, Finish) else decision.feedback
+        self.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
+        return decision
+
+    async def text(self, llm: ChatModel, request: ModelRequest) -> AsyncIterator[str]:
+        """The text chunks of a model stream; usage is summed on the side."""
+        stream = llm.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, str):
+                    if event:
+                        yield event
+                elif isinstance(event, Usage):
+                    self.usage += event
+                elif isinstance(event, ToolCall):
+                    raise ModelError(
+                        llm.model_name,
+                        f"the {request.purpose} call answered with a native tool call ({event.name}); "
+                        "LLMCompiler needs text",
+                    )
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def next_idx(self) -> int:
+        return max(self.executor.records, default=0) + 1

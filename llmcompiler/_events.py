@@ -1,0 +1,75 @@
+"""Events a run reports while it happens, for live views and programs.
+
+A run calls ``on_event(event)`` for each of these, in the order they happen. The plan
+parser's own events (``TaskParsed``, ``ThoughtParsed``, ``ParseError``, ``PlanEnded``) are
+reported as they are parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+from llmcompiler._plan import PlanEvent
+from llmcompiler._records import TaskRecord
+
+__all__ = [
+    "EventHandler",
+    "JoinerDecided",
+    "PlanChunk",
+    "RoundStarted",
+    "RunEvent",
+    "TaskFinished",
+    "TaskStarted",
+]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RoundStarted:
+    """A planner call begins (round 1, or a replan)."""
+
+    round: int
+    feedback: str | None
+    kind: Literal["round"] = "round"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PlanChunk:
+    """A piece of plan text arrived from the model."""
+
+    text: str
+    time: float
+    kind: Literal["chunk"] = "chunk"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskStarted:
+    """A tool call starts (after its dependencies finished and its limits let it)."""
+
+    idx: int
+    tool: str
+    time: float
+    kind: Literal["started"] = "started"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskFinished:
+    """A task finished, failed, or was given up (``record.state`` says which)."""
+
+    record: TaskRecord
+    kind: Literal["finished"] = "finished"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class JoinerDecided:
+    """The joiner answered or asked for a new plan."""
+
+    action: Literal["finish", "replan"]
+    text: str
+    thought: str | None
+    kind: Literal["joined"] = "joined"
+
+
+RunEvent = RoundStarted | PlanChunk | PlanEvent | TaskStarted | TaskFinished | JoinerDecided
+EventHandler = Callable[[RunEvent], None]

@@ -1,0 +1,113 @@
+"""The model protocol every adapter implements, and the values that cross it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from llmcompiler._tools import Tool
+
+__all__ = ["ChatModel", "Message", "ModelEvent", "ModelRequest", "Purpose", "ToolCall", "Usage"]
+
+Purpose = str
+"""Why a model is called: ``"plan"``, ``"join"``, or a baseline's own word (``"react"``, ...)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCall:
+    """A native tool call: a tool's name and its arguments.
+
+    Args:
+        name: the tool's name.
+        args: the arguments as a JSON object.
+        id: the provider's call id, when it gives one.
+    """
+
+    name: str
+    args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Message:
+    """One chat message.
+
+    Attributes:
+        role: who speaks.
+        content: the text.
+        tool_calls: the native tool calls of an assistant turn.
+        tool_call_id: for ``role="tool"``, the call this message answers.
+        is_error: for ``role="tool"``, whether the content is an error.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    is_error: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Usage:
+    """Tokens a model call, or a whole run, used."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            calls=self.calls + other.calls,
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRequest:
+    """Everything a model call needs.
+
+    Attributes:
+        messages: the chat so far.
+        purpose: why the model is called (``"plan"``, ``"join"``, ...). Adapters may use it,
+            e.g. the local model picks its decoding grammar by purpose.
+        stop: stop sequences; the reply ends before the first one.
+        tools: the tools the plan may call (for grammars and native tool calling).
+        native_tools: offer ``tools`` through the provider's native tool calling.
+    """
+
+    messages: tuple[Message, ...]
+    purpose: Purpose
+    stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    native_tools: bool = False
+
+
+ModelEvent = str | ToolCall | Usage
+"""What a model stream yields: text chunks, native tool calls, and one or more usage reports."""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model that streams.
+
+    ``stream`` yields text chunks as they arrive, native ``ToolCall``s when the request asks
+    for them, and ``Usage`` reports (summed by the caller). A stream that ends without the
+    provider's end marker must raise ``ModelError``, never end quietly.
+    """
+
+    @property
+    def model_name(self) -> str:
+        """A name for traces and price tables, e.g. ``"openai:gpt-4o-mini"``."""
+        ...
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream the reply to ``request``."""
+        ...

@@ -1,0 +1,173 @@
+"""Test doubles: models that reply from a script or a function, streamed like real ones.
+
+They run offline and deterministically, so agents, planners and benchmarks can be tested
+without a provider. Token counts are estimates (words and punctuation marks), marked so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+
+from llmcompiler._errors import ModelError, ScriptExhausted
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Usage
+
+__all__ = ["FunctionLLM", "Reply", "ScriptedLLM", "StreamCut", "estimate_tokens"]
+
+_TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
+
+
+class StreamCut:
+    """A scripted reply that streams ``text`` and then fails as a cut connection does."""
+
+    def __init__(self, text: str, message: str = "the stream ended before its end marker") -> None:
+        self.text = text
+        self.message = message
+
+
+Reply = str | Sequence[ToolCall] | StreamCut | BaseException
+"""One model reply: text, native tool calls, a cut stream, or an exception to raise."""
+
+
+def estimate_tokens(text: str) -> int:
+    """An offline token estimate: words and punctuation marks (white space is free)."""
+    return sum(1 for t in _TOKENS.findall(text) if not t.isspace())
+
+
+class _Streaming:
+    """Streams replies the way a provider does: token-sized chunks, optional pacing."""
+
+    def __init__(self, *, name: str, ttft: float, token_delay: float, chunk_tokens: int) -> None:
+        if chunk_tokens < 1:
+            raise ValueError("chunk_tokens must be at least 1")
+        self._name = name
+        self.ttft = ttft
+        self.token_delay = token_delay
+        self.chunk_tokens = chunk_tokens
+        self.requests: list[ModelRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        """The name traces show."""
+        return self._name
+
+    async def _play(self, request: ModelRequest, reply: Reply) -> AsyncIterator[ModelEvent]:
+        if isinstance(reply, BaseException):
+            raise reply
+        prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
+        if self.ttft:
+            await asyncio.sleep(self.ttft)
+        if isinstance(reply, (str, StreamCut)):
+            text = reply if isinstance(reply, str) else reply.text
+            for stop in request.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text = text[:cut]
+            tokens = _TOKENS.findall(text)
+            for i in range(0, len(tokens), self.chunk_tokens):
+                if self.token_delay and i:
+                    await asyncio.sleep(self.token_delay * self.chunk_tokens)
+                yield "".join(tokens[i : i + self.chunk_tokens])
+            if isinstance(reply, StreamCut):
+                raise ModelError(self._name, reply.message)
+            completion = sum(1 for t in tokens if not t.isspace())
+        else:
+            calls = list(reply)
+            for call in calls:
+                yield call
+            completion = sum(estimate_tokens(f"{c.name}{dict(c.args)}") for c in calls)
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, calls=1)
+
+
+class ScriptedLLM(_Streaming):
+    """A model that gives scripted replies, one per call, in order.
+
+    Args:
+        replies: one ``Reply`` per expected call.
+        ttft: simulated seconds to the first token.
+        token_delay: simulated seconds per token after the first.
+        chunk_tokens: tokens per streamed chunk.
+        name: the model name traces show.
+
+    Attributes:
+        requests: every request received, in order.
+
+    Example:
+        >>> llm = ScriptedLLM(["1. search('x')\\n2. join()", "Action: Finish(x)"])
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply],
+        *,
+        ttft: float = 0.0,
+        token_delay: float = 0.0,
+        chunk_tokens: int = 1,
+        name: str = "scripted",
+    ) -> None:
+        super().__init__(name=name, ttft=ttft, token_delay=token_delay, chunk_tokens=chunk_tokens)
+        self.replies: list[Reply] = list(replies)
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream the next scripted reply.
+
+        Raises:
+            ScriptExhausted: every reply was already used.
+        """
+        n = len(self.requests)
+        self.requests.append(request)
+        if n >= len(self.replies):
+            raise ScriptExhausted(
+                f"{self.model_name} was called {n + 1} times but has {len(self.replies)} replies "
+                f"(this call's purpose: {request.purpose!r})"
+            )
+        return self._play(request, self.replies[n])
+
+    def assert_complete(self) -> None:
+        """Check that every scripted reply was used.
+
+        Raises:
+            AssertionError: naming how many were left.
+        """
+        left = len(self.replies) - len(self.requests)
+        if left > 0:
+            raise AssertionError(f"{self.model_name}: {left} of {len(self.replies)} scripted replies were not used")
+
+
+ReplyFunction = Callable[[Sequence[Message], Purpose], Reply | Awaitable[Reply]]
+
+
+class FunctionLLM(_Streaming):
+    """A model whose replies come from ``fn(messages, purpose)``, sync or async.
+
+    Args:
+        fn: given the chat messages and the call's purpose (``"plan"``, ``"join"``, ...),
+            returns the ``Reply``.
+        ttft: simulated seconds to the first token.
+        token_delay: simulated seconds per token after the first.
+        chunk_tokens: tokens per streamed chunk.
+        name: the model name traces show.
+    """
+
+    def __init__(
+        self,
+        fn: ReplyFunction,
+        *,
+        ttft: float = 0.0,
+        token_delay: float = 0.0,
+        chunk_tokens: int = 1,
+        name: str = "function",
+    ) -> None:
+        super().__init__(name=name, ttft=ttft, token_delay=token_delay, chunk_tokens=chunk_tokens)
+        self.fn = fn
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream ``fn``'s reply to ``request``."""
+        self.requests.append(request)
+        reply = self.fn(request.messages, request.purpose)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        async for event in self._play(request, reply):
+            yield event
