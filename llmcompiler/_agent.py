@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 from llmcompiler._errors import ModelError, ReplanLimitExceeded, RunError, UserError
@@ -109,7 +108,8 @@ class _Run:
             handler(event)
 
     async def go(self) -> RunResult:
-        start = time.monotonic()
+        now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
+        start = now()
         tasks: list[TaskRecord] = []
         timings: list[RoundTimings] = []
         plan_errors: list[str] = []
@@ -126,13 +126,13 @@ class _Run:
             tasks.extend(outcome.records)
             plan_errors.extend(outcome.plan_errors)
             last_round = round_no == agent.max_replans + 1
-            join_start = time.monotonic()
+            join_start = now()
             try:
                 decision = await self.join(last_round)
             except RunError as exc:
                 exc.tasks = tasks + exc.tasks
                 raise
-            join_end = time.monotonic()
+            join_end = now()
             timings.append(
                 RoundTimings(
                     plan_start=outcome.plan_start,
@@ -153,7 +153,7 @@ class _Run:
                     rounds=round_no,
                     usage=self.usage,
                     start=start,
-                    end=time.monotonic(),
+                    end=now(),
                     round_timings=timings,
                     plan_errors=plan_errors,
                     thoughts=thoughts,

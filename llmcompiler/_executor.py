@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -34,6 +33,9 @@ from llmcompiler._tools import ArgumentError, Tool, ToolLike, ToolLimits, coerce
 __all__ = ["Executor", "Limits", "RoundOutcome", "execute_plan"]
 
 Sleep = Callable[[float], Awaitable[None]]
+
+MAX_TRAILING_CHARS = 2000
+"""Text a model may write after its plan ended before its stream is closed."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,12 +196,16 @@ class _Round:
         self.ended_by = "stream_end"
         self.tg: asyncio.TaskGroup | None = None
         self.gates = executor._gates_here()
+        # The loop's clock: time.monotonic() on standard loops, and a test's fake clock under looptime.
+        self.now = asyncio.get_running_loop().time
 
     async def run(self, source: AsyncIterable[str]) -> RoundOutcome:
         parser = PlanParser(self.records)
-        plan_start = time.monotonic()
+        plan_start = self.now()
         first_chunk: float | None = None
         stream_error: BaseException | None = None
+        plan_end: float | None = None
+        trailing = 0
         async with asyncio.TaskGroup() as tg:
             self.tg = tg
             async with _closing(source) as chunks:
@@ -213,19 +219,26 @@ class _Round:
                         # The producer failed: stop parsing; parsed tasks drain; raised below.
                         stream_error = exc
                         break
-                    now = time.monotonic()
+                    if parser.ended:
+                        # After join() the text is no plan (the parser reports it), but read on: the
+                        # usage report comes at the end of the stream. Stop a model that rambles.
+                        trailing += len(chunk)
+                        if trailing > MAX_TRAILING_CHARS:
+                            break
+                    now = self.now()
                     if first_chunk is None:
                         first_chunk = now
                     self.ex._emit(PlanChunk(text=chunk, time=now))
                     for event in parser.feed(chunk):
                         self.handle(event)
-                    if parser.ended:
-                        break  # join() or <END_OF_PLAN>: stop reading the model
+                    if plan_end is None and parser.ended:
+                        plan_end = self.now()
             if stream_error is None:
                 for event in parser.close():
                     self.handle(event)
-            plan_end = time.monotonic()
-        tasks_end = time.monotonic()
+            if plan_end is None:
+                plan_end = self.now()
+        tasks_end = self.now()
         if self.join is not None:
             self.finish_join(tasks_end)
         records = [self.records[i] for i in self.order]
@@ -427,7 +440,7 @@ class _Round:
                 result=result if error is None else None,
                 error=error,
                 start=start,
-                end=time.monotonic() if start is not None else None,
+                end=self.now() if start is not None else None,
                 line=node.line,
                 round=self.round,
                 attempts=attempts,
@@ -448,7 +461,7 @@ class _Round:
             try:
                 if throttler is not None:
                     await throttler.acquire()  # type: ignore[no-untyped-call]
-                started = time.monotonic()
+                started = self.now()
                 if self.first_dispatch is None:
                     self.first_dispatch = started
                 self.ex._emit(TaskStarted(idx=node.idx, tool=node.name, time=started))

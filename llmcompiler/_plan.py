@@ -312,6 +312,8 @@ class PlanParser:
         line = self._buf[:upto].strip()
         idx = self._number(number, line, allow_missing=name == JOIN)
         if idx is not None:
+            if _has_unterminated_string(self._buf[self._args_start : upto]):
+                reason = f"unterminated string, so {reason}"
             self._events.append(ParseError(line=line, reason=reason, idx=idx, tool=name, thought=self._take_thought()))
         if name == JOIN:
             self._end("join")
@@ -392,6 +394,16 @@ class PlanParser:
         if not self._ended:
             self._ended = True
             self._events.append(PlanEnded(reason=reason))
+
+
+def _has_unterminated_string(args_text: str) -> bool:
+    try:
+        parse_arguments(args_text, idx=1, known=())
+    except ArgumentSyntaxError as exc:
+        return str(exc).startswith("unterminated string")
+    except RecursionError:
+        return False
+    return False
 
 
 def _is_head(buf: str, start: int, end: int) -> bool:

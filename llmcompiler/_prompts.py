@@ -6,7 +6,6 @@ or unexpected value, so a renamed placeholder cannot silently leave a hole in a 
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from importlib import resources
@@ -32,13 +31,25 @@ def _prompt_dir() -> Traversable:
     return Path(__file__).resolve().parent.parent / "prompts"
 
 
-@functools.cache
+def _read_all() -> dict[str, str]:
+    folder = _prompt_dir()
+    return {
+        entry.name.removesuffix(".txt"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".txt")
+    }
+
+
+# Read once, at import: file I/O does not belong on the event loop, where prompts are rendered.
+_TEMPLATES = _read_all()
+
+
 def load(name: str) -> str:
     """The text of template ``name`` (a file ``prompts/<name>.txt``)."""
-    path = _prompt_dir() / f"{name}.txt"
-    if not path.is_file():
-        raise UserError(f"no prompt template {name!r} (looked for {path})")
-    return path.read_text(encoding="utf-8")
+    try:
+        return _TEMPLATES[name]
+    except KeyError:
+        raise UserError(f"no prompt template {name!r} (templates: {', '.join(sorted(_TEMPLATES))})") from None
 
 
 def render(name: str, **values: str) -> str:

@@ -67,7 +67,9 @@ class TaskRecord:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RoundTimings:
-    """When each phase of one plan-execute-join round happened (``time.monotonic()`` seconds).
+    """When each phase of one plan-execute-join round happened.
+
+    Times are the event loop's clock: ``time.monotonic()`` seconds on standard loops.
 
     Attributes:
         plan_start: the planner was called.
