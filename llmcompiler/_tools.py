@@ -8,23 +8,23 @@ Sync functions run in a worker thread so nothing a tool does blocks the event lo
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import inspect
+import math
 import re
 import sys
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, overload
 
 import docstring_parser
 import jsonschema
 import pydantic
-from pydantic.fields import FieldInfo
 
 from llmcompiler._errors import UserError
 
-__all__ = ["ArgumentError", "Tool", "ToolLike", "ToolLimits", "coerce_tools", "tool"]
+__all__ = ["ArgumentError", "Tool", "ToolLike", "ToolLimits", "as_tool", "coerce_tools", "normalize_schema", "tool"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 RESERVED_NAMES = frozenset({"join"})
@@ -60,18 +60,36 @@ class ToolLimits:
     max_backoff: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and self.timeout <= 0:
-            raise UserError(f"timeout must be positive, got {self.timeout}")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise UserError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise UserError(f"rate_limit must be positive, got {self.rate_limit}")
-        if self.period <= 0:
-            raise UserError(f"period must be positive, got {self.period}")
-        if self.retries < 0:
-            raise UserError(f"retries must be 0 or more, got {self.retries}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise UserError("backoff and max_backoff must be 0 or more")
+        if self.timeout is not None and not _positive(self.timeout):
+            raise UserError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if self.max_concurrency is not None and not (_is_int(self.max_concurrency) and self.max_concurrency >= 1):
+            raise UserError(f"max_concurrency must be an integer of at least 1, got {self.max_concurrency!r}")
+        if self.rate_limit is not None and not _positive(self.rate_limit):
+            raise UserError(f"rate_limit must be a positive number, got {self.rate_limit!r}")
+        if not _positive(self.period):
+            raise UserError(f"period must be a positive number of seconds, got {self.period!r}")
+        if not (_is_int(self.retries) and self.retries >= 0):
+            raise UserError(f"retries must be an integer of 0 or more, got {self.retries!r}")
+        if not (_non_negative(self.backoff) and _non_negative(self.max_backoff)):
+            raise UserError(
+                f"backoff and max_backoff must be 0 or more seconds, got {self.backoff!r} and {self.max_backoff!r}"
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive(value: object) -> bool:
+    return _is_number(value) and value > 0  # type: ignore[operator]
+
+
+def _non_negative(value: object) -> bool:
+    return _is_number(value) and value >= 0  # type: ignore[operator]
 
 
 Validator = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -147,6 +165,11 @@ class Tool:
         Raises:
             UserError: the schema is not a valid JSON Schema object.
         """
+        _check_name(name)
+        if not isinstance(parameters, Mapping):
+            raise UserError(f"tool {name!r}: parameters must be a JSON Schema (a dict), got {_short(parameters)}")
+        if not callable(fn):
+            raise UserError(f"tool {name!r}: fn must be callable, got {type(fn).__name__}")
         schema = normalize_schema(dict(parameters), where=f"tool {name!r}")
         if schema.get("type", "object") != "object":
             raise UserError(f"tool {name!r}: parameters must be a JSON Schema of type 'object'")
@@ -170,6 +193,9 @@ class Tool:
         clone = object.__new__(Tool)
         for slot in Tool.__slots__:
             object.__setattr__(clone, slot, getattr(self, slot))
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(ToolLimits)})
+        if unknown:
+            raise UserError(f"tool {self.name!r}: unknown limit {unknown[0]!r}")
         clone.limits = dataclasses.replace(self.limits, **changes)
         return clone
 
@@ -291,26 +317,35 @@ def _from_function(fn: Callable[..., Any], *, name: str | None, description: str
         raise UserError(f"@tool needs a function, got {type(fn).__name__}")
     tool_name = name or getattr(fn, "__name__", None)
     if not tool_name or tool_name == "<lambda>":
-        raise UserError("@tool on a lambda needs name=...")
+        what = "a lambda" if getattr(fn, "__name__", None) == "<lambda>" else f"{type(fn).__name__} object"
+        raise UserError(f"@tool on {what} needs name=...")
+    _check_name(tool_name)  # before the parameters, so a bad name is the error reported
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
     summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
     param_docs = {p.arg_name: p.description or "" for p in doc.params}
 
+    # inspect.signature (not typing.get_type_hints) also reads partials and callable objects;
+    # eval_str resolves string annotations (``from __future__ import annotations``).
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception as exc:  # unresolved forward references and the like
-        raise UserError(f"tool {tool_name!r}: cannot read its type hints: {exc}") from None
+        sig = inspect.signature(fn, eval_str=True)
+    except (NameError, SyntaxError, TypeError, ValueError) as exc:
+        raise UserError(f"tool {tool_name!r}: cannot read its signature and type hints: {exc}") from None
+    # Each parameter is a field with a neutral name and the parameter's name as its alias, so that
+    # names pydantic treats specially (``json``, ``schema``, ``model_config``, ``_private``) work too.
     fields: dict[str, Any] = {}
-    for pname, param in inspect.signature(fn).parameters.items():
+    names: dict[str, str] = {}
+    for i, (pname, param) in enumerate(sig.parameters.items()):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise UserError(
                 f"tool {tool_name!r}: *{pname} / **{pname} cannot be described by a schema; name every parameter"
             )
         if param.kind is param.POSITIONAL_ONLY:
             raise UserError(f"tool {tool_name!r}: parameter {pname!r} is positional-only")
-        annotation = hints.get(pname, Any)
+        annotation = Any if param.annotation is param.empty else param.annotation
         default = ... if param.default is param.empty else param.default
-        fields[pname] = (annotation, FieldInfo(default=default, description=param_docs.get(pname) or None))
+        field = f"p{i}"
+        names[field] = pname
+        fields[field] = (annotation, pydantic.Field(default, alias=pname, description=param_docs.get(pname) or None))
 
     try:
         model = pydantic.create_model(
@@ -318,20 +353,19 @@ def _from_function(fn: Callable[..., Any], *, name: str | None, description: str
             __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False),
             **fields,
         )
-        schema = _strip_titles(model.model_json_schema())
+        schema = _strip_titles(model.model_json_schema(by_alias=True))
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
         raise UserError(f"tool {tool_name!r}: a parameter type has no JSON Schema: {exc}") from None
     schema.setdefault("properties", {})
-    names = tuple(fields)
 
     def validate(args: Mapping[str, Any]) -> dict[str, Any]:
-        if not args and not model.model_fields:
+        if not args and not fields:
             return {}
         try:
             parsed = model.model_validate(dict(args))
         except pydantic.ValidationError as exc:
             raise ArgumentError(_pydantic_message(exc)) from None
-        return {n: getattr(parsed, n) for n in names}
+        return {pname: getattr(parsed, field) for field, pname in names.items()}
 
     return Tool(
         name=tool_name,
@@ -356,13 +390,24 @@ def _pydantic_message(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
+_DATA_KEYS = frozenset({"default", "enum", "const", "examples"})
+
+
 def _strip_titles(node: Any) -> Any:
+    """Drop the ``title`` keywords pydantic adds, leaving property names and literal data alone."""
     if isinstance(node, dict):
-        return {
-            k: _strip_titles(v) if k != "properties" else {pk: _strip_titles(pv) for pk, pv in v.items()}
-            for k, v in node.items()
-            if k != "title"
-        }
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "title":
+                continue
+            if key in _DATA_KEYS:
+                out[key] = value
+            elif key in _SCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+            else:
+                out[key] = _strip_titles(value)
+        return out
     if isinstance(node, list):
         return [_strip_titles(v) for v in node]
     return node
@@ -383,9 +428,33 @@ _LOOSE_TYPES = {
 }
 
 
+_SUBSCHEMAS = frozenset(
+    {
+        "items",
+        "prefixItems",
+        "additionalItems",
+        "contains",
+        "additionalProperties",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "propertyNames",
+        "not",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "if",
+        "then",
+        "else",
+    }
+)
+
+
 def normalize_schema(schema: Any, *, where: str) -> Any:
     """Map the loose type names of function-calling specs (``dict``, ``float``, ``tuple``, ``any``)
-    to JSON Schema, recursively. Returns a new schema; the input is not changed."""
+    to JSON Schema, recursively. Returns a new schema; the input is not changed.
+
+    Values of the wrong shape (``"properties": [...]``) are left for the schema check to report.
+    """
     if isinstance(schema, list):
         return [normalize_schema(s, where=where) for s in schema]
     if not isinstance(schema, dict):
@@ -401,9 +470,9 @@ def normalize_schema(schema: Any, *, where: str) -> Any:
                     del out[key]
                 continue
             out[key] = _LOOSE_TYPES.get(value, value)
-        elif key in ("properties", "$defs", "definitions", "patternProperties"):
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
             out[key] = {k: normalize_schema(v, where=where) for k, v in value.items()}
-        elif key in ("items", "additionalProperties", "not", "anyOf", "oneOf", "allOf", "prefixItems"):
+        elif key in _SUBSCHEMAS:
             out[key] = normalize_schema(value, where=where)
         else:
             out[key] = value
@@ -424,19 +493,22 @@ _Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
 def _schema_validator(schema: dict[str, Any]) -> Validator:
     validator = _Validator(schema)
     properties: dict[str, Any] = schema.get("properties", {})
+    # Names listed only in ``required`` are arguments too.
+    known = [*properties, *(r for r in schema.get("required", ()) if r not in properties)]
     extra = schema.get("additionalProperties", False) is not False
     defaults = {k: v["default"] for k, v in properties.items() if isinstance(v, dict) and "default" in v}
 
     def validate(args: Mapping[str, Any]) -> dict[str, Any]:
         if not extra:
-            unknown = [k for k in args if k not in properties]
+            unknown = [k for k in args if k not in known]
             if unknown:
-                known = ", ".join(properties) or "none"
-                raise ArgumentError(f"unexpected argument {unknown[0]!r} (known: {known})")
-        errors = sorted(validator.iter_errors(dict(args)), key=lambda e: list(e.absolute_path))
+                raise ArgumentError(f"unexpected argument {unknown[0]!r} (known: {', '.join(known) or 'none'})")
+        errors = sorted(validator.iter_errors(dict(args)), key=lambda e: [str(p) for p in e.absolute_path])
         if errors:
             raise ArgumentError("; ".join(_jsonschema_message(e) for e in errors))
-        kwargs = dict(defaults)
+        # A fresh copy of each default per call: a tool that appends to a default list must not
+        # change what the next call gets.
+        kwargs = {k: copy.deepcopy(v) for k, v in defaults.items() if k not in args}
         kwargs.update(args)
         return kwargs
 
@@ -494,7 +566,7 @@ def _from_langchain(lc_tool: Any) -> Tool:
 
     return Tool.from_schema(
         name=name,
-        description=spec.get("description", "") or "",
+        description=inspect.cleandoc(spec.get("description", "") or ""),
         parameters=spec.get("parameters") or {"type": "object", "properties": {}},
         fn=invoke,
     )
