@@ -1,5 +1,57 @@
-"""Chat models: the protocol the engine talks to, and its adapters."""
+"""Chat models: the protocol the engine talks to, and its adapters.
+
+The adapters load their SDKs on first use (``import llmcompiler`` stays fast):
+``OpenAIChat`` (OpenAI and any OpenAI-compatible server), ``AnthropicChat``,
+``LangChainChat`` (any LangChain chat model), ``LlamaCppChat`` (the local default), and
+``load_model("openai:gpt-4o-mini" | "anthropic:..." | "local")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from llmcompiler.models._base import ChatModel, Message, ModelEvent, ModelRequest, Purpose, ToolCall, Usage
 
-__all__ = ["ChatModel", "Message", "ModelEvent", "ModelRequest", "Purpose", "ToolCall", "Usage"]
+if TYPE_CHECKING:
+    from llmcompiler.models._anthropic import AnthropicChat
+    from llmcompiler.models._langchain import LangChainChat
+    from llmcompiler.models._loader import load_model
+    from llmcompiler.models._openai import OpenAIChat
+    from llmcompiler.models._pricing import PRICES, PRICES_AS_OF, cost_usd, price_of
+
+__all__ = [
+    "PRICES",
+    "PRICES_AS_OF",
+    "AnthropicChat",
+    "ChatModel",
+    "LangChainChat",
+    "Message",
+    "ModelEvent",
+    "ModelRequest",
+    "OpenAIChat",
+    "Purpose",
+    "ToolCall",
+    "Usage",
+    "cost_usd",
+    "load_model",
+    "price_of",
+]
+
+_LAZY = {
+    "AnthropicChat": "_anthropic",
+    "LangChainChat": "_langchain",
+    "OpenAIChat": "_openai",
+    "load_model": "_loader",
+    "PRICES": "_pricing",
+    "PRICES_AS_OF": "_pricing",
+    "cost_usd": "_pricing",
+    "price_of": "_pricing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmcompiler.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"llmcompiler.models.{module}"), name)
