@@ -228,7 +228,8 @@ class _Round:
                     now = self.now()
                     if first_chunk is None:
                         first_chunk = now
-                    self.ex._emit(PlanChunk(text=chunk, time=now))
+                    if self.ex._on_event is not None:  # build event objects only for a listener
+                        self.ex._on_event(PlanChunk(text=chunk, time=now))
                     for event in parser.feed(chunk):
                         self.handle(event)
                     if plan_end is None and parser.ended:
@@ -329,7 +330,8 @@ class _Round:
         """Store a record and hand it to the tasks waiting on it."""
         self.records[record.idx] = record
         self.running.pop(record.idx, None)
-        self.ex._emit(TaskFinished(record=record))
+        if self.ex._on_event is not None:
+            self.ex._on_event(TaskFinished(record=record))
         stack = [record]
         while stack:
             rec = stack.pop()
@@ -406,6 +408,7 @@ class _Round:
         kwargs = node.kwargs
         tool = node.tool
         lim = self.ex.limits_for(tool)
+        ungated = self.gates.shared is None and lim.timeout is None and not (lim.max_concurrency or lim.rate_limit)
         attempts = 0
         start: float | None = None
         result: Any = None
@@ -420,7 +423,10 @@ class _Round:
             while True:
                 attempts += 1
                 try:
-                    started, result = await self.guarded(node, tool, validated, lim)
+                    if ungated:
+                        started, result = await self.direct(node, tool, validated)
+                    else:
+                        started, result = await self.guarded(node, tool, validated, lim)
                     start = start if start is not None else started
                     error = None
                     break
@@ -447,6 +453,18 @@ class _Round:
             )
         )
 
+    async def direct(self, node: _Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
+        """One attempt of a tool with no gate and no timeout: ``guarded`` without its layers."""
+        started = self.now()
+        if self.first_dispatch is None:
+            self.first_dispatch = started
+        if self.ex._on_event is not None:
+            self.ex._on_event(TaskStarted(idx=node.idx, tool=node.name, time=started))
+        try:
+            return started, await tool.call(kwargs)
+        except Exception as exc:
+            raise _Attempt(started, f"{tool.name} raised {_describe(exc)}") from exc
+
     async def guarded(self, node: _Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits) -> tuple[float, Any]:
         """One attempt under the concurrency, rate and time limits. Raises ``_Attempt`` on failure."""
         shared = self.gates.shared
@@ -464,7 +482,8 @@ class _Round:
                 started = self.now()
                 if self.first_dispatch is None:
                     self.first_dispatch = started
-                self.ex._emit(TaskStarted(idx=node.idx, tool=node.name, time=started))
+                if self.ex._on_event is not None:
+                    self.ex._on_event(TaskStarted(idx=node.idx, tool=node.name, time=started))
                 try:
                     if lim.timeout is None:
                         return started, await tool.call(kwargs)

@@ -55,7 +55,7 @@ class ArgumentSyntaxError(ValueError):
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+|\#[^\n]*)
-   |(?P<str>(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'))
+   |(?P<str>(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'))
    |(?P<ref>\$\{\s*\d+\s*\}|\$\d+)
    |(?P<num>[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
         |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)(?![\w.]))
@@ -293,6 +293,8 @@ def _unescape(m: re.Match[str]) -> str:
 
 
 def _number(text: str) -> int | float:
+    if text.isdecimal():  # the common case: plain digits (what _TOKEN's \d matches), read by int()
+        return int(text)
     clean = text.replace("_", "")
     try:
         lowered = clean.lower().lstrip("+-")

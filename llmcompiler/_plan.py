@@ -139,7 +139,16 @@ class PlanParser:
 
     def feed(self, chunk: str) -> list[PlanEvent]:
         """Take the next piece of text and return the events it completes."""
-        if chunk:
+        if len(chunk) > 256 and "\n" in chunk:
+            # Scan a long text line by line: the buffer then holds about one line, so consuming
+            # a line costs O(line) instead of O(text) and a whole plan parses in linear time.
+            start = 0
+            while start < len(chunk):
+                end = chunk.find("\n", start) + 1 or len(chunk)
+                self._buf += chunk[start:end]
+                self._scan()
+                start = end
+        elif chunk:
             self._buf += chunk
             self._scan()
         events, self._events = self._events, []

@@ -358,14 +358,18 @@ def _from_function(fn: Callable[..., Any], *, name: str | None, description: str
         raise UserError(f"tool {tool_name!r}: a parameter type has no JSON Schema: {exc}") from None
     schema.setdefault("properties", {})
 
+    validator = model.__pydantic_validator__
+
     def validate(args: Mapping[str, Any]) -> dict[str, Any]:
         if not args and not fields:
             return {}
         try:
-            parsed = model.model_validate(dict(args))
+            # The core validator directly: model_validate() adds a call layer and a copy per task.
+            parsed = validator.validate_python(args if type(args) is dict else dict(args))
         except pydantic.ValidationError as exc:
             raise ArgumentError(_pydantic_message(exc)) from None
-        return {pname: getattr(parsed, field) for field, pname in names.items()}
+        values = parsed.__dict__
+        return {pname: values[field] for field, pname in names.items()}
 
     return Tool(
         name=tool_name,

@@ -1,0 +1,1 @@
+"""Benchmarks of the llmcompiler engine: run with ``python -m benchmarks.<name>``."""
