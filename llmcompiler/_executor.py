@@ -322,16 +322,22 @@ class _Round:
 
     # -- scheduling
 
+    def start_all(self, record: TaskRecord) -> None:
+        """Record a task that finished outside a tool call; start what it made ready."""
+        for node in self.finished(record):
+            self.start(node)
+
     def start(self, node: _Node) -> None:
         assert self.tg is not None
         self.tg.create_task(self.call(node))
 
-    def finished(self, record: TaskRecord) -> None:
-        """Store a record and hand it to the tasks waiting on it."""
+    def finished(self, record: TaskRecord) -> list[_Node]:
+        """Store a record, hand it to the tasks waiting on it, and return those now ready to run."""
         self.records[record.idx] = record
         self.running.pop(record.idx, None)
         if self.ex._on_event is not None:
             self.ex._on_event(TaskFinished(record=record))
+        ready: list[_Node] = []
         stack = [record]
         while stack:
             rec = stack.pop()
@@ -343,7 +349,8 @@ class _Round:
                 else:
                     node.waiting -= 1
                     if node.waiting == 0:
-                        self.start(node)
+                        ready.append(node)
+        return ready
 
     def give_up(self, node: _Node, dep: int, error: str) -> TaskRecord:
         self.running.pop(node.idx, None)
@@ -371,7 +378,7 @@ class _Round:
         line: str,
         error: str,
     ) -> None:
-        self.finished(
+        self.start_all(
             TaskRecord(
                 idx=idx,
                 tool=tool,
@@ -404,6 +411,17 @@ class _Round:
     # -- one tool call
 
     async def call(self, node: _Node) -> None:
+        """Run a task, then the tasks it made ready: the first in this same asyncio task (a chain
+        costs no task creation or loop turn per step), the others in new tasks of the group."""
+        next_node: _Node | None = node
+        while next_node is not None:
+            ready = self.finished(await self.attempts(next_node))
+            next_node = ready[0] if ready else None
+            for other in ready[1:]:
+                self.start(other)
+
+    async def attempts(self, node: _Node) -> TaskRecord:
+        """Call a task's tool, retrying as its limits allow, and return its record."""
         records = self.records
         kwargs = node.kwargs
         tool = node.tool
@@ -436,21 +454,19 @@ class _Round:
                     if attempts > lim.retries:
                         break
                 await self.ex._sleep(min(lim.max_backoff, lim.backoff * 2 ** (attempts - 1)))
-        self.finished(
-            TaskRecord(
-                idx=node.idx,
-                tool=node.name,
-                args=kwargs,
-                deps=node.deps,
-                thought=node.thought,
-                result=result if error is None else None,
-                error=error,
-                start=start,
-                end=self.now() if start is not None else None,
-                line=node.line,
-                round=self.round,
-                attempts=attempts,
-            )
+        return TaskRecord(
+            idx=node.idx,
+            tool=node.name,
+            args=kwargs,
+            deps=node.deps,
+            thought=node.thought,
+            result=result if error is None else None,
+            error=error,
+            start=start,
+            end=self.now() if start is not None else None,
+            line=node.line,
+            round=self.round,
+            attempts=attempts,
         )
 
     async def direct(self, node: _Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
