@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from functools import cache
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,11 +70,13 @@ def local_time(city: str) -> str:
     return f"{city.strip().title()}: {now:%H:%M} ({zone}, UTC{now:%z})"
 
 
-@cache
-def _facts() -> dict[str, str]:
+def _read_facts() -> dict[str, str]:
     text = resources.files("llmcompiler.demo").joinpath("facts.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return dict(data["facts"])
+
+
+_FACTS = _read_facts()  # read at import: file I/O does not belong on the event loop
 
 
 @tool
@@ -87,7 +88,7 @@ async def search(query: str) -> str:
     """
     await asyncio.sleep(API_LATENCY)
     q = query.lower()
-    hits = [text for key, text in _facts().items() if key in q or q in key]
+    hits = [text for key, text in _FACTS.items() if key in q or q in key]
     return " ".join(hits) if hits else f"no facts found for {query!r}"
 
 
