@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the project with its extras
 
-demo: $(STAMP)  ## answer a question with the demo tools
-	$(PY) -m llmcompiler.demo
+DEMO_QUESTION ?= What is the weather and the local time in Tokyo and in Oslo?
+
+demo: $(STAMP)  ## answer a question with the local model and the demo tools
+	$(VENV)/bin/llmcompiler run "$(DEMO_QUESTION)"
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check .
@@ -36,7 +38,10 @@ test: lint typecheck unit  ## lint, typecheck and every test
 bench-engine: $(STAMP)  ## engine overhead, dispatch latency, makespan vs critical path
 	$(PY) -m benchmarks.engine
 
-bench: bench-engine  ## every benchmark
+bench-local: $(STAMP)  ## the local model: tokens/s, time to first token, the demo end to end
+	$(PY) -m benchmarks.local_model
+
+bench: bench-engine bench-local  ## every benchmark
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
