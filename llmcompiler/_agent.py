@@ -14,6 +14,7 @@ from llmcompiler._prompts import describe_tools, load, render, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
 from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Usage
+from llmcompiler.models._pricing import cost_usd
 
 __all__ = ["LLMCompiler"]
 
@@ -101,6 +102,7 @@ class _Run:
         self.question = question
         self.handlers = [h for h in (agent.on_event, on_event) if h is not None]
         self.usage = Usage()
+        self.cost: float | None = 0.0  # None once a call's price is unknown
         self.executor = Executor(agent.tools, limits=agent.limits, on_event=self.emit)
 
     def emit(self, event: RunEvent) -> None:
@@ -157,6 +159,7 @@ class _Run:
                     round_timings=timings,
                     plan_errors=plan_errors,
                     thoughts=thoughts,
+                    cost_usd=self.cost,
                 )
             if last_round:
                 raise ReplanLimitExceeded(agent.max_replans, decision.feedback, tasks=tasks)
@@ -222,6 +225,8 @@ class _Run:
                         yield event
                 elif isinstance(event, Usage):
                     self.usage += event
+                    cost = cost_usd(llm.model_name, event)
+                    self.cost = None if cost is None or self.cost is None else self.cost + cost
                 elif isinstance(event, ToolCall):
                     raise ModelError(
                         llm.model_name,

@@ -104,6 +104,8 @@ class RunResult:
         round_timings: the phases of each round.
         plan_errors: plan lines that were neither tasks nor thoughts (with the reason).
         thoughts: the joiner's thought for each round.
+        cost_usd: the model calls' cost at list price, or ``None`` when a model's price is
+            unknown (local models, OpenAI-compatible servers, test doubles).
     """
 
     answer: str
@@ -115,6 +117,7 @@ class RunResult:
     round_timings: list[RoundTimings] = dataclasses.field(default_factory=list)
     plan_errors: list[str] = dataclasses.field(default_factory=list)
     thoughts: list[str] = dataclasses.field(default_factory=list)
+    cost_usd: float | None = None
 
     @property
     def total_s(self) -> float:

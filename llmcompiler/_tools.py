@@ -321,7 +321,9 @@ def _from_function(fn: Callable[..., Any], *, name: str | None, description: str
         raise UserError(f"@tool on {what} needs name=...")
     _check_name(tool_name)  # before the parameters, so a bad name is the error reported
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
-    summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
+    # A summary wrapped over several lines continues its first line; a blank line starts a new paragraph.
+    between = "\n\n" if doc.blank_after_short_description else "\n"
+    summary = between.join(p for p in (doc.short_description, doc.long_description) if p)
     param_docs = {p.arg_name: p.description or "" for p in doc.params}
 
     # inspect.signature (not typing.get_type_hints) also reads partials and callable objects;

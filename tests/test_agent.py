@@ -244,3 +244,14 @@ async def test_scripted_tool_call_replies() -> None:
     request = ModelRequest(messages=(Message(role="user", content="q"),), purpose="parallel_fc", native_tools=True)
     events = [e async for e in llm.stream(request)]
     assert events[:1] == calls and isinstance(events[1], Usage)
+
+
+async def test_cost_is_summed_for_priced_models_and_unknown_otherwise() -> None:
+    priced = ScriptedLLM(["1. add(1, 2)\n2. join()", "Action: Finish(3)"], name="openai:gpt-4o-mini")
+    result = await LLMCompiler(llm=priced, tools=[add]).arun("1 + 2?")
+    from llmcompiler.models import cost_usd
+
+    assert result.cost_usd == pytest.approx(cost_usd("openai:gpt-4o-mini", result.usage))
+    assert result.cost_usd is not None and result.cost_usd > 0
+    local = ScriptedLLM(["1. add(1, 2)\n2. join()", "Action: Finish(3)"])
+    assert (await LLMCompiler(llm=local, tools=[add]).arun("1 + 2?")).cost_usd is None
