@@ -29,6 +29,7 @@ from llmcompiler._events import (
 from llmcompiler._executor import Executor, Limits, RoundOutcome, execute_plan
 from llmcompiler._joiner import Finish, JoinDecision, Replan, parse_join_reply
 from llmcompiler._literals import Ref, Template
+from llmcompiler._live import LiveView
 from llmcompiler._plan import (
     END_OF_PLAN,
     ParseError,
@@ -40,7 +41,9 @@ from llmcompiler._plan import (
     parse_plan,
 )
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
+from llmcompiler._timeline import render_timeline, write_timeline
 from llmcompiler._tools import ArgumentError, Tool, ToolLimits, tool
+from llmcompiler._trace import trace_dict, write_trace
 from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Usage
 
 __version__ = "0.1.0"
@@ -92,6 +95,12 @@ __all__ = [
     "TaskStarted",
     "TaskFinished",
     "JoinerDecided",
+    # traces, pictures, live view
+    "trace_dict",
+    "write_trace",
+    "render_timeline",
+    "write_timeline",
+    "LiveView",
     # errors
     "LLMCompilerError",
     "UserError",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from typing import Literal, overload
 
 from llmcompiler._errors import ModelError, ReplanLimitExceeded, RunError, UserError
 from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
 from llmcompiler._executor import Executor, Limits, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
+from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, load, render, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
@@ -94,6 +96,122 @@ class LLMCompiler:
                 records finished before that.
         """
         return await _Run(self, question, on_event).go()
+
+    async def astream(self, question: str) -> AsyncGenerator[RunEvent | RunResult, None]:
+        """Answer ``question``, yielding each ``RunEvent`` as it happens and then the ``RunResult``.
+
+        The run goes on in its own task while its events wait in a queue, so a slow consumer
+        never holds up the tools. Stopping early (``break``, an exception, cancellation)
+        cancels the run and every tool call in flight when the iterator is closed: iterate
+        inside ``contextlib.aclosing`` so that happens at once.
+
+        Raises:
+            RunError: as ``arun`` does, after the events that came before it.
+
+        Example:
+            >>> import asyncio, contextlib
+            >>> from llmcompiler import LLMCompiler, RunResult, tool
+            >>> from llmcompiler.testing import ScriptedLLM
+            >>> @tool
+            ... def square(x: int) -> int:
+            ...     '''Square a number.'''
+            ...     return x * x
+            >>> llm = ScriptedLLM(["1. square(3)\\n2. join()", "Action: Finish(9)"])
+            >>> agent = LLMCompiler(llm=llm, tools=[square])
+            >>> async def kinds():
+            ...     async with contextlib.aclosing(agent.astream("3 squared?")) as stream:
+            ...         return [getattr(item, "kind", "result") async for item in stream]
+            >>> kinds = asyncio.run(kinds())
+            >>> kinds[0], kinds[-2:]
+            ('round', ['joined', 'result'])
+        """
+        queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+        run = asyncio.create_task(self.arun(question, on_event=queue.put_nowait), name="llmcompiler: astream run")
+        run.add_done_callback(lambda _: queue.put_nowait(None))  # None: no more events
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            yield run.result()
+        finally:
+            if not run.done():
+                run.cancel()
+            # Wait for the run to unwind (its tool calls are cancelled with it). Its outcome was
+            # yielded above, or is moot because the consumer stopped.
+            await asyncio.wait([run])
+            if not run.cancelled():
+                run.exception()  # retrieved, so asyncio never logs it as unretrieved
+
+    @overload
+    async def arun_many(
+        self,
+        questions: Iterable[str],
+        *,
+        concurrency: int = ...,
+        on_event: EventHandler | None = ...,
+        return_exceptions: Literal[False] = ...,
+    ) -> list[RunResult]: ...
+
+    @overload
+    async def arun_many(
+        self,
+        questions: Iterable[str],
+        *,
+        concurrency: int = ...,
+        on_event: EventHandler | None = ...,
+        return_exceptions: Literal[True],
+    ) -> list[RunResult | RunError]: ...
+
+    async def arun_many(
+        self,
+        questions: Iterable[str],
+        *,
+        concurrency: int = 8,
+        on_event: EventHandler | None = None,
+        return_exceptions: bool = False,
+    ) -> list[RunResult] | list[RunResult | RunError]:
+        """Answer many questions concurrently, at most ``concurrency`` at once.
+
+        The runs share the agent's limits: ``max_concurrency``, each tool's concurrency and
+        rate limits and its batch window hold across all of them (calls of different questions
+        may be fused). Each run keeps its own records and its own results of pure tools.
+        A fixed set of ``concurrency`` workers takes the questions in turn, so tasks, threads
+        and memory stay flat however many questions there are.
+
+        Args:
+            questions: the questions.
+            concurrency: questions answered at once.
+            on_event: called with each ``RunEvent`` of every run (besides the agent's own handler).
+            return_exceptions: put a failed question's ``RunError`` in its place in the list
+                instead of cancelling the others and raising it.
+
+        Returns:
+            One ``RunResult`` (or ``RunError``) per question, in order.
+
+        Raises:
+            UserError: ``concurrency`` is less than 1.
+            RunError: a question failed and ``return_exceptions`` is false.
+
+        Example:
+            >>> import asyncio
+            >>> from llmcompiler import LLMCompiler, tool
+            >>> from llmcompiler.testing import FunctionLLM
+            >>> @tool
+            ... def square(x: int) -> int:
+            ...     '''Square a number.'''
+            ...     return x * x
+            >>> llm = FunctionLLM(lambda m, p: "1. square(3)\\n2. join()" if p == "plan" else "Action: Finish(9)")
+            >>> results = asyncio.run(LLMCompiler(llm=llm, tools=[square]).arun_many(["a", "b"], concurrency=2))
+            >>> [r.answer for r in results]
+            ['9', '9']
+        """
+        hub = Executor(self.tools, limits=self.limits)
+
+        async def one(question: str) -> RunResult:
+            run = _Run(self, question, on_event)
+            run.executor.share_limits(hub)
+            return await run.go()
+
+        return await run_many(one, list(questions), concurrency=concurrency, return_exceptions=return_exceptions)
 
 
 class _Run:

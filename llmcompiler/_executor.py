@@ -18,14 +18,16 @@ import asyncio
 import contextlib
 import dataclasses
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from asyncio_throttle.throttler import Throttler
 
 from llmcompiler._errors import RunError, UserError
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished, TaskStarted
+from llmcompiler._fusion import Batcher, BatchFailed
 from llmcompiler._literals import resolve
+from llmcompiler._memo import Memo, memo_key
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._records import TaskRecord
 from llmcompiler._tools import ArgumentError, Tool, ToolLike, ToolLimits, coerce_tools
@@ -87,7 +89,7 @@ class RoundOutcome:
 class _Node:
     """A parsed task waiting for its dependencies or running."""
 
-    __slots__ = ("deps", "idx", "kwargs", "line", "name", "thought", "tool", "waiting")
+    __slots__ = ("batch_size", "deps", "fused_with", "idx", "kwargs", "line", "name", "thought", "tool", "waiting")
 
     def __init__(self, ev: TaskParsed, tool: Tool, kwargs: dict[str, Any]) -> None:
         self.idx = ev.idx
@@ -98,15 +100,39 @@ class _Node:
         self.thought = ev.thought
         self.line = ev.line
         self.waiting = 0
+        self.batch_size = 0  # set by a fused call
+        self.fused_with: tuple[int, ...] = ()
 
 
 class _Gates:
-    """Concurrency and rate gates of one executor on one event loop."""
+    """Concurrency and rate gates of one executor on one event loop (shared by the executors
+    of ``arun_many``), and the batchers of tools with a batch implementation."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.shared = asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None
         self.per_tool: dict[str, tuple[asyncio.Semaphore | None, Throttler | None]] = {}
+        self.batchers: dict[str, Batcher] = {}
+
+    def batcher(self, tool: Tool, lim: ToolLimits) -> Batcher:
+        """The batcher fusing the calls of ``tool``."""
+        batcher = self.batchers.get(tool.name)
+        if batcher is None:
+            batcher = self.batchers[tool.name] = Batcher(tool, lim, lambda: self.slot(tool.name, lim))
+        return batcher
+
+    @contextlib.asynccontextmanager
+    async def slot(self, name: str, lim: ToolLimits) -> AsyncIterator[None]:
+        """Hold one invocation's share of the gates: concurrency slots and a rate-limit token."""
+        sem, throttler = self.for_tool(name, lim) if (lim.max_concurrency or lim.rate_limit) else (None, None)
+        async with contextlib.AsyncExitStack() as stack:
+            if self.shared is not None:
+                await stack.enter_async_context(self.shared)
+            if sem is not None:
+                await stack.enter_async_context(sem)
+            if throttler is not None:
+                await throttler.acquire()  # type: ignore[no-untyped-call]
+            yield
 
     def for_tool(self, name: str, lim: ToolLimits) -> tuple[asyncio.Semaphore | None, Throttler | None]:
         gates = self.per_tool.get(name)
@@ -147,6 +173,7 @@ class Executor:
         self._on_event = on_event
         self._sleep = sleep
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Gates] = weakref.WeakKeyDictionary()
+        self._memos: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Memo] = weakref.WeakKeyDictionary()
         self._tool_limits: dict[str, ToolLimits] = {}
 
     def limits_for(self, tool: Tool) -> ToolLimits:
@@ -168,6 +195,59 @@ class Executor:
         """
         return await _Round(self, round).run(source)
 
+    async def run_tasks(self, events: Iterable[PlanEvent], *, round: int = 1) -> list[TaskRecord]:
+        """Run already-parsed tasks (``parse_plan``'s events) under the same limits and failure rules
+        as a streamed plan; return when all are done.
+
+        ``ParseError``s that carry a task number become failed records, as in ``run_round``; an
+        unknown tool or invalid arguments fail only that task. Other events (thoughts, errors
+        without a task number, the plan's end) add no record. A task may depend on tasks of
+        earlier calls (``$N``) or on earlier tasks of ``events``.
+
+        Returns:
+            One ``TaskRecord`` per task, in the order given (``join`` included when given).
+
+        Raises:
+            UserError: a task number is already used, or a task depends on a task that is
+                neither finished nor earlier in ``events``.
+        """
+        return await _Round(self, round).run_parsed(events)
+
+    async def run_calls(
+        self,
+        calls: Sequence[tuple[int, str, Mapping[str, Any]]],
+        *,
+        round: int = 1,
+        unreadable: Mapping[int, str] | None = None,
+    ) -> list[TaskRecord]:
+        """Run structured tool calls ``(idx, tool name, arguments)`` concurrently, as one round.
+
+        The calls run under the executor's limits (concurrency, timeouts, retries, rates) and
+        each ends in a ``TaskRecord`` as a plan's task does: an unknown tool or invalid arguments
+        fail only that call. Argument values are taken literally (no ``$N`` references).
+        ``unreadable`` maps the numbers of calls the model garbled to why: they fail with that
+        reason and never run.
+
+        Returns:
+            One ``TaskRecord`` per call, in the order given.
+
+        Raises:
+            UserError: a task number is used twice.
+        """
+        garbled = unreadable or {}
+        tasks: list[TaskParsed | ParseError] = []
+        for idx, name, args in calls:
+            line = f"{idx}. {name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+            if idx in garbled:
+                tasks.append(ParseError(line=line, reason=garbled[idx], idx=idx, tool=name))
+            else:
+                tasks.append(
+                    TaskParsed(
+                        idx=idx, tool=name, args=(), kwargs=dict(args), deps=frozenset(), thought=None, line=line
+                    )
+                )
+        return await self.run_tasks(tasks, round=round)
+
     def _emit(self, event: Any) -> None:
         if self._on_event is not None:
             self._on_event(event)
@@ -178,6 +258,20 @@ class Executor:
         if gates is None:
             gates = self._gates[loop] = _Gates(self.limits)
         return gates
+
+    def share_limits(self, other: Executor) -> None:
+        """Share ``other``'s gates: the run-wide and per-tool concurrency limits, the rate limits
+        and the batch windows then hold across both executors (``arun_many`` does this for its
+        runs). Records and the results of pure tools stay per executor."""
+        self._gates = other._gates
+
+    def memo(self) -> Memo:
+        """This executor's results of ``pure`` tools (on the running event loop)."""
+        loop = asyncio.get_running_loop()
+        memo = self._memos.get(loop)
+        if memo is None:
+            memo = self._memos[loop] = Memo()
+        return memo
 
 
 class _Round:
@@ -258,6 +352,26 @@ class _Round:
             tasks_end=tasks_end,
             ended_by=self.ended_by,
         )
+
+    async def run_parsed(self, events: Iterable[PlanEvent]) -> list[TaskRecord]:
+        events = list(events)
+        known = set(self.records)
+        for event in events:
+            idx = event.idx if isinstance(event, TaskParsed | ParseError) else None
+            if idx is None:
+                continue
+            if idx in known:
+                raise UserError(f"task number {idx} is used twice")
+            if isinstance(event, TaskParsed) and not event.deps <= known:
+                raise UserError(f"task {idx} depends on unknown tasks {sorted(event.deps - known)}")
+            known.add(idx)
+        async with asyncio.TaskGroup() as tg:
+            self.tg = tg
+            for event in events:
+                self.handle(event)
+        if self.join is not None:
+            self.finish_join(self.now())
+        return [self.records[i] for i in self.order]
 
     # -- parse events
 
@@ -426,7 +540,12 @@ class _Round:
         kwargs = node.kwargs
         tool = node.tool
         lim = self.ex.limits_for(tool)
-        ungated = self.gates.shared is None and lim.timeout is None and not (lim.max_concurrency or lim.rate_limit)
+        ungated = (
+            self.gates.shared is None
+            and lim.timeout is None
+            and not (lim.max_concurrency or lim.rate_limit)
+            and tool.batch is None
+        )
         attempts = 0
         start: float | None = None
         result: Any = None
@@ -438,22 +557,38 @@ class _Round:
         except (ArgumentError, TypeError) as exc:
             error = f"invalid arguments for {tool.name}: {exc}"
         else:
-            while True:
-                attempts += 1
-                try:
-                    if ungated:
-                        started, result = await self.direct(node, tool, validated)
-                    else:
-                        started, result = await self.guarded(node, tool, validated, lim)
-                    start = start if start is not None else started
-                    error = None
-                    break
-                except _Attempt as failed:
-                    start = start if start is not None else failed.started
-                    error = failed.message
-                    if attempts > lim.retries:
+            claim: tuple[Memo, Hashable, asyncio.Future[tuple[Any, str | None]]] | None = None
+            if tool.pure:
+                memo = self.ex.memo()
+                key = memo_key(tool.name, validated)
+                if key is not None:
+                    shared = memo.lookup(key)
+                    if shared is not None:
+                        return await self.reuse(node, kwargs, shared)
+                    claim = (memo, key, memo.claim(key))
+            try:
+                while True:
+                    attempts += 1
+                    try:
+                        if ungated:
+                            started, result = await self.direct(node, tool, validated)
+                        else:
+                            started, result = await self.guarded(node, tool, validated, lim)
+                        start = start if start is not None else started
+                        error = None
                         break
-                await self.ex._sleep(min(lim.max_backoff, lim.backoff * 2 ** (attempts - 1)))
+                    except _Attempt as failed:
+                        start = start if start is not None else failed.started
+                        error = failed.message
+                        if attempts > lim.retries:
+                            break
+                    await self.ex._sleep(min(lim.max_backoff, lim.backoff * 2 ** (attempts - 1)))
+            except BaseException:
+                if claim is not None:
+                    claim[0].abandon(claim[1], claim[2])
+                raise
+            if claim is not None:
+                claim[0].settle(claim[1], claim[2], result, error)
         return TaskRecord(
             idx=node.idx,
             tool=node.name,
@@ -467,6 +602,31 @@ class _Round:
             line=node.line,
             round=self.round,
             attempts=attempts,
+            batch_size=node.batch_size,
+            fused_with=node.fused_with,
+        )
+
+    async def reuse(
+        self, node: _Node, kwargs: dict[str, Any], shared: asyncio.Future[tuple[Any, str | None]]
+    ) -> TaskRecord:
+        """The record of a pure tool's task served by an equal call of the same run."""
+        start = self.now()
+        # shield: a waiter that is cancelled must not cancel the call it shares.
+        result, error = shared.result() if shared.done() else await asyncio.shield(shared)
+        return TaskRecord(
+            idx=node.idx,
+            tool=node.name,
+            args=kwargs,
+            deps=node.deps,
+            thought=node.thought,
+            result=result if error is None else None,
+            error=error,
+            start=start,
+            end=self.now(),
+            line=node.line,
+            round=self.round,
+            attempts=0,
+            cached=True,
         )
 
     async def direct(self, node: _Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
@@ -483,6 +643,8 @@ class _Round:
 
     async def guarded(self, node: _Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits) -> tuple[float, Any]:
         """One attempt under the concurrency, rate and time limits. Raises ``_Attempt`` on failure."""
+        if tool.batch is not None:
+            return await self.fused(node, tool, kwargs, lim)
         shared = self.gates.shared
         sem, throttler = (
             self.gates.for_tool(tool.name, lim) if (lim.max_concurrency or lim.rate_limit) else (None, None)
@@ -515,6 +677,36 @@ class _Round:
         finally:
             if shared is not None:
                 shared.release()
+
+    async def fused(self, node: _Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits) -> tuple[float, Any]:
+        """One attempt of a tool with a batch implementation: wait for its batch window, then
+        share one gated invocation with the calls that arrived in it. The timeout counts from
+        the call's arrival (window and gates included)."""
+        batcher = self.gates.batcher(tool, lim)
+        arrived = self.now()
+        started_at: list[float] = []
+
+        def on_start(started: float) -> None:
+            started_at.append(started)
+            if self.first_dispatch is None:
+                self.first_dispatch = started
+            if self.ex._on_event is not None:
+                self.ex._on_event(TaskStarted(idx=node.idx, tool=node.name, time=started))
+
+        try:
+            if lim.timeout is None:
+                got = await batcher.submit(self.ex, node.idx, kwargs, on_start)
+            else:
+                async with asyncio.timeout(lim.timeout):
+                    got = await batcher.submit(self.ex, node.idx, kwargs, on_start)
+        except TimeoutError:
+            started = started_at[0] if started_at else arrived
+            raise _Attempt(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
+        except BatchFailed as exc:
+            raise _Attempt(exc.started, exc.message) from None
+        node.batch_size = got.batch_size
+        node.fused_with = got.fused_with
+        return got.started, got.result
 
 
 class _Attempt(Exception):

@@ -29,7 +29,13 @@ class TaskRecord:
         end: ``time.monotonic()`` when it finished; ``None`` if it never ran.
         line: the plan line it came from.
         round: which plan it belongs to (1 for the first, 2 after one replan, ...).
-        attempts: how many times the tool was called (more than one after retries).
+        attempts: how many times the tool was called (more than one after retries); ``0`` when
+            the result came from an equal call of a ``pure`` tool.
+        cached: the result (or error) is that of an equal earlier or concurrent call of a
+            ``pure`` tool in the same run: the tool was not called for this task.
+        batch_size: how many calls were fused into the invocation that served this task
+            (``0``: the tool has no batch implementation; ``1``: it ran alone).
+        fused_with: the other tasks of this run served by that same invocation.
     """
 
     idx: int
@@ -44,6 +50,9 @@ class TaskRecord:
     line: str = ""
     round: int = 1
     attempts: int = 0
+    cached: bool = False
+    batch_size: int = 0
+    fused_with: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -97,13 +106,14 @@ class RunResult:
     Attributes:
         answer: the final answer.
         tasks: every task of every round, in plan order.
-        rounds: how many plans were made (1 + replans).
+        rounds: how many plans were made (1 + replans); for the ``planners`` baselines, how many model turns.
         usage: tokens summed over every model call of the run.
         start: ``time.monotonic()`` when the run began.
         end: ``time.monotonic()`` when the answer was ready.
         round_timings: the phases of each round.
         plan_errors: plan lines that were neither tasks nor thoughts (with the reason).
-        thoughts: the joiner's thought for each round.
+        thoughts: the joiner's thought for each round; for ``ReActAgent`` each step's thought, for
+            ``ParallelToolCallAgent`` the text written beside tool calls.
         cost_usd: the model calls' cost at list price, or ``None`` when a model's price is
             unknown (local models, OpenAI-compatible servers, test doubles).
     """

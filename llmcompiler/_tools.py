@@ -49,6 +49,9 @@ class ToolLimits:
         retries: extra attempts after a failure or timeout; a tool with ``retries > 0`` is retryable.
         backoff: seconds before the first retry; each later retry waits twice as long.
         max_backoff: the longest wait between two attempts.
+        batch_window: for a tool with a batch implementation, seconds to wait after a call becomes
+            ready for more calls to fuse with it (``0``: only calls ready in the same loop pass).
+        max_batch: the most calls fused into one batched call; ``None`` for no limit.
     """
 
     timeout: float | None = None
@@ -58,6 +61,8 @@ class ToolLimits:
     retries: int = 0
     backoff: float = 0.5
     max_backoff: float = 30.0
+    batch_window: float = 0.002
+    max_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not _positive(self.timeout):
@@ -74,6 +79,10 @@ class ToolLimits:
             raise UserError(
                 f"backoff and max_backoff must be 0 or more seconds, got {self.backoff!r} and {self.max_backoff!r}"
             )
+        if not _non_negative(self.batch_window):
+            raise UserError(f"batch_window must be 0 or more seconds, got {self.batch_window!r}")
+        if self.max_batch is not None and not (_is_int(self.max_batch) and self.max_batch >= 1):
+            raise UserError(f"max_batch must be an integer of at least 1, got {self.max_batch!r}")
 
 
 def _is_number(value: object) -> bool:
@@ -93,6 +102,8 @@ def _non_negative(value: object) -> bool:
 
 
 Validator = Callable[[Mapping[str, Any]], dict[str, Any]]
+BatchFunction = Callable[[list[dict[str, Any]]], Any]
+"""A tool's batch implementation: a list of argument sets in, a list of results (or an awaitable of one) out."""
 
 
 class Tool:
@@ -106,17 +117,27 @@ class Tool:
         description: what it does, shown to the model.
         parameters: its arguments as a JSON Schema object.
         limits: timeout, concurrency, rate and retry settings for the executor.
+        batch: the batch implementation, or ``None``: given a list of argument dicts, it returns
+            one result per dict, in order (an ``Exception`` instance in the list fails only that
+            call). Calls that become ready within ``limits.batch_window`` are fused into one call of it.
+        pure: the result depends only on the arguments and calling it has no side effect: a run
+            calls it once per distinct arguments and reuses the result.
+        compute_bound: a CPU-heavy sync function: it runs in a process pool sized to the cores
+            instead of a thread, so it must be picklable (a module-level function).
     """
 
     __slots__ = (
         "_fn",
         "_is_async",
         "_validate",
+        "batch",
+        "compute_bound",
         "description",
         "limits",
         "name",
         "param_names",
         "parameters",
+        "pure",
     )
 
     def __init__(
@@ -128,6 +149,9 @@ class Tool:
         fn: Callable[..., Any],
         validate: Validator,
         limits: ToolLimits | None = None,
+        batch: BatchFunction | None = None,
+        pure: bool = False,
+        compute_bound: bool = False,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -138,6 +162,21 @@ class Tool:
         self._fn = fn
         self._validate = validate
         self._is_async = _is_async_callable(fn)
+        if batch is not None and not callable(batch):
+            raise UserError(f"tool {name!r}: batch must be callable, got {type(batch).__name__}")
+        self.batch = batch
+        self.pure = bool(pure)
+        self.compute_bound = bool(compute_bound)
+        if compute_bound:
+            from llmcompiler._offload import check_offloadable
+
+            if self._is_async:
+                raise UserError(f"tool {name!r}: compute_bound tools must be plain (sync) functions, not async ones")
+            check_offloadable(fn, f"tool {name!r}")
+            if batch is not None:
+                if _is_async_callable(batch):
+                    raise UserError(f"tool {name!r}: the batch implementation of a compute_bound tool must be sync")
+                check_offloadable(batch, f"tool {name!r}'s batch implementation")
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
@@ -151,6 +190,9 @@ class Tool:
         parameters: Mapping[str, Any],
         fn: Callable[..., Any],
         limits: ToolLimits | None = None,
+        batch: BatchFunction | None = None,
+        pure: bool = False,
+        compute_bound: bool = False,
     ) -> Tool:
         """Wrap any callable, sync or async, described by an explicit JSON Schema.
 
@@ -161,9 +203,13 @@ class Tool:
                 function-calling specs (``dict``, ``float``, ``tuple``, ``any``) are accepted.
             fn: called with the validated arguments as keyword arguments.
             limits: executor settings for this tool.
+            batch: a batch implementation (see ``Tool.batch``).
+            pure: calls with equal arguments may share one result within a run.
+            compute_bound: run it in a process pool instead of a thread.
 
         Raises:
-            UserError: the schema is not a valid JSON Schema object.
+            UserError: the schema is not a valid JSON Schema object, or a ``compute_bound``
+                function cannot be sent to another process.
         """
         _check_name(name)
         if not isinstance(parameters, Mapping):
@@ -186,6 +232,9 @@ class Tool:
             fn=fn,
             validate=_schema_validator(schema),
             limits=limits,
+            batch=batch,
+            pure=pure,
+            compute_bound=compute_bound,
         )
 
     def with_limits(self, **changes: Any) -> Tool:
@@ -210,14 +259,46 @@ class Tool:
     async def call(self, kwargs: dict[str, Any]) -> Any:
         """Call the function with already validated keyword arguments.
 
-        Sync functions run in a worker thread; awaitables they return are awaited.
+        Sync functions run in a worker thread (``compute_bound`` ones in a process pool);
+        awaitables they return are awaited.
         """
         if self._is_async:
             return await self._fn(**kwargs)
+        if self.compute_bound:
+            from llmcompiler._offload import run_in_process
+
+            return await run_in_process(self._fn, kwargs)
         result = await asyncio.to_thread(self._fn, **kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    async def call_batch(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """Call the batch implementation with already validated argument dicts.
+
+        Runs like ``call``: a sync implementation in a thread (a process for ``compute_bound``
+        tools). Returns its results as a list.
+
+        Raises:
+            UserError: the tool has no batch implementation.
+            TypeError: the implementation returned something that is not a list or tuple.
+        """
+        batch = self.batch
+        if batch is None:
+            raise UserError(f"tool {self.name!r} has no batch implementation")
+        if _is_async_callable(batch):
+            results = await batch(calls)
+        elif self.compute_bound:
+            from llmcompiler._offload import run_in_process
+
+            results = await run_in_process(batch, {}, args=(calls,))
+        else:
+            results = await asyncio.to_thread(batch, calls)
+            if inspect.isawaitable(results):
+                results = await results
+        if not isinstance(results, (list, tuple)):
+            raise TypeError(f"the batch implementation returned {type(results).__name__}, not a list")
+        return list(results)
 
     async def ainvoke(self, args: Mapping[str, Any]) -> Any:
         """Validate ``args`` and call the tool."""
@@ -255,6 +336,11 @@ def tool(
     period: float = 1.0,
     retries: int = 0,
     backoff: float = 0.5,
+    batch: BatchFunction | None = None,
+    batch_window: float = 0.002,
+    max_batch: int | None = None,
+    pure: bool = False,
+    compute_bound: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -270,6 +356,11 @@ def tool(
     period: float = 1.0,
     retries: int = 0,
     backoff: float = 0.5,
+    batch: BatchFunction | None = None,
+    batch_window: float = 0.002,
+    max_batch: int | None = None,
+    pure: bool = False,
+    compute_bound: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a plain function, sync or async, into a ``Tool``.
 
@@ -286,6 +377,14 @@ def tool(
         period: the rate limit's window in seconds.
         retries: extra attempts after a failure or timeout (makes the tool retryable).
         backoff: seconds before the first retry, doubling after each.
+        batch: a batch implementation: a list of argument dicts in, a list of results out.
+            Calls that become ready within ``batch_window`` seconds are fused into one call of it.
+        batch_window: seconds a ready call waits for others to fuse with.
+        max_batch: the most calls fused into one batch.
+        pure: the result depends only on the arguments (no side effects): a run calls it once
+            per distinct arguments and reuses the result.
+        compute_bound: CPU-heavy: run it in a process pool sized to the cores, not a thread
+            (it must be a module-level function).
 
     Example:
         >>> @tool
@@ -302,15 +401,34 @@ def tool(
         period=period,
         retries=retries,
         backoff=backoff,
+        batch_window=batch_window,
+        max_batch=max_batch,
     )
 
     def build(f: Callable[..., Any]) -> Tool:
-        return _from_function(f, name=name, description=description, limits=limits)
+        return _from_function(
+            f,
+            name=name,
+            description=description,
+            limits=limits,
+            batch=batch,
+            pure=pure,
+            compute_bound=compute_bound,
+        )
 
     return build(fn) if fn is not None else build
 
 
-def _from_function(fn: Callable[..., Any], *, name: str | None, description: str | None, limits: ToolLimits) -> Tool:
+def _from_function(
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    description: str | None,
+    limits: ToolLimits,
+    batch: BatchFunction | None = None,
+    pure: bool = False,
+    compute_bound: bool = False,
+) -> Tool:
     if isinstance(fn, Tool):
         raise UserError(f"{fn!r} is already a Tool")
     if not callable(fn):
@@ -380,6 +498,9 @@ def _from_function(fn: Callable[..., Any], *, name: str | None, description: str
         fn=fn,
         validate=validate,
         limits=limits,
+        batch=batch,
+        pure=pure,
+        compute_bound=compute_bound,
     )
 
 

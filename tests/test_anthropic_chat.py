@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -160,11 +161,13 @@ async def test_a_tool_use_without_input_has_empty_args(llm: AnthropicChat, scrip
     assert events[0] == ToolCall(name="add", args={}, id="toolu_9")
 
 
-async def test_invalid_input_json_names_the_tool(llm: AnthropicChat, script: Script) -> None:
+async def test_invalid_input_json_fails_that_call_alone_naming_the_tool(llm: AnthropicChat, script: Script) -> None:
     frames = [an.message_start(5), *an.tool_use_block(0, "toolu_1", "spotify-play", ['{"artist": ']), an.message_stop()]
     script.add(SSE(frames))
-    with pytest.raises(ModelError, match=r"spotify\.play.*not valid JSON"):
-        await _collect(llm, _request(USER, tools=(play,), native=True))
+    events = await _collect(llm, _request(USER, tools=(play,), native=True))
+    bad = events[0]
+    assert isinstance(bad, ToolCall) and bad.id == "toolu_1" and bad.args == {}
+    assert bad.error is not None and re.search(r"spotify\.play.*not valid JSON", bad.error)
 
 
 async def test_tool_results_go_back_as_one_user_message_of_tool_result_blocks(

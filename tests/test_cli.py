@@ -1,10 +1,17 @@
-"""The ``llmcompiler`` command line (the full live view comes with the CLI issue)."""
+"""The ``llmcompiler`` command line: plain lines in pipes, the live view on terminals, traces, timelines."""
 
 from __future__ import annotations
 
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import pytest
+from rich.console import Console
 
 from llmcompiler import _cli
+from llmcompiler._live import LiveView
 from llmcompiler.testing import ScriptedLLM
 
 
@@ -53,3 +60,138 @@ def test_bad_tools_option_is_one_clear_line(tools: str, message: str, capsys: py
 def test_a_missing_key_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli.main(["run", "q", "--model", "openai:gpt-4o-mini"]) == 1
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+# -- live view, trace, timeline, secrets
+
+FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
+
+TOOLS_MODULE = f'''
+from llmcompiler import tool
+
+
+@tool
+async def lookup(city: str) -> str:
+    """Look a city up."""
+    if city == "Atlantis":
+        raise LookupError("refused: Authorization: Bearer {FAKE_KEY}")
+    return city + ": 20C"
+
+
+@tool
+def combine(a: str, b: str) -> str:
+    """Join two texts."""
+    return a + " | " + b
+
+
+TOOLS = [lookup, combine]
+'''
+
+PLAN = '1. lookup("Tokyo")\n2. lookup("Atlantis")\n3. combine($1, $2)\n4. combine($1, "x")\n5. join()'
+
+
+@pytest.fixture
+def user_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's tools module on the import path; yields its --tools spec."""
+    name = f"user_tools_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{name}.py").write_text(TOOLS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}:TOOLS"
+
+
+def _model(monkeypatch: pytest.MonkeyPatch, replies: list[str]) -> ScriptedLLM:
+    llm = ScriptedLLM(replies, name="scripted-model")
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", lambda spec, base_url=None: llm)
+    return llm
+
+
+def test_trace_and_timeline_files_describe_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, user_tools: str
+) -> None:
+    _model(monkeypatch, [PLAN, "Action: Finish(Tokyo 20C)"])
+    trace, svg = tmp_path / "run.json", tmp_path / "run.svg"
+    argv = ["run", "Weather?", "--tools", user_tools, "--trace", str(trace), "--timeline", str(svg)]
+    assert _cli.main(argv) == 0
+    data = json.loads(trace.read_text())
+    assert data["question"] == "Weather?" and data["model"] == "scripted-model"
+    assert data["answer"] == "Tokyo 20C" and data["rounds"] == 1 and data["error"] is None
+    assert [(t["idx"], t["tool"], t["state"]) for t in data["tasks"]] == [
+        (1, "lookup", "done"),
+        (2, "lookup", "failed"),
+        (3, "combine", "skipped"),
+        (4, "combine", "done"),
+        (5, "join", "done"),
+    ]
+    assert data["tasks"][3]["result"] == "Tokyo: 20C | x"
+    assert data["usage"]["calls"] == 2
+    root = ET.fromstring(svg.read_text())
+    bars = sorted(el.attrib["id"] for el in root.iter() if el.attrib.get("id", "").startswith("task-"))
+    assert bars == ["task-1", "task-2", "task-3", "task-4"]
+
+
+def test_timeline_as_html(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, user_tools: str) -> None:
+    _model(monkeypatch, [PLAN, "Action: Finish(Tokyo 20C)"])
+    html = tmp_path / "run.html"
+    assert _cli.main(["run", "Weather?", "--tools", user_tools, "--timeline", str(html), "--quiet"]) == 0
+    text = html.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count('id="task-') == 4
+
+
+def test_secrets_never_reach_output_or_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, user_tools: str
+) -> None:
+    plan = f'1. lookup("Atlantis")\n2. combine("{FAKE_KEY}", "b")\n3. join()'
+    _model(monkeypatch, [plan, f"Action: Finish(the key is {FAKE_KEY})"])
+    trace = tmp_path / "t.json"
+    assert (
+        _cli.main(["run", "q", "--tools", user_tools, "--trace", str(trace), "--timeline", str(tmp_path / "t.svg")])
+        == 0
+    )
+    out = capsys.readouterr()
+    assert "FAKEKEY" not in out.out + out.err
+    assert "refused: Authorization: [redacted]" in out.out
+    assert "Answer: the key is [redacted]" in out.out
+    assert "FAKEKEY" not in trace.read_text() and "FAKEKEY" not in (tmp_path / "t.svg").read_text()
+    assert json.loads(trace.read_text())["tasks"][1]["args"] == {"a": "[redacted]", "b": "b"}
+
+
+def test_a_failed_run_still_writes_its_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, user_tools: str
+) -> None:
+    _model(monkeypatch, [PLAN])  # the joiner has no reply: the run fails after the tasks ran
+    trace = tmp_path / "t.json"
+    assert _cli.main(["run", "q", "--tools", user_tools, "--trace", str(trace)]) == 1
+    assert "error:" in capsys.readouterr().err
+    data = json.loads(trace.read_text())
+    assert data["error"] and "scripted-model was called 2 times" in data["error"]
+    assert data["answer"] == "" and data["usage"] is None
+    assert [t["idx"] for t in data["tasks"]][:4] == [1, 2, 3, 4]
+
+
+def test_timeline_needs_svg_or_html(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["run", "q", "--timeline", "out.png"]) == 1
+    assert "--timeline writes .svg or .html files" in capsys.readouterr().err
+
+
+def test_an_unwritable_trace_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _model(monkeypatch, ['1. math("1 + 1")\n2. join()', "Action: Finish(2)"])
+    missing = tmp_path / "no" / "such" / "dir" / "t.json"
+    assert _cli.main(["run", "q", "--quiet", "--trace", str(missing)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "2\n"
+    assert "error:" in captured.err and "cannot write" in captured.err
+
+
+def test_the_cli_draws_the_live_view_on_a_terminal(monkeypatch: pytest.MonkeyPatch, user_tools: str) -> None:
+    _model(monkeypatch, [PLAN, "Action: Finish(Tokyo 20C)"])
+    console = Console(record=True, force_terminal=True, width=160, height=40, color_system=None, file=io.StringIO())
+    monkeypatch.setattr(_cli, "LiveView", lambda _console: LiveView(console, auto_refresh=False))
+    assert _cli.main(["run", "Weather?", "--tools", user_tools]) == 0
+    text = console.export_text()
+    assert "Plan · round 1" in text
+    final = [line for line in text.splitlines() if line.startswith(("1 │", "2 │", "3 │", "4 │"))][-4:]
+    assert [line.split("│")[4].strip() for line in final] == ["done", "failed", "skipped", "done"]
+    assert "Tokyo 20C" in text and "one after another" in text
+    assert "FAKEKEY" not in text

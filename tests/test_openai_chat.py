@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
@@ -178,10 +179,15 @@ async def test_a_server_that_reuses_index_0_gives_separate_calls(llm: OpenAIChat
     ]
 
 
-async def test_invalid_argument_json_names_the_tool(llm: OpenAIChat, script: Script) -> None:
-    script.add(SSE(oa.tool_stream([("call_1", "spotify-play", ['{"artist": "Ad', "ele"])])))
-    with pytest.raises(ModelError, match=r"spotify\.play.*not valid JSON"):
-        await _collect(llm, _request(USER, tools=(play,), native=True))
+async def test_invalid_argument_json_fails_that_call_alone_naming_the_tool(llm: OpenAIChat, script: Script) -> None:
+    script.add(
+        SSE(oa.tool_stream([("call_1", "spotify-play", ['{"artist": "Ad', "ele"]), ("call_2", "add", ['{"a": 1}'])]))
+    )
+    events = await _collect(llm, _request(USER, tools=(play, add), native=True))
+    bad, good = events[0], events[1]
+    assert isinstance(bad, ToolCall) and bad.id == "call_1" and bad.name == "spotify.play"
+    assert bad.error is not None and re.search(r"spotify\.play.*not valid JSON", bad.error)
+    assert good == ToolCall(name="add", args={"a": 1}, id="call_2")
 
 
 async def test_empty_ids_on_continuation_fragments_do_not_split_a_call(llm: OpenAIChat, script: Script) -> None:

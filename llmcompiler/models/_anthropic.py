@@ -196,8 +196,12 @@ class AnthropicChat:
                         use = blocks.pop(event.index, None)
                         if use is not None:
                             name = names.from_wire(use.name)
-                            args = parse_arguments(PROVIDER, name, "".join(use.json))
-                            yield ToolCall(name=name, args=args, id=use.id)
+                            try:
+                                args = parse_arguments(PROVIDER, name, "".join(use.json))
+                            except ModelError as exc:  # one unreadable call fails itself, not its siblings
+                                yield ToolCall(name=name, id=use.id, error=str(exc))
+                            else:
+                                yield ToolCall(name=name, args=args, id=use.id)
                     elif kind == "message_delta":
                         if event.usage is not None:
                             completion_tokens = event.usage.output_tokens or completion_tokens

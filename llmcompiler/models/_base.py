@@ -23,11 +23,14 @@ class ToolCall:
         name: the tool's name.
         args: the arguments as a JSON object.
         id: the provider's call id, when it gives one.
+        error: why the call could not be read (e.g. its arguments were not valid JSON); such a
+            call is answered with this error and never run. ``None`` for a readable call.
     """
 
     name: str
     args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     id: str | None = None
+    error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

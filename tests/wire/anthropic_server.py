@@ -28,6 +28,7 @@ __all__ = [
     "text_block",
     "text_stream",
     "tool_use_block",
+    "tool_use_stream",
 ]
 
 MODEL = "claude-test"
@@ -120,6 +121,31 @@ def text_stream(
     frames: list[str | Gate] = [message_start(usage[0]), ping(), *text_block(0, pieces)]
     if stop:
         frames += [message_delta("end_turn", usage[1]), message_stop()]
+    return frames
+
+
+def tool_use_stream(
+    calls: Sequence[tuple[str, str, Sequence[str]]],
+    *,
+    text: Sequence[str] = (),
+    usage: tuple[int, int] = (20, 12),
+) -> list[str | Gate]:
+    """A whole tool-calling reply: start, ping, an optional text block, one ``tool_use`` block per
+    call (its input streamed as ``input_json_delta`` pieces), ``stop_reason: tool_use``, stop.
+
+    Args:
+        calls: (id, wire name, input JSON pieces) per call.
+        text: text pieces written before the calls (none: no text block).
+        usage: (input, output) tokens.
+    """
+    frames: list[str | Gate] = [message_start(usage[0]), ping()]
+    first = 0
+    if text:
+        frames += text_block(0, text)
+        first = 1
+    for k, (tool_id, name, pieces) in enumerate(calls):
+        frames += tool_use_block(first + k, tool_id, name, pieces)
+    frames += [message_delta("tool_use", usage[1]), message_stop()]
     return frames
 
 

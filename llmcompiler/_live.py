@@ -1,0 +1,331 @@
+"""The live view of a run: the plan as it streams and a table of tasks, updated in place.
+
+``LiveView`` takes the run's events (``handle(event)``) and shows them on a rich ``Console``:
+on a terminal, a ``rich.live.Live`` display with a plan panel and a task table (number, tool,
+arguments, dependencies, state, duration, result) that updates in place; anywhere else (a pipe,
+a CI log) plain lines, one per event. ``finish(result)`` prints the answer, the total time,
+the tokens, the cost and the time the same tasks would have taken one after another.
+
+Every text shown passes through ``scrub``: API keys and authorisation headers never appear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
+from llmcompiler._literals import to_text
+from llmcompiler._plan import JOIN, ParseError, TaskParsed
+from llmcompiler._records import RunResult
+from llmcompiler._trace import scrub
+
+__all__ = ["LiveView", "RowState"]
+
+RowState = Literal["waiting", "running", "done", "failed", "skipped"]
+
+_STYLES: dict[str, str] = {
+    "waiting": "dim",
+    "running": "yellow",
+    "done": "green",
+    "failed": "red",
+    "skipped": "magenta",
+}
+_PLAIN_LABELS = {"done": "done ", "failed": "fail ", "skipped": "skip "}
+_PLAN_LINES = 10  # plan lines shown while it streams
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Row:
+    """One task as shown; replaced (never changed) on each event, so a refresh thread reads a whole row."""
+
+    idx: int
+    tool: str
+    args: str
+    deps: tuple[int, ...]
+    round: int
+    state: RowState = "waiting"
+    start: float | None = None
+    end: float | None = None
+    outcome: str = ""
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _args_text(line: str, tool: str) -> str:
+    """The argument text of a plan line ``3. search("x", $1)``: ``"x", $1``."""
+    head = line.find(tool + "(")
+    if head < 0:
+        return ""
+    inner = line[head + len(tool) + 1 :].rstrip()
+    return inner[:-1] if inner.endswith(")") else inner
+
+
+def _secs(t: float) -> str:
+    return f"{t * 1000:.0f}ms" if t < 1 else f"{t:.2f}s"
+
+
+class LiveView:
+    """Shows a run as it happens.
+
+    Use it as a context manager around the run and pass it each event::
+
+        with LiveView(console) as view:
+            async for item in agent.astream(question):
+                if isinstance(item, RunResult):
+                    view.finish(item)
+                else:
+                    view.handle(item)
+
+    Args:
+        console: where to draw (default: a new ``Console`` on standard output).
+        live: ``True`` for the in-place display, ``False`` for plain lines; by default the
+            display is live when the console is a terminal (and not a dumb one).
+        auto_refresh: redraw from a background thread ``refresh_per_second`` times a second
+            (running times keep counting); ``False`` redraws on each event instead.
+        refresh_per_second: redraws per second with ``auto_refresh``.
+        clock: the clock of event times (the event loop's: ``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        live: bool | None = None,
+        auto_refresh: bool = True,
+        refresh_per_second: float = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.console = console or Console(highlight=False)
+        self.live = (self.console.is_terminal and not self.console.is_dumb_terminal) if live is None else live
+        self.auto_refresh = auto_refresh
+        self.refresh_per_second = refresh_per_second
+        self.clock = clock
+        self.start: float | None = None
+        self.rows: dict[int, _Row] = {}
+        self.round = 0
+        self.plan_chunks: list[str] = []  # the current round's plan text
+        self.plan_done = False
+        self.joiner: list[str] = []
+        self.final = False
+        self._live: Live | None = None
+
+    # -- context
+
+    def __enter__(self) -> LiveView:
+        if self.live:
+            self._live = Live(
+                self,
+                console=self.console,
+                auto_refresh=self.auto_refresh,
+                refresh_per_second=self.refresh_per_second,
+                vertical_overflow="visible",
+            )
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the in-place display, leaving its last frame (every task) on the screen."""
+        live, self._live = self._live, None
+        if live is not None:
+            self.final = True
+            live.stop()
+
+    # -- events
+
+    def handle(self, event: RunEvent) -> None:
+        """Take one run event."""
+        now = self._time(event)
+        if self.start is None:
+            self.start = now
+        if isinstance(event, RoundStarted):
+            self.round = event.round
+            self.plan_chunks = []
+            self.plan_done = False
+            if event.round > 1:
+                feedback = _one_line(event.feedback or "")
+                self._line(now, "[blue]round[/]", f"{event.round}: a new plan ({feedback})")
+        elif isinstance(event, PlanChunk):
+            self.plan_chunks.append(event.text)
+        elif isinstance(event, TaskParsed):
+            if event.tool == JOIN:
+                self.plan_done = True
+            else:
+                self.rows[event.idx] = _Row(
+                    idx=event.idx,
+                    tool=event.tool,
+                    args=_one_line(scrub(_args_text(event.line, event.tool))),
+                    deps=tuple(sorted(event.deps)),
+                    round=max(self.round, 1),
+                )
+                self._line(now, "[cyan]plan [/]", event.line)
+        elif isinstance(event, ParseError):
+            if event.idx is None:
+                self._line(now, "[magenta]skip [/]", event.message())
+        elif isinstance(event, TaskStarted):
+            row = self.rows.get(event.idx)
+            if row is not None:
+                self.rows[event.idx] = dataclasses.replace(
+                    row, state="running", start=row.start if row.start is not None else event.time
+                )
+            self._line(now, "[yellow]start[/]", f"{event.idx}. {event.tool}")
+        elif isinstance(event, TaskFinished):
+            rec = event.record
+            if rec.tool != JOIN:
+                outcome = _one_line(scrub(to_text(rec.result) if rec.ok else (rec.error or "")))
+                old = self.rows.get(rec.idx)
+                self.rows[rec.idx] = _Row(
+                    idx=rec.idx,
+                    tool=rec.tool,
+                    args=old.args if old is not None else _one_line(scrub(_args_text(rec.line, rec.tool))),
+                    deps=tuple(sorted(rec.deps)),
+                    round=rec.round,
+                    state=rec.state,
+                    start=rec.start,
+                    end=rec.end,
+                    outcome=outcome,
+                )
+                style = _STYLES[rec.state]
+                self._line(now, f"[{style}]{_PLAIN_LABELS[rec.state]}[/]", f"{rec.idx}. {rec.tool} → {outcome}")
+        elif isinstance(event, JoinerDecided):
+            self.plan_done = True
+            text = "answer ready" if event.action == "finish" else f"new plan needed: {event.text}"
+            self.joiner.append(_one_line(scrub(f"round {max(self.round, 1)}: {text}"), 160))
+            self._line(now, "[blue]join [/]", text)
+        if self._live is not None and not self.auto_refresh:
+            self._live.refresh()
+
+    def _time(self, event: RunEvent) -> float:
+        if isinstance(event, (PlanChunk, TaskStarted)):
+            return event.time
+        if isinstance(event, TaskFinished) and event.record.end is not None:
+            return event.record.end
+        return self.clock()
+
+    def _line(self, now: float, label: str, text: str) -> None:
+        if self.live:
+            return
+        at = now - (self.start if self.start is not None else now)
+        line = f"[dim]{at:6.2f}s[/] {label} {escape(_one_line(scrub(text), 300))}"
+        self.console.print(line, highlight=False, soft_wrap=True)  # one event, one line: no wrapping
+
+    # -- the end
+
+    def finish(self, result: RunResult) -> None:
+        """Show the answer, the total time, the tokens, the cost and the time one after another."""
+        self.close()
+        usage = result.usage
+        cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+        ran = sum(1 for t in result.tasks if t.tool != JOIN)
+        speedup = f" ({result.sequential_s / result.total_s:.1f} times as long)" if result.total_s > 0 else ""
+        stats = (
+            f"{result.total_s:.2f}s total; the same tool calls one after another would take "
+            f"{result.sequential_s:.2f}s{speedup if result.sequential_s > result.total_s else ''}; "
+            f"{ran} task(s), {result.rounds} round(s); tokens {usage.prompt_tokens} in / "
+            f"{usage.completion_tokens} out; {cost}"
+        )
+        answer = escape(scrub(result.answer))
+        if self.live:
+            self.console.print(Panel(answer, title="Answer", title_align="left", border_style="green"))
+        else:
+            self.console.print(f"[bold]Answer:[/] {answer}", highlight=False, soft_wrap=True)
+        self.console.print(f"[dim]{escape(stats)}[/]", highlight=False, soft_wrap=not self.live)
+
+    # -- drawing
+
+    def __rich__(self) -> RenderableType:
+        rows = list(self.rows.values())  # one atomic copy: a refresh thread may draw while events arrive
+        now = self.clock()
+        parts: list[RenderableType] = []
+        plan_text = scrub("".join(list(self.plan_chunks)))
+        lines = plan_text.strip("\n").splitlines()
+        if not self.final:
+            shown = lines[-_PLAN_LINES:]
+            if len(lines) > len(shown):
+                shown = [f"… {len(lines) - len(shown)} lines above", *shown]
+            status = "done" if self.plan_done else "streaming…"
+            title = f"Plan · round {max(self.round, 1)} · {status}"
+            parts.append(Panel(Text("\n".join(shown) or "waiting for the model…"), title=title, title_align="left"))
+        parts.append(self._table(rows, now))
+        counts = dict.fromkeys(_STYLES, 0)
+        for row in rows:
+            counts[row.state] += 1
+        elapsed = 0.0 if self.start is None else max(0.0, now - self.start)
+        summary = " · ".join(f"{n} {s}" for s, n in counts.items() if n)
+        status_line = Text(f"{elapsed:.1f}s · {summary or 'no tasks yet'}", style="dim")
+        if self.joiner:
+            status_line.append("\njoiner: " + "; ".join(self.joiner))
+        parts.append(status_line)
+        return Group(*parts)
+
+    def _table(self, rows: list[_Row], now: float) -> Table:
+        table = Table(expand=True, show_edge=False, pad_edge=False)
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("tool", no_wrap=True, max_width=24)
+        table.add_column("arguments", no_wrap=True, overflow="ellipsis", ratio=3)
+        table.add_column("after", no_wrap=True, max_width=16, overflow="ellipsis")
+        table.add_column("state", no_wrap=True)
+        table.add_column("time", justify="right", no_wrap=True)
+        table.add_column("result", no_wrap=True, overflow="ellipsis", ratio=4)
+        shown = rows if self.final else self._fit(rows)
+        hidden = len(rows) - len(shown)
+        last_round = 0
+        for row in shown:
+            if row.round != last_round and last_round:
+                table.add_section()
+            last_round = row.round
+            if row.start is None:
+                took = ""
+            elif row.end is None:
+                took = _secs(max(0.0, now - row.start))
+            else:
+                took = _secs(row.end - row.start)
+            style = _STYLES[row.state]
+            table.add_row(
+                str(row.idx),
+                Text(row.tool),
+                Text(row.args),
+                Text(", ".join(map(str, row.deps))),
+                Text(row.state, style=style),
+                took,
+                Text(row.outcome, style="red" if row.state in ("failed", "skipped") else ""),
+            )
+        if hidden:
+            table.caption = f"{hidden} more task(s) not shown (finished ones first)"
+        return table
+
+    def _fit(self, rows: list[_Row]) -> list[_Row]:
+        """The rows that fit the screen: finished ones drop out first, oldest first."""
+        room = max(5, self.console.size.height - _PLAN_LINES - 10)
+        if len(rows) <= room:
+            return rows
+        drop = len(rows) - room
+        dropped: set[int] = set()
+        for row in rows:
+            if len(dropped) == drop:
+                break
+            if row.state == "done":
+                dropped.add(row.idx)
+        kept = [r for r in rows if r.idx not in dropped]
+        return kept[-room:]

@@ -1,0 +1,450 @@
+"""Timeline pictures of a run: one bar per task on a time axis, as SVG or self-contained HTML.
+
+Each round has a lane showing when its plan streamed (``plan-R``) and when the joiner read the
+results (``join-R``), followed by one row per task of the round. A task's bar (``task-N``) runs
+from its start to its end, coloured by state; a task that never ran is a short dashed mark at
+the moment it was given up. Arrows run from the end of each dependency to the start of the task
+that needed it. Rounds are separated by a line. ``join()`` has no bar of its own: the joiner
+band shows it.
+
+The picture is drawn from a trace (``trace_dict``), so it is scrubbed of secrets like the trace
+is, and a saved trace can be drawn again. Row height and text size shrink as the number of
+tasks grows, so 3 tasks and 300 both read well.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from xml.sax.saxutils import escape, quoteattr
+
+from llmcompiler._records import RunResult
+from llmcompiler._trace import trace_dict
+
+__all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
+
+STATE_COLOURS: dict[str, str] = {"done": "#43a047", "failed": "#e53935", "skipped": "#9e9e9e"}
+"""Bar colour of each task state."""
+_PLAN_COLOUR = "#64b5f6"
+_JOIN_COLOUR = "#ba68c8"
+
+_LABEL_W = 260
+_PLOT_W = 900
+_RIGHT = 60
+_WIDTH = _LABEL_W + _PLOT_W + _RIGHT
+_FONTS = "Helvetica, Arial, DejaVu Sans, sans-serif"
+_INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+Format = Literal["svg", "html"]
+
+
+def render_timeline(
+    run: RunResult | Mapping[str, Any],
+    *,
+    format: Format = "svg",
+    question: str = "",
+    model: str | None = None,
+) -> str:
+    """Draw a run's timeline.
+
+    Args:
+        run: a ``RunResult``, or a trace (``trace_dict`` or a trace file's JSON).
+        format: ``"svg"`` for an SVG document, ``"html"`` for an HTML page holding the SVG
+            and a table of the tasks (no external resources).
+        question: the question, shown as the title (a trace brings its own).
+        model: the model name, shown under the title (a trace brings its own).
+
+    Returns:
+        The document's text. Task bars have ids ``task-N``; plan and joiner bands
+        ``plan-R`` and ``join-R``.
+
+    Example:
+        >>> from llmcompiler import LLMCompiler, tool
+        >>> from llmcompiler.testing import ScriptedLLM
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> llm = ScriptedLLM(["1. square(3)\\n2. square(4)\\n3. join()", "Action: Finish(9, 16)"])
+        >>> svg = render_timeline(LLMCompiler(llm=llm, tools=[square]).run("squares?"))
+        >>> svg.count('class="task ')
+        2
+    """
+    trace = trace_dict(run, question=question, model=model) if isinstance(run, RunResult) else dict(run)
+    if format == "svg":
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + _Drawing(trace).svg()
+    if format == "html":
+        return _html(trace)
+    raise ValueError(f"format must be 'svg' or 'html', got {format!r}")
+
+
+def write_timeline(
+    run: RunResult | Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    question: str = "",
+    model: str | None = None,
+) -> Path:
+    """Write a run's timeline to ``path``: HTML for ``.html``/``.htm``, else SVG.
+
+    This writes a file: from async code, call it through ``asyncio.to_thread``.
+
+    Returns:
+        The path written.
+    """
+    out = Path(path)
+    fmt: Format = "html" if out.suffix.lower() in (".html", ".htm") else "svg"
+    out.write_text(render_timeline(run, format=fmt, question=question, model=model), encoding="utf-8")
+    return out
+
+
+def _text(value: Any) -> str:
+    return _INVALID_XML.sub("", str(value))
+
+
+def _attr(value: Any) -> str:
+    return quoteattr(_text(value))
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(1, limit - 1)] + "…"
+
+
+def _secs(t: float) -> str:
+    """A duration, to about three significant digits."""
+    if t >= 1:
+        return f"{t:.2f}s" if t < 10 else f"{t:.1f}s"
+    ms = t * 1000
+    if ms >= 10 or ms == 0:
+        return f"{ms:.0f}ms"
+    return f"{ms:.1f}ms" if ms >= 1 else f"{ms:.2f}ms"
+
+
+def _tick(t: float, span: float) -> str:
+    """An axis label: seconds when the run took a second or more, else milliseconds."""
+    return f"{round(t, 6):g}s" if span >= 1 else f"{round(t * 1000, 6):g}ms"
+
+
+def _nice_step(span: float, target: int = 8) -> float:
+    raw = span / target
+    power = 10.0 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * power:
+            return m * power
+    return 10 * power  # pragma: no cover - the loop always returns
+
+
+def _call_text(task: Mapping[str, Any]) -> str:
+    """The task as the plan wrote it (``3. search($1)``), else rebuilt from its arguments."""
+    line = " ".join(str(task.get("line") or "").split())
+    if line:
+        return line if line.startswith(f"{task['idx']}") else f"{task['idx']}. {line}"
+    args = task.get("args") or {}
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return f"{task['idx']}. {task['tool']}({shown})"
+
+
+def _summary(trace: Mapping[str, Any]) -> str:
+    usage = trace.get("usage") or {}
+    parts = []
+    if trace.get("model"):
+        parts.append(str(trace["model"]))
+    parts.append(f"total {_secs(float(trace.get('total_s') or 0.0))}")
+    parts.append(f"tasks one after another {_secs(float(trace.get('sequential_s') or 0.0))}")
+    n = sum(1 for t in trace.get("tasks", ()) if t.get("tool") != "join")
+    parts.append(f"{n} task{'s' if n != 1 else ''}")
+    rounds = int(trace.get("rounds") or 0)
+    parts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
+    parts.append(f"tokens {usage.get('prompt_tokens', 0)} in / {usage.get('completion_tokens', 0)} out")
+    if trace.get("cost_usd") is not None:
+        parts.append(f"${float(trace['cost_usd']):.4f}")
+    return " · ".join(parts)
+
+
+class _Drawing:
+    """Lays out one trace and writes its SVG."""
+
+    def __init__(self, trace: Mapping[str, Any]) -> None:
+        self.trace = trace
+        self.tasks: list[Mapping[str, Any]] = [t for t in trace.get("tasks", ()) if t.get("tool") != "join"]
+        self.timings: list[Mapping[str, Any]] = list(trace.get("timings", ()))
+        rounds = max(
+            [int(trace.get("rounds") or 0), len(self.timings), *(int(t.get("round") or 1) for t in self.tasks)]
+        )
+        self.rounds = max(rounds, 1)
+        n_rows = len(self.tasks) + self.rounds
+        if n_rows <= 30:
+            self.row_h = 24.0
+        elif n_rows <= 100:
+            self.row_h = 16.0
+        elif n_rows <= 400:
+            self.row_h = 12.0
+        else:
+            self.row_h = 8.0
+        self.font = max(7.0, min(12.0, self.row_h - 4))
+        self.show_durations = n_rows <= 150
+        self.top = 96.0
+        ends = [float(trace.get("total_s") or 0.0)]
+        for t in self.tasks:
+            ends.extend(float(t[k]) for k in ("start", "end") if t.get(k) is not None)
+        for tm in self.timings:
+            ends.extend(float(v) for k, v in tm.items() if k != "round" and v is not None)
+        self.span = max(max(ends), 1e-3)
+
+    def x(self, t: float) -> float:
+        return _LABEL_W + max(0.0, t) / self.span * _PLOT_W
+
+    def svg(self) -> str:
+        out: list[str] = []
+        rows = self.layout()
+        height = self.top + len(rows) * self.row_h + 24
+        out.append(
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height:.0f}" '
+            f'viewBox="0 0 {_WIDTH} {height:.0f}" font-family="{_FONTS}" font-size="{self.font:g}">'
+        )
+        out.append(
+            "<defs>"
+            '<marker id="arrowhead" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker>'
+            '<pattern id="skipped-hatch" width="4" height="4" patternUnits="userSpaceOnUse" '
+            'patternTransform="rotate(45)"><rect width="2" height="4" fill="#9e9e9e"/></pattern>'
+            "</defs>"
+        )
+        out.append(f'<rect width="{_WIDTH}" height="{height:.0f}" fill="#ffffff"/>')
+        out.extend(self.header())
+        out.extend(self.axis(height))
+        out.extend(self.round_backgrounds(rows, height))
+        out.extend(self.labels(rows))
+        positions = self.positions(rows)
+        out.append('<g id="arrows" fill="none" stroke="#555">')
+        out.extend(self.arrows(positions))
+        out.append("</g>")
+        out.append('<g id="tasks">')
+        out.extend(self.bars(positions))
+        out.append("</g>")
+        out.append("</svg>")
+        return "\n".join(out)
+
+    def layout(self) -> list[tuple[str, Any]]:
+        """Rows top to bottom: ``("round", R)`` lanes and ``("task", task)`` rows."""
+        by_round: dict[int, list[Mapping[str, Any]]] = {}
+        for t in self.tasks:
+            by_round.setdefault(int(t.get("round") or 1), []).append(t)
+        rows: list[tuple[str, Any]] = []
+        for r in range(1, self.rounds + 1):
+            rows.append(("round", r))
+            rows.extend(("task", t) for t in sorted(by_round.get(r, ()), key=lambda t: int(t["idx"])))
+        return rows
+
+    def header(self) -> list[str]:
+        title = _cut(str(self.trace.get("question") or "llmcompiler run"), 130)
+        out = [
+            f'<text x="12" y="22" font-size="15" font-weight="bold">{escape(_text(title))}</text>',
+            f'<text x="12" y="42" font-size="11" fill="#444">{escape(_text(_summary(self.trace)))}</text>',
+        ]
+        x = 12.0
+        legend = [("plan streaming", _PLAN_COLOUR), ("joiner", _JOIN_COLOUR)]
+        legend += list(STATE_COLOURS.items())
+        for name, colour in legend:
+            out.append(f'<rect x="{x:g}" y="52" width="12" height="10" fill="{colour}"/>')
+            out.append(f'<text x="{x + 16:g}" y="61" font-size="10">{escape(name)}</text>')
+            x += 26 + 6.2 * len(name)
+        out.append(f'<text x="{x:g}" y="61" font-size="10" fill="#555">→ dependency</text>')
+        return out
+
+    def axis(self, height: float) -> list[str]:
+        step = _nice_step(self.span)
+        out = ['<g id="axis" font-size="9" fill="#555">']
+        k = 0
+        while k * step <= self.span * 1.0001:
+            t = k * step
+            x = self.x(t)
+            out.append(
+                f'<line x1="{x:.1f}" y1="{self.top - 14:.1f}" x2="{x:.1f}" y2="{height - 20:.1f}" stroke="#eee"/>'
+            )
+            out.append(f'<text x="{x:.1f}" y="{self.top - 18:.1f}" text-anchor="middle">{_tick(t, self.span)}</text>')
+            k += 1
+        out.append("</g>")
+        return out
+
+    def round_backgrounds(self, rows: Sequence[tuple[str, Any]], height: float) -> list[str]:
+        """Plan and joiner lanes, faint bands down the round's rows, and round separators."""
+        out = ['<g id="rounds">']
+        starts = [i for i, (kind, _) in enumerate(rows) if kind == "round"]
+        for n, i in enumerate(starts):
+            r = rows[i][1]
+            y0 = self.top + i * self.row_h
+            y1 = self.top + (starts[n + 1] if n + 1 < len(starts) else len(rows)) * self.row_h
+            if n > 0:
+                out.append(
+                    f'<line class="round-separator" x1="0" y1="{y0:.1f}" x2="{_WIDTH}" y2="{y0:.1f}" '
+                    'stroke="#333" stroke-dasharray="6 3"/>'
+                )
+            tm = self.timings[r - 1] if r - 1 < len(self.timings) else None
+            if tm is None:
+                continue
+            bar_h = self.row_h * 0.7
+            by = y0 + (self.row_h - bar_h) / 2
+            for name, colour, a, b, what in (
+                ("plan", _PLAN_COLOUR, tm.get("plan_start"), tm.get("plan_end"), "plan streaming"),
+                ("join", _JOIN_COLOUR, tm.get("join_start"), tm.get("join_end"), "joiner"),
+            ):
+                if a is None or b is None:
+                    continue
+                xa, xb = self.x(float(a)), self.x(float(b))
+                w = max(xb - xa, 1.5)
+                band_h = max(y1 - y0 - self.row_h, 0.0)
+                out.append(
+                    f'<rect class="{name}-band" x="{xa:.1f}" y="{y0 + self.row_h:.1f}" width="{w:.1f}" '
+                    f'height="{band_h:.1f}" fill="{colour}" opacity="0.10"/>'
+                )
+                tip = f"round {r} {what}: {_secs(float(a))} → {_secs(float(b))} ({_secs(float(b) - float(a))})"
+                out.append(
+                    f'<rect id="{name}-{r}" class="{name}" x="{xa:.1f}" y="{by:.1f}" width="{w:.1f}" '
+                    f'height="{bar_h:.1f}" fill="{colour}"><title>{escape(tip)}</title></rect>'
+                )
+            first = tm.get("plan_first_chunk")
+            if first is not None:
+                xf = self.x(float(first))
+                out.append(
+                    f'<line x1="{xf:.1f}" y1="{by:.1f}" x2="{xf:.1f}" y2="{by + bar_h:.1f}" stroke="#1565c0" '
+                    'stroke-width="1.5"><title>first plan text</title></line>'
+                )
+        out.append("</g>")
+        return out
+
+    def labels(self, rows: Sequence[tuple[str, Any]]) -> list[str]:
+        out = ['<g id="labels">']
+        limit = int((_LABEL_W - 16) / (self.font * 0.58))
+        for i, (kind, item) in enumerate(rows):
+            y = self.top + (i + 0.5) * self.row_h + self.font * 0.35
+            if kind == "round":
+                out.append(f'<text x="8" y="{y:.1f}" font-weight="bold">round {item}: plan · join</text>')
+            else:
+                text = _cut(_call_text(item), limit)
+                out.append(f'<text x="8" y="{y:.1f}">{escape(_text(text))}</text>')
+        out.append("</g>")
+        return out
+
+    def positions(self, rows: Sequence[tuple[str, Any]]) -> dict[int, tuple[float, float, float, Mapping[str, Any]]]:
+        """Each task's bar: x start, x end, row centre."""
+        pos: dict[int, tuple[float, float, float, Mapping[str, Any]]] = {}
+        plan_end = {int(tm.get("round") or n): float(tm.get("plan_end") or 0.0) for n, tm in enumerate(self.timings, 1)}
+        for i, (kind, task) in enumerate(rows):
+            if kind != "task":
+                continue
+            y = self.top + (i + 0.5) * self.row_h
+            if task.get("start") is not None:
+                xa = self.x(float(task["start"]))
+                xb = self.x(float(task["end"] if task.get("end") is not None else task["start"]))
+            else:  # never ran: mark it where it was given up, after its dependencies
+                dep_ends = [pos[d][1] for d in task.get("deps", ()) if d in pos]
+                xa = max(dep_ends) if dep_ends else self.x(plan_end.get(int(task.get("round") or 1), 0.0))
+                xb = xa
+            pos[int(task["idx"])] = (xa, xb, y, task)
+        return pos
+
+    def arrows(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:
+        out: list[str] = []
+        opacity = 0.5 if len(pos) <= 60 else 0.25
+        for idx, (xa, _, y, task) in pos.items():
+            for dep in task.get("deps", ()):
+                if dep not in pos:
+                    continue
+                x1, y1 = pos[dep][1], pos[dep][2]
+                dx = max(10.0, abs(xa - x1) / 2)
+                out.append(
+                    f'<path class="dep" data-from="{dep}" data-to="{idx}" '
+                    f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
+                    f'stroke-opacity="{opacity}" marker-end="url(#arrowhead)"/>'
+                )
+        return out
+
+    def bars(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:
+        out: list[str] = []
+        bar_h = self.row_h * 0.7
+        for idx, (xa, xb, y, task) in pos.items():
+            state = str(task.get("state") or "done")
+            colour = STATE_COLOURS.get(state, "#607d8b")
+            ran = task.get("start") is not None
+            width = max(xb - xa, 2.0) if ran else 4.0
+            fill = colour if ran else "url(#skipped-hatch)"
+            stroke = "" if ran else f' stroke="{colour}" stroke-dasharray="2 1"'
+            out.append(
+                f'<rect id="task-{idx}" class="task {escape(state)}" x="{xa:.1f}" y="{y - bar_h / 2:.1f}" '
+                f'width="{width:.1f}" height="{bar_h:.1f}" fill="{fill}"{stroke}>'
+                f"<title>{escape(_text(_tooltip(task)))}</title></rect>"
+            )
+            if self.show_durations and task.get("duration") is not None:
+                out.append(
+                    f'<text x="{xa + width + 4:.1f}" y="{y + self.font * 0.35:.1f}" font-size="{self.font - 1:g}" '
+                    f'fill="#555">{_secs(float(task["duration"]))}</text>'
+                )
+        return out
+
+
+def _tooltip(task: Mapping[str, Any]) -> str:
+    lines = [_cut(_call_text(task), 300)]
+    if task.get("args"):
+        lines.append("args: " + _cut(", ".join(f"{k}={v!r}" for k, v in task["args"].items()), 300))
+    state = task.get("state")
+    if task.get("start") is not None:
+        lines.append(f"{state}: {_secs(float(task['start']))} → {_secs(float(task.get('end') or task['start']))}")
+        if (task.get("attempts") or 0) > 1:
+            lines.append(f"attempts: {task['attempts']}")
+    else:
+        lines.append(f"{state} (never ran)")
+    if task.get("deps"):
+        lines.append("after: " + ", ".join(str(d) for d in task["deps"]))
+    if task.get("thought"):
+        lines.append("thought: " + _cut(str(task["thought"]), 300))
+    if task.get("error"):
+        lines.append("error: " + _cut(str(task["error"]), 300))
+    else:
+        lines.append("result: " + _cut(_plain(task.get("result")), 300))
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _html(trace: Mapping[str, Any]) -> str:
+    svg = _Drawing(trace).svg()
+    title = _text(trace.get("question") or "llmcompiler run")
+    rows = []
+    for t in trace.get("tasks", ()):
+        if t.get("tool") == "join":
+            continue
+        start = "" if t.get("start") is None else _secs(float(t["start"]))
+        end = "" if t.get("end") is None else _secs(float(t["end"]))
+        outcome = t.get("error") if t.get("error") else _plain(t.get("result"))
+        rows.append(
+            f'<tr class="{html.escape(str(t.get("state")))}"><td>{t["idx"]}</td>'
+            f"<td>{html.escape(_text(t['tool']))}</td><td>{html.escape(_text(t.get('state')))}</td>"
+            f"<td>{start}</td><td>{end}</td>"
+            f"<td>{html.escape(', '.join(str(d) for d in t.get('deps', ())))}</td>"
+            f"<td>{html.escape(_cut(_text(outcome), 300))}</td></tr>"
+        )
+    colours = "".join(f"tr.{s} td:nth-child(3){{color:{c}}}" for s, c in STATE_COLOURS.items())
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(_cut(title, 80))} · llmcompiler timeline</title>"
+        "<style>body{font-family:sans-serif;margin:16px}svg{max-width:100%;height:auto}"
+        "rect.task:hover{stroke:#000;stroke-width:1.5}table{border-collapse:collapse;font-size:12px;margin-top:16px}"
+        "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}" + colours + "</style>"
+        "</head><body>\n"
+        f"<h1>{html.escape(_cut(title, 200))}</h1>\n"
+        f"<p>{html.escape(_text(_summary(trace)))}</p>\n"
+        f"<p><b>Answer:</b> {html.escape(_text(trace.get('answer') or trace.get('error') or ''))}</p>\n"
+        f"{svg}\n"
+        "<table><thead><tr><th>#</th><th>tool</th><th>state</th><th>start</th><th>end</th><th>after</th>"
+        "<th>result or error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n"
+    )

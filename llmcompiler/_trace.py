@@ -1,0 +1,225 @@
+"""Run traces: a ``RunResult`` as JSON, with every secret taken out.
+
+A trace holds the question, the model, the answer, every task (arguments, dependencies,
+thought, result or error, state, start and end in seconds from the run's start), the token
+usage, the cost and the phases of each round. ``write_trace`` writes one; ``trace_dict``
+gives the same as a dict; ``render_timeline`` draws either.
+
+Secrets never reach a trace: API keys from the environment, ``Authorization`` headers,
+bearer tokens and key-shaped strings (``sk-...``) are replaced by ``[redacted]`` in every
+string of it, keys included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmcompiler._literals import Ref, Template, to_text
+from llmcompiler._records import RunResult, TaskRecord
+from llmcompiler.models._names import redact
+
+__all__ = ["TRACE_VERSION", "scrub", "to_json_safe", "trace_dict", "write_trace"]
+
+TRACE_VERSION = 1
+"""The trace format's version, written as ``"version"``."""
+
+REDACTED = "[redacted]"
+
+# Environment variables whose values are secrets: OPENAI_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...
+_SECRET_ENV = re.compile(r"(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)")
+# "Authorization: Basic abc", "x-api-key=abc", '"api_key": "abc"'.
+_HEADERS = re.compile(
+    r"""(?ix)
+    (\b(?:proxy-)?authorization|\bx-api-key|\bapi[_-]?key|\baccess[_-]?token|\bsecret[_-]?key)
+    (["']?\s*[:=]\s*["']?)
+    (?:(?:bearer|basic|token)\s+)?
+    [^\s"',;}&)]+
+    """
+)
+_MIN_SECRET = 8  # shorter environment values ("1", "true") are not treated as secrets
+
+
+def _env_secrets() -> list[str]:
+    return [
+        value
+        for name, value in os.environ.items()
+        if _SECRET_ENV.search(name) and len(value) >= _MIN_SECRET and not value.isdigit()
+    ]
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with secrets replaced by ``[redacted]``.
+
+    Replaced: the given ``secrets``; the values of environment variables named like keys
+    (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``); ``Authorization:`` and
+    ``api_key=`` values; bearer tokens; key-shaped strings such as ``sk-...``.
+
+    Example:
+        >>> scrub("failed: Authorization: Bearer abc123 (key sk-proj-abcdefgh)")
+        'failed: Authorization: [redacted] (key [redacted])'
+    """
+    text = redact(text, [*secrets, *_env_secrets()])
+    return _HEADERS.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def to_json_safe(value: Any, *, _depth: int = 0) -> Any:
+    """``value`` as JSON values: containers kept, pydantic models and dataclasses as dicts,
+    anything else (and non-finite floats) as its text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if _depth > 50:
+        return to_text(value)
+    if isinstance(value, (Ref, Template)):
+        return repr(value)  # a task that never ran keeps its references: $N, '...${N}...'
+
+    if isinstance(value, Mapping):
+        return {str(k): to_json_safe(v, _depth=_depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v, _depth=_depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_json_safe(v, _depth=_depth + 1) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return to_json_safe(dump(mode="json"), _depth=_depth + 1)
+        except Exception:
+            return to_text(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_safe(getattr(value, f.name), _depth=_depth + 1) for f in dataclasses.fields(value)}
+    return to_text(value)
+
+
+def _scrub_all(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {scrub(k, secrets): _scrub_all(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_all(v, secrets) for v in value]
+    return value
+
+
+def _rel(t: float | None, origin: float) -> float | None:
+    return None if t is None else round(t - origin, 6)
+
+
+def _task(record: TaskRecord, origin: float) -> dict[str, Any]:
+    return {
+        "idx": record.idx,
+        "tool": record.tool,
+        "args": to_json_safe(record.args),
+        "deps": sorted(record.deps),
+        "thought": record.thought,
+        "line": record.line,
+        "state": record.state,
+        "result": to_json_safe(record.result) if record.error is None else None,
+        "error": record.error,
+        "start": _rel(record.start, origin),
+        "end": _rel(record.end, origin),
+        "duration": None if record.duration is None else round(record.duration, 6),
+        "round": record.round,
+        "attempts": record.attempts,
+        "cached": record.cached,
+        "batch_size": record.batch_size,
+        "fused_with": list(record.fused_with),
+    }
+
+
+def trace_dict(
+    result: RunResult,
+    *,
+    question: str,
+    model: str | None = None,
+    error: str | None = None,
+    secrets: Iterable[str | None] = (),
+) -> dict[str, Any]:
+    """A run as a JSON-ready dict, every string scrubbed of secrets.
+
+    Args:
+        result: the run.
+        question: the question it answered.
+        model: the model's name (``llm.model_name``).
+        error: for a run that failed, what stopped it.
+        secrets: more strings to redact (keys the environment does not hold).
+
+    Returns:
+        ``version``, ``question``, ``model``, ``answer``, ``error``, ``rounds``, ``total_s``,
+        ``sequential_s``, ``usage``, ``cost_usd``, ``tasks`` (idx, tool, args, deps, thought,
+        line, state, result, error, start, end, duration, round, attempts; times in seconds
+        from the run's start), ``timings`` (one dict per round, same clock), ``plan_errors``
+        and ``thoughts``.
+    """
+    origin = result.start
+    timings = [
+        {"round": n, **{f.name: _rel(getattr(t, f.name), origin) for f in dataclasses.fields(t)}}
+        for n, t in enumerate(result.round_timings, start=1)
+    ]
+    usage = result.usage
+    trace: dict[str, Any] = {
+        "version": TRACE_VERSION,
+        "question": question,
+        "model": model,
+        "answer": result.answer,
+        "error": error,
+        "rounds": result.rounds,
+        "total_s": round(result.total_s, 6),
+        "sequential_s": round(result.sequential_s, 6),
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "calls": usage.calls,
+        },
+        "cost_usd": result.cost_usd,
+        "tasks": [_task(r, origin) for r in result.tasks],
+        "timings": timings,
+        "plan_errors": list(result.plan_errors),
+        "thoughts": list(result.thoughts),
+    }
+    return dict(_scrub_all(trace, [s for s in secrets if s]))
+
+
+def write_trace(
+    result: RunResult,
+    path: str | os.PathLike[str],
+    *,
+    question: str,
+    model: str | None = None,
+    error: str | None = None,
+    secrets: Iterable[str | None] = (),
+) -> Path:
+    """Write a run's trace as JSON (see ``trace_dict``); returns the path written.
+
+    This writes a file: from async code, call it through ``asyncio.to_thread``.
+
+    Example:
+        >>> from llmcompiler import LLMCompiler, tool
+        >>> from llmcompiler.testing import ScriptedLLM
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> llm = ScriptedLLM(["1. square(3)\\n2. join()", "Action: Finish(9)"])
+        >>> result = LLMCompiler(llm=llm, tools=[square]).run("3 squared?")
+        >>> import tempfile, json, os
+        >>> path = write_trace(result, os.path.join(tempfile.mkdtemp(), "t.json"), question="3 squared?")
+        >>> [t["result"] for t in json.loads(path.read_text())["tasks"]]
+        [9, None]
+    """
+    out = Path(path)
+    data = trace_dict(result, question=question, model=model, error=error, secrets=secrets)
+    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out

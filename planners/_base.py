@@ -1,0 +1,168 @@
+"""What the baseline agents share: the agent interface, the turn-limit error, model calls with
+usage and cost summed, and observations as a model reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from llmcompiler._errors import RunError, UserError
+from llmcompiler._events import EventHandler, RunEvent
+from llmcompiler._literals import to_text
+from llmcompiler._prompts import MAX_OBSERVATION_CHARS
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler.models._pricing import cost_usd
+
+__all__ = ["Agent", "TurnLimitExceeded", "observation_text"]
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What ``LLMCompiler``, ``ReActAgent`` and ``ParallelToolCallAgent`` have in common."""
+
+    async def arun(self, question: str) -> RunResult:
+        """Answer ``question``."""
+        ...
+
+
+class TurnLimitExceeded(RunError):
+    """A baseline agent used all its model turns without answering.
+
+    Attributes:
+        limit_name: the option that set the limit (``"max_steps"`` or ``"max_turns"``).
+        limit: its value.
+    """
+
+    def __init__(self, agent: str, limit_name: str, limit: int, *, tasks: Sequence[TaskRecord] = ()) -> None:
+        super().__init__(
+            f"{agent} gave no answer within {limit_name}={limit} model turns "
+            f"({len(tasks)} tool call{'s' if len(tasks) != 1 else ''} made); raise {limit_name} or improve the tools",
+            tasks=tasks,
+        )
+        self.limit_name = limit_name
+        self.limit = limit
+
+
+def observation_text(record: TaskRecord) -> str:
+    """A task's outcome as the model reads it: the result as text (cut like the joiner's
+    history), or the error message."""
+    if record.error is not None:
+        return record.error
+    text = to_text(record.result)
+    if len(text) > MAX_OBSERVATION_CHARS:
+        text = text[:MAX_OBSERVATION_CHARS] + f" ... [{len(text) - MAX_OBSERVATION_CHARS} more characters]"
+    return text
+
+
+def check_limit(name: str, value: int) -> None:
+    """Refuse a turn limit below 1."""
+    if value < 1:
+        raise UserError(f"{name} must be at least 1, got {value}")
+
+
+def run_blocking(arun: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult:
+    """Run ``arun()`` in a new event loop, from sync code.
+
+    Raises:
+        UserError: called from inside a running event loop (use ``await agent.arun``).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun())
+    raise UserError("run() was called inside an event loop: use 'await agent.arun(question)'")
+
+
+@dataclasses.dataclass(slots=True)
+class Turn:
+    """One model call: its text, its native tool calls, and when it happened."""
+
+    text: str
+    calls: list[ToolCall]
+    start: float
+    first_chunk: float | None
+    end: float
+
+
+class Meter:
+    """Calls models for one run: sums every call's usage and cost, and tells listeners."""
+
+    def __init__(self, handlers: Sequence[EventHandler]) -> None:
+        self.handlers = list(handlers)
+        self.usage = Usage()
+        self.cost: float | None = 0.0  # None once a call's price is unknown
+        self.now = asyncio.get_running_loop().time
+
+    def emit(self, event: RunEvent) -> None:
+        """Pass ``event`` to every listener."""
+        for handler in self.handlers:
+            handler(event)
+
+    async def call(self, llm: ChatModel, request: ModelRequest) -> Turn:
+        """Read a whole reply: text, native tool calls and usage."""
+        start = self.now()
+        first: float | None = None
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        stream: AsyncIterator[ModelEvent] = llm.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, str):
+                    if event:
+                        first = self.now() if first is None else first
+                        text.append(event)
+                elif isinstance(event, ToolCall):
+                    first = self.now() if first is None else first
+                    calls.append(event)
+                elif isinstance(event, Usage):
+                    self.usage += event
+                    cost = cost_usd(llm.model_name, event)
+                    self.cost = None if cost is None or self.cost is None else self.cost + cost
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return Turn(text="".join(text), calls=calls, start=start, first_chunk=first, end=self.now())
+
+    def result(
+        self,
+        *,
+        answer: str,
+        tasks: list[TaskRecord],
+        turns: int,
+        start: float,
+        timings: list[RoundTimings],
+        plan_errors: list[str],
+        thoughts: list[str],
+    ) -> RunResult:
+        """The run's ``RunResult``; ``rounds`` counts model turns."""
+        return RunResult(
+            answer=answer,
+            tasks=tasks,
+            rounds=turns,
+            usage=self.usage,
+            start=start,
+            end=self.now(),
+            round_timings=timings,
+            plan_errors=plan_errors,
+            thoughts=thoughts,
+            cost_usd=self.cost,
+        )
+
+
+def timings(turn: Turn, records: Sequence[TaskRecord], tasks_end: float) -> RoundTimings:
+    """A model turn and the tool calls it made, as ``RoundTimings``: the turn is the "plan"
+    phase; there is no joiner, so ``join_start == join_end == tasks_end``."""
+    starts = [r.start for r in records if r.start is not None]
+    return RoundTimings(
+        plan_start=turn.start,
+        plan_first_chunk=turn.first_chunk,
+        plan_end=turn.end,
+        first_dispatch=min(starts) if starts else None,
+        tasks_end=tasks_end,
+        join_start=tasks_end,
+        join_end=tasks_end,
+    )

@@ -1,0 +1,181 @@
+"""Native parallel tool calling: the provider's own tool-call format, many calls per model turn.
+
+Each model turn may ask for many tool calls (OpenAI ``tool_calls`` with
+``parallel_tool_calls``, Anthropic ``tool_use`` blocks). The engine's executor runs them
+concurrently, under LLMCompiler's limits; every result goes back in the next request, one per
+call id (``tool`` messages for OpenAI, ``tool_result`` blocks in one user message for
+Anthropic, errors marked ``is_error``). The turns repeat until the model answers in text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from llmcompiler._errors import RunError, UserError
+from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
+from llmcompiler._executor import Executor, Limits
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
+from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall
+from planners._base import Meter, TurnLimitExceeded, check_limit, observation_text, run_blocking, timings
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "ParallelToolCallAgent"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Answer the question using the tools. When several tool calls do not need each other's results, "
+    "make them all in the same turn so they run in parallel. When the tool results answer the question, "
+    "reply with the answer in plain text."
+)
+
+
+class ParallelToolCallAgent:
+    """The native parallel function-calling baseline.
+
+    Each model turn may emit many native tool calls; the executor runs them concurrently (the
+    same executor, limits and ``TaskRecord``s as LLMCompiler); all results go back in one step,
+    one per call id, failures marked as errors. It repeats until the model answers in text.
+    Needs a model with native tool calling (``OpenAIChat``, ``AnthropicChat``; the scripted
+    test doubles reply with lists of ``ToolCall``).
+
+    ``RunResult.rounds`` is the number of model turns; ``thoughts`` holds the text the model
+    wrote beside its tool calls; ``round_timings`` has one entry per turn (the turn as the plan
+    phase, its calls as the tasks, no joiner).
+
+    Args:
+        llm: the model.
+        tools: ``Tool``s, plain functions or LangChain tools.
+        max_turns: model turns before the run fails with ``TurnLimitExceeded``.
+        max_concurrency: tool calls running at once across all tools.
+        timeout: seconds a tool call may take when its own limits set none.
+        tool_limits: per-tool limits by name, replacing the tools' own.
+        system_prompt: the system message (``""`` for none).
+        on_event: called with each ``RunEvent`` of every run.
+
+    Example:
+        >>> from llmcompiler import ToolCall, tool
+        >>> from llmcompiler.testing import ScriptedLLM
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> calls = [ToolCall(name="square", args={"x": 3}), ToolCall(name="square", args={"x": 4})]
+        >>> llm = ScriptedLLM([calls, "9 and 16"])
+        >>> ParallelToolCallAgent(llm=llm, tools=[square]).run("Square 3 and 4.").answer
+        '9 and 16'
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: ChatModel,
+        tools: Iterable[ToolLike],
+        max_turns: int = 10,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        tool_limits: Mapping[str, ToolLimits] | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        check_limit("max_turns", max_turns)
+        self.llm = llm
+        self.tools: dict[str, Tool] = coerce_tools(tools)
+        if not self.tools:
+            raise UserError("ParallelToolCallAgent needs at least one tool")
+        self.max_turns = max_turns
+        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        self.system_prompt = system_prompt
+        self.on_event = on_event
+
+    def run(self, question: str) -> RunResult:
+        """Answer ``question`` from sync code (starts an event loop).
+
+        Raises:
+            UserError: called from inside a running event loop (use ``await arun``).
+        """
+        return run_blocking(lambda: self.arun(question))
+
+    async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
+        """Answer ``question``.
+
+        Args:
+            question: what to answer.
+            on_event: called with each ``RunEvent`` of this run (besides the agent's own handler).
+
+        Raises:
+            TurnLimitExceeded: the model still called tools after ``max_turns`` turns.
+            RunError: a model call failed, or the model replied with neither text nor calls.
+                ``tasks`` holds the records finished before.
+        """
+        meter = Meter([h for h in (self.on_event, on_event) if h is not None])
+        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit)
+        start = meter.now()
+        messages: list[Message] = []
+        if self.system_prompt:
+            messages.append(Message(role="system", content=self.system_prompt))
+        messages.append(Message(role="user", content=question))
+        tools = tuple(self.tools.values())
+        tasks: list[TaskRecord] = []
+        round_timings: list[RoundTimings] = []
+        thoughts: list[str] = []
+        for turn_no in range(1, self.max_turns + 1):
+            meter.emit(RoundStarted(round=turn_no, feedback=None))
+            request = ModelRequest(messages=tuple(messages), purpose="tools", tools=tools, native_tools=True)
+            try:
+                turn = await meter.call(self.llm, request)
+            except RunError as exc:
+                exc.tasks = tasks + exc.tasks
+                raise
+            text = turn.text.strip()
+            if not turn.calls:
+                round_timings.append(timings(turn, [], turn.end))
+                if not text:
+                    raise RunError(
+                        f"{self.llm.model_name} replied with neither text nor tool calls (turn {turn_no})", tasks=tasks
+                    )
+                meter.emit(JoinerDecided(action="finish", text=text, thought=None))
+                return meter.result(
+                    answer=text,
+                    tasks=tasks,
+                    turns=turn_no,
+                    start=start,
+                    timings=round_timings,
+                    plan_errors=[],
+                    thoughts=thoughts,
+                )
+            if text:
+                thoughts.append(text)
+            first = max(executor.records, default=0) + 1
+            calls = _with_ids(turn.calls, first)
+            records = await executor.run_calls(
+                [(first + k, call.name, call.args) for k, call in enumerate(calls)],
+                round=turn_no,
+                unreadable={first + k: call.error for k, call in enumerate(calls) if call.error is not None},
+            )
+            tasks.extend(records)
+            round_timings.append(timings(turn, records, meter.now()))
+            messages.append(Message(role="assistant", content=text, tool_calls=tuple(calls)))
+            # One result per call id, in call order: zip(strict) makes a missing one impossible.
+            messages.extend(
+                Message(
+                    role="tool",
+                    content=observation_text(record),
+                    tool_call_id=call.id,
+                    is_error=record.error is not None,
+                )
+                for call, record in zip(calls, records, strict=True)
+            )
+        raise TurnLimitExceeded("ParallelToolCallAgent", "max_turns", self.max_turns, tasks=tasks)
+
+
+def _with_ids(calls: list[ToolCall], first_idx: int) -> list[ToolCall]:
+    """The calls, each with an id unique in the turn (``call_<task number>`` where the provider gave none)."""
+    seen: set[str] = set()
+    out: list[ToolCall] = []
+    for k, call in enumerate(calls):
+        call_id = call.id
+        if not call_id or call_id in seen:
+            call_id = f"call_{first_idx + k}"
+        seen.add(call_id)
+        out.append(call if call_id == call.id else dataclasses.replace(call, id=call_id))
+    return out

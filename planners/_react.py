@@ -1,0 +1,258 @@
+"""ReAct (Yao et al., 2022): Thought / Action / Observation, one tool call per model turn.
+
+The model writes ``Thought: ...`` then ``Action: tool(arguments)`` in the plan language's call
+syntax, or ``Action: Finish(answer)``. The call is parsed by the plan parser and run by the
+engine's executor (same limits, retries and ``TaskRecord``s as LLMCompiler); its result comes
+back as ``Observation: ...`` and the model takes the next step. Calls never overlap: each waits
+for the model turn that reads the one before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+
+from llmcompiler._errors import JoinParseError, ModelError, RunError, UserError
+from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
+from llmcompiler._executor import Executor, Limits
+from llmcompiler._joiner import Finish, parse_join_reply
+from llmcompiler._plan import JOIN, ParseError, TaskParsed, parse_plan
+from llmcompiler._prompts import describe_tools, load, render
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
+from llmcompiler.models._base import ChatModel, Message, ModelRequest
+from planners._base import Meter, TurnLimitExceeded, check_limit, observation_text, run_blocking, timings
+
+__all__ = ["ReActAgent", "ReActStep", "parse_react_reply"]
+
+OBSERVATION = "Observation:"
+"""What starts a tool's result in the transcript; the model's reply is cut before it."""
+
+_ACTION = re.compile(r"(?im)^[ \t>*_`]*action[ \t*_]*:[ \t*_`]*")
+_THOUGHT_LABEL = re.compile(r"(?i)^[ \t>*_`]*thought[ \t*_]*:[ \t*_]*")
+_FINISH = re.compile(r"(?i)finish[ \t]*\(")
+_EXPECTED = "expected 'Action: tool(arguments)' or 'Action: Finish(answer)'"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ReActStep:
+    """One ReAct reply, read.
+
+    Exactly one of ``action``, ``answer`` and ``error`` is set.
+
+    Attributes:
+        thought: the reasoning before the action (one line), if any.
+        action: the call written after ``Action:``, e.g. ``search(query="x")``.
+        answer: the answer of ``Action: Finish(answer)``.
+        error: why the reply is no step.
+    """
+
+    thought: str | None = None
+    action: str | None = None
+    answer: str | None = None
+    error: str | None = None
+
+
+def parse_react_reply(text: str) -> ReActStep:
+    """Read a ReAct reply: ``Thought: ...`` then ``Action: tool(args)`` or ``Action: Finish(answer)``.
+
+    Example:
+        >>> parse_react_reply('Thought: look it up.\\nAction: search("Oslo")')
+        ReActStep(thought='look it up.', action='search("Oslo")', answer=None, error=None)
+        >>> parse_react_reply("Thought: done.\\nAction: Finish(Oslo (Norway))").answer
+        'Oslo (Norway)'
+    """
+    match = _ACTION.search(text)
+    if match is None:
+        # A bare "Finish(...)" line still answers; anything else is no step.
+        try:
+            decision = parse_join_reply(text)
+        except JoinParseError:
+            decision = None
+        if isinstance(decision, Finish):
+            return ReActStep(thought=decision.thought, answer=decision.answer)
+        return ReActStep(thought=_thought(text) or None, error=f"no action in the reply: {_EXPECTED}")
+    thought = _thought(text[: match.start()]) or None
+    action = text[match.end() :].strip()
+    if _FINISH.match(action):
+        try:
+            decision = parse_join_reply(text[match.start() :])
+        except JoinParseError as exc:
+            return ReActStep(thought=thought, error=exc.reason)
+        if isinstance(decision, Finish):
+            return ReActStep(thought=thought, answer=decision.answer)
+    if not action:
+        return ReActStep(thought=thought, error=f"the action is empty: {_EXPECTED}")
+    return ReActStep(thought=thought, action=action)
+
+
+def _thought(text: str) -> str:
+    """The thought text on one line, its ``Thought:`` label removed."""
+    lines = [_THOUGHT_LABEL.sub("", line).strip() for line in text.strip().splitlines()]
+    return " ".join(line for line in lines if line)
+
+
+def action_task(action: str, idx: int, known: Iterable[int], thought: str | None) -> TaskParsed | ParseError | str:
+    """The task an action's call makes, numbered ``idx``, or why it makes none.
+
+    The call is parsed as the plan line ``{idx}. {action}``. A numbered line that cannot run
+    (bad arguments, no closing parenthesis) is a ``ParseError`` with the task's number, which
+    the executor records as a failed task, as it does in a plan; text that is no call at all
+    comes back as the reason (a string).
+    """
+    events = parse_plan(f"{idx}. {action}", known=known)
+    for event in events:
+        if isinstance(event, TaskParsed):
+            if event.tool == JOIN:
+                return f"join() is not a tool here: {_EXPECTED}"
+            return dataclasses.replace(event, thought=thought)
+        if isinstance(event, ParseError) and event.idx == idx:
+            return dataclasses.replace(event, thought=thought)
+    for event in events:
+        if isinstance(event, ParseError):
+            return f"cannot read the action {action!r}: {event.reason}; {_EXPECTED}"
+    return f"cannot read the action {action!r}: {_EXPECTED}"  # pragma: no cover - the parser always reports
+
+
+class ReActAgent:
+    """The ReAct baseline: one tool call per model turn, in sequence, until ``Action: Finish(...)``.
+
+    The action is written in the plan language's call syntax and parsed by its parser; tools
+    run through the engine's executor, so limits, retries and ``TaskRecord``s are LLMCompiler's.
+    Text only, so it runs on every model; the local model decodes each step under a grammar.
+
+    ``RunResult.rounds`` is the number of model turns; ``thoughts`` holds each step's thought;
+    ``round_timings`` has one entry per turn (the turn as the plan phase, its tool call as the
+    tasks, no joiner); ``plan_errors`` the replies that were no step.
+
+    Args:
+        llm: the model.
+        tools: ``Tool``s, plain functions or LangChain tools.
+        max_steps: model turns before the run fails with ``TurnLimitExceeded``.
+        max_concurrency: tool calls running at once (one at most here, kept for parity).
+        timeout: seconds a tool call may take when its own limits set none.
+        tool_limits: per-tool limits by name, replacing the tools' own.
+        examples: few-shot text for the system prompt (default: ``prompts/react_examples.txt``).
+        on_event: called with each ``RunEvent`` of every run.
+
+    Example:
+        >>> from llmcompiler import tool
+        >>> from llmcompiler.testing import ScriptedLLM
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> llm = ScriptedLLM(["Thought: square it.\\nAction: square(3)", "Thought: done.\\nAction: Finish(9)"])
+        >>> ReActAgent(llm=llm, tools=[square]).run("What is 3 squared?").answer
+        '9'
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: ChatModel,
+        tools: Iterable[ToolLike],
+        max_steps: int = 10,
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        tool_limits: Mapping[str, ToolLimits] | None = None,
+        examples: str | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        check_limit("max_steps", max_steps)
+        self.llm = llm
+        self.tools: dict[str, Tool] = coerce_tools(tools)
+        if not self.tools:
+            raise UserError("ReActAgent needs at least one tool")
+        self.max_steps = max_steps
+        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        self.examples = load("react_examples") if examples is None else examples
+        self.on_event = on_event
+
+    def run(self, question: str) -> RunResult:
+        """Answer ``question`` from sync code (starts an event loop).
+
+        Raises:
+            UserError: called from inside a running event loop (use ``await arun``).
+        """
+        return run_blocking(lambda: self.arun(question))
+
+    async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
+        """Answer ``question``.
+
+        Args:
+            question: what to answer.
+            on_event: called with each ``RunEvent`` of this run (besides the agent's own handler).
+
+        Raises:
+            TurnLimitExceeded: no ``Finish`` within ``max_steps`` turns.
+            RunError: a model call failed. ``tasks`` holds the records finished before.
+        """
+        meter = Meter([h for h in (self.on_event, on_event) if h is not None])
+        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit)
+        start = meter.now()
+        system = render("react_system", tools=describe_tools(self.tools.values()), examples=self.examples)
+        messages = [
+            Message(role="system", content=system),
+            Message(role="user", content=render("react_user", question=question)),
+        ]
+        tasks: list[TaskRecord] = []
+        round_timings: list[RoundTimings] = []
+        plan_errors: list[str] = []
+        thoughts: list[str] = []
+        for step in range(1, self.max_steps + 1):
+            meter.emit(RoundStarted(round=step, feedback=None))
+            request = ModelRequest(
+                messages=tuple(messages), purpose="react", stop=(OBSERVATION,), tools=tuple(self.tools.values())
+            )
+            try:
+                turn = await meter.call(self.llm, request)
+            except RunError as exc:
+                exc.tasks = tasks + exc.tasks
+                raise
+            if turn.calls:
+                failure = ModelError(
+                    self.llm.model_name,
+                    f"the react call answered with a native tool call ({turn.calls[0].name}); ReAct needs text",
+                )
+                failure.tasks = list(tasks)
+                raise failure
+            parsed = parse_react_reply(turn.text)
+            if parsed.thought:
+                thoughts.append(parsed.thought)
+            if parsed.answer is not None:
+                round_timings.append(timings(turn, [], turn.end))
+                meter.emit(JoinerDecided(action="finish", text=parsed.answer, thought=parsed.thought))
+                return meter.result(
+                    answer=parsed.answer,
+                    tasks=tasks,
+                    turns=step,
+                    start=start,
+                    timings=round_timings,
+                    plan_errors=plan_errors,
+                    thoughts=thoughts,
+                )
+            records: list[TaskRecord] = []
+            error = parsed.error
+            if parsed.action is not None:
+                task = action_task(
+                    parsed.action, max(executor.records, default=0) + 1, executor.records, parsed.thought
+                )
+                if isinstance(task, str):
+                    error = task
+                else:
+                    records = await executor.run_tasks([task], round=step)
+                    tasks.extend(records)
+            if records:
+                observed = records[0]
+                text = observation_text(observed)
+                observation = f"ERROR: {text}" if observed.error is not None else text
+            else:
+                assert error is not None
+                plan_errors.append(error)
+                observation = f"ERROR: {error}"
+            round_timings.append(timings(turn, records, meter.now()))
+            messages.append(Message(role="assistant", content=turn.text.strip() or "(empty reply)"))
+            messages.append(Message(role="user", content=f"{OBSERVATION} {observation}"))
+        raise TurnLimitExceeded("ReActAgent", "max_steps", self.max_steps, tasks=tasks)
