@@ -69,6 +69,8 @@ class LLMCompiler:
             raise UserError("LLMCompiler needs at least one tool")
         self.max_replans = max_replans
         self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        # The gates (concurrency, rate limits, batch windows) every run of this agent shares.
+        self._gates = Executor(self.tools, limits=self.limits)
         self.examples = load("planner_examples") if examples is None else examples
         self.on_event = on_event
 
@@ -204,12 +206,9 @@ class LLMCompiler:
             >>> [r.answer for r in results]
             ['9', '9']
         """
-        hub = Executor(self.tools, limits=self.limits)
 
         async def one(question: str) -> RunResult:
-            run = _Run(self, question, on_event)
-            run.executor.share_limits(hub)
-            return await run.go()
+            return await _Run(self, question, on_event).go()
 
         return await run_many(one, list(questions), concurrency=concurrency, return_exceptions=return_exceptions)
 
@@ -222,6 +221,7 @@ class _Run:
         self.usage = Usage()
         self.cost: float | None = 0.0  # None once a call's price is unknown
         self.executor = Executor(agent.tools, limits=agent.limits, on_event=self.emit)
+        self.executor.share_limits(agent._gates)  # limits hold across every run of the agent
 
     def emit(self, event: RunEvent) -> None:
         for handler in self.handlers:

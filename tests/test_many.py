@@ -173,3 +173,38 @@ async def test_concurrency_is_checked_and_no_questions_is_no_results() -> None:
     with pytest.raises(UserError, match="concurrency"):
         await agent.arun_many(["question 1"], concurrency=0)
     assert await agent.arun_many([]) == []
+
+
+async def test_concurrent_arun_calls_share_the_agents_limits() -> None:
+    """Two questions asked at once through ``arun`` (not ``arun_many``) still honour max_concurrency=1."""
+    running = 0
+    peak = 0
+    both_asked = asyncio.Event()
+    asked = 0
+
+    @tool
+    async def slow(x: int) -> int:
+        """Count how many run at once."""
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await both_asked.wait()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        running -= 1
+        return x
+
+    def reply(messages: object, purpose: str) -> str:
+        nonlocal asked
+        if purpose == "plan":
+            asked += 1
+            if asked == 2:
+                both_asked.set()
+            return "1. slow(1)\n2. join()"
+        return "Action: Finish(1)"
+
+    agent = LLMCompiler(llm=FunctionLLM(reply), tools=[slow], max_concurrency=1)
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(agent.arun("a"), agent.arun("b"))
+    assert [r.answer for r in results] == ["1", "1"]
+    assert peak == 1
