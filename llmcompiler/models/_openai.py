@@ -14,16 +14,14 @@ from openai import AsyncOpenAI
 
 from llmcompiler._errors import ModelError, UserError
 from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler.models._failures import CallSite, sdk_failure, stream_cut
 from llmcompiler.models._names import (
     LoopClients,
     ToolNames,
     assign_call_ids,
     is_transport_error,
     json_schema,
-    one_line,
     parse_arguments,
-    redact,
-    status_hint,
 )
 
 __all__ = ["OpenAIChat"]
@@ -223,49 +221,24 @@ class OpenAIChat:
             yield ToolCall(name=name, args=args, id=built.id)
         yield usage or Usage(calls=1)
 
-    def _cut(self, exc: Exception) -> ModelError:
-        """A transport error the SDK let through while streaming."""
-        if "timeout" in type(exc).__name__.lower():
-            return ModelError(
-                PROVIDER,
-                f"{self.model}: the stream stalled for {self.timeout:g}s before its end; the reply is incomplete",
-            )
-        detail = one_line(redact(f"{type(exc).__name__}: {exc}", [self._key]), 160)
-        return ModelError(
-            PROVIDER, f"{self.model}: the stream was cut before its end ({detail}); the reply is incomplete"
+    def _site(self) -> CallSite:
+        return CallSite(
+            provider=PROVIDER,
+            model=self.model,
+            key=self._key,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            where=self.base_url or "api.openai.com",
+            key_env="OPENAI_API_KEY",
+            base_url_env="OPENAI_BASE_URL",
         )
 
+    def _cut(self, exc: Exception) -> ModelError:
+        """A transport error the SDK let through while streaming."""
+        return stream_cut(self._site(), exc)
+
     def _error(self, exc: openai.OpenAIError, *, started: bool) -> ModelError:
-        where = self.base_url or "api.openai.com"
-        if isinstance(exc, openai.APITimeoutError):
-            text = (
-                f"timed out after {self.timeout:g}s per attempt and {self.max_retries} retries; "
-                "raise timeout= or max_retries="
-            )
-            if started:
-                text = f"the stream stalled for {self.timeout:g}s before its end; the reply is incomplete"
-            return ModelError(PROVIDER, f"{self.model}: {text}")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            detail = one_line(redact(str(cause or exc), [self._key]), 160)
-            if started:
-                return ModelError(
-                    PROVIDER, f"{self.model}: the stream was cut before its end ({detail}); the reply is incomplete"
-                )
-            return ModelError(
-                PROVIDER,
-                f"{self.model}: cannot reach {where} ({detail}) after {self.max_retries} retries; "
-                "check base_url= or OPENAI_BASE_URL",
-            )
-        if isinstance(exc, openai.APIStatusError):
-            detail = one_line(redact(exc.message, [self._key]))
-            return ModelError(
-                PROVIDER,
-                f"{self.model}: {status_hint(exc.status_code, 'OPENAI_API_KEY')}: {detail}",
-                status=exc.status_code,
-            )
-        detail = one_line(redact(str(exc), [self._key]))
-        return ModelError(PROVIDER, f"{self.model}: {'the stream failed: ' if started else ''}{detail}")
+        return sdk_failure(self._site(), exc, openai, started=started)
 
 
 async def _close(client: AsyncOpenAI) -> None:
