@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,ray]'
+	$(PY) -m pip install --quiet -e '.[dev,local,ray,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its extras
@@ -41,7 +41,19 @@ bench-engine: $(STAMP)  ## engine overhead, dispatch latency, makespan vs critic
 bench-local: $(STAMP)  ## the local model: tokens/s, time to first token, the demo end to end
 	$(PY) -m benchmarks.local_model
 
-bench: bench-engine bench-local  ## every benchmark
+bench-scale: $(STAMP)  ## fusion, load balancing, arun_many throughput, Ray overhead
+	$(PY) -m benchmarks.scale
+
+bench-suites: $(STAMP)  ## LLMCompiler vs ReAct vs native parallel calling: every suite, oracle mode and the local model
+	$(PY) -m benchmarks fetch
+	$(PY) -m benchmarks run --suite all --mode oracle
+	$(PY) -m benchmarks run --suite all --mode model --model local --limit 5
+
+bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a minute)
+	$(PY) -m benchmarks fetch
+	$(PY) -m benchmarks run --suite all --mode oracle --limit 3 --out-dir /tmp/llmcompiler-bench-quick
+
+bench: bench-engine bench-local bench-scale bench-suites  ## every benchmark
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

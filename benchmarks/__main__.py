@@ -1,0 +1,359 @@
+"""Benchmark suites: LLMCompiler against ReAct and native parallel function calling.
+
+Usage::
+
+    python -m benchmarks run --suite {bfcl,parallelqa,dag,all} --mode {oracle,model}
+        [--model local] [--profile gpt-4o] [--limit N] [--json FILE] [--out-dir DIR]
+    python -m benchmarks fetch     # download the BFCL data once (the bfcl-eval wheel, into a cache)
+
+``oracle`` mode replays each question's gold calls with a scripted model on a named streaming
+profile (``benchmarks.oracle``), so orchestration is measured apart from model quality; its
+accuracy must be 1.0 for every system. ``model`` mode asks a real model (any model string of
+``llmcompiler.models.load_model``). Each run writes a JSON file, a latency picture and a
+timeline of one question per system, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks.engine import machine_info
+from benchmarks.oracle import PROFILES, Profile, levels
+from benchmarks.report import plot_latency, plot_timeline, print_table
+from benchmarks.runner import SYSTEMS, Outcome, oracle_factory, run_items, summarize
+from benchmarks.suites import SUITES, Item, load_suite
+from llmcompiler import RunResult, Usage
+from llmcompiler.models import ChatModel
+
+__all__ = ["ANCHORS", "PARALLELQA_TARGETS", "main", "run_suite"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_PROFILE = "gpt-4o"
+
+ANCHORS = {
+    "source": "Kim et al., An LLM Compiler for Parallel Function Calling, ICML 2024 (arXiv 2312.04511)",
+    "hotpotqa_speedup_vs_react": 1.80,
+    "movie_recommendation_speedup_vs_react": 3.74,
+    "max_cost_reduction_vs_react": 6.7,
+    "max_speedup_vs_openai_parallel_fc": 1.35,
+}
+"""The paper's figures the results are read beside."""
+
+PARALLELQA_TARGETS = {"speedup_vs_react_min": 2.0, "lower_bound_ratio_max": 1.05, "token_ratio_vs_react_min": 4.0}
+"""What LLMCompiler must reach on ``parallelqa`` in oracle mode."""
+
+_NOT_SUPPORTED = re.compile(r"not supported", re.IGNORECASE)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "model"
+
+
+def _targets(systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    ours, react = systems.get("llmcompiler", {}), systems.get("react", {})
+    speedup = ours.get("speedup_vs_react")
+    ratio = ours.get("lower_bound_ratio")
+    ours_tokens = (ours.get("prompt_tokens") or 0) + (ours.get("completion_tokens") or 0)
+    react_tokens = (react.get("prompt_tokens") or 0) + (react.get("completion_tokens") or 0)
+    token_ratio = react_tokens / ours_tokens if ours_tokens and react_tokens else None
+    return {
+        "speedup_vs_react": {
+            "value": speedup,
+            "min": PARALLELQA_TARGETS["speedup_vs_react_min"],
+            "met": speedup is not None and speedup >= PARALLELQA_TARGETS["speedup_vs_react_min"],
+        },
+        "lower_bound_ratio": {
+            "value": ratio,
+            "max": PARALLELQA_TARGETS["lower_bound_ratio_max"],
+            "met": ratio is not None and ratio <= PARALLELQA_TARGETS["lower_bound_ratio_max"],
+        },
+        "token_ratio_vs_react": {
+            "value": token_ratio,
+            "min": PARALLELQA_TARGETS["token_ratio_vs_react_min"],
+            "met": token_ratio is not None and token_ratio >= PARALLELQA_TARGETS["token_ratio_vs_react_min"],
+        },
+    }
+
+
+def _example(items: Sequence[Item], outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, Any] | None:
+    """The timelines of one question every system answered: the one with the most gold calls
+    among the first dozen such questions."""
+    by_item: dict[str, dict[str, Outcome]] = {}
+    for o in outcomes:
+        by_item.setdefault(o.item, {})[o.system] = o
+    # Systems that finished no run at all (a model without native tool calls) are left out.
+    systems = [s for s in systems if any(o.system == s and o.timeline for o in outcomes)]
+    candidates = [
+        item
+        for item in items
+        if systems and all(s in by_item.get(item.id, {}) and by_item[item.id][s].timeline for s in systems)
+    ][:12]
+    if not candidates:
+        return None
+    chosen = max(candidates, key=lambda i: (len(levels(i.gold)) > 1, len(i.gold)))
+    return {
+        "item": chosen.id,
+        "question": chosen.question,
+        "timelines": {s: by_item[chosen.id][s].timeline for s in systems},
+    }
+
+
+def _mark_unsupported(summary: dict[str, dict[str, Any]], outcomes: Sequence[Outcome]) -> None:
+    for system, metrics in summary.items():
+        runs = [o for o in outcomes if o.system == system]
+        if runs and all(not o.finished and o.error and _NOT_SUPPORTED.search(o.error) for o in runs):
+            metrics["unsupported"] = runs[0].error
+
+
+async def run_suite(
+    suite: str,
+    *,
+    mode: str,
+    items: Sequence[Item],
+    systems: Sequence[str] = SYSTEMS,
+    profile: Profile | None = None,
+    llm: ChatModel | None = None,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], list[Outcome]]:
+    """Run ``systems`` over ``items`` and return the results document and the runs.
+
+    Args:
+        suite: the suite's name (for the document).
+        mode: ``"oracle"`` (needs ``profile``) or ``"model"`` (needs ``llm``).
+        items: the questions.
+        systems: which systems to run.
+        profile: the oracle's streaming profile.
+        llm: the real model.
+        concurrency: runs at once.
+        progress: a rich progress display to advance.
+    """
+    if mode == "oracle":
+        if profile is None:
+            raise ValueError("oracle mode needs a profile")
+        llm_for = oracle_factory(profile)
+        oracle_profile = profile
+
+        def oracle_cost(usage: Usage, _result: RunResult) -> float | None:
+            return oracle_profile.cost(usage)
+
+        cost: Callable[[Usage, RunResult], float | None] = oracle_cost
+
+        model_name = f"oracle:{profile.name}"
+    elif mode == "model":
+        if llm is None:
+            raise ValueError("model mode needs a model")
+        real = llm
+
+        def llm_for_model(_item: Item) -> ChatModel:
+            return real
+
+        llm_for = llm_for_model
+
+        def model_cost(_usage: Usage, result: RunResult) -> float | None:
+            return result.cost_usd
+
+        cost = model_cost
+
+        model_name = llm.model_name
+    else:
+        raise ValueError(f"unknown mode {mode!r}: choose oracle or model")
+
+    task = progress.add_task(f"{suite} ({mode})", total=len(items) * len(systems)) if progress else None
+
+    def on_done(_outcome: Outcome) -> None:
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    started = time.monotonic()
+    outcomes = await run_items(items, systems, llm_for, concurrency=concurrency, cost=cost, on_done=on_done)
+    wall = time.monotonic() - started
+    summary = summarize(outcomes, systems)
+    _mark_unsupported(summary, outcomes)
+    doc: dict[str, Any] = {
+        "suite": suite,
+        "model": model_name,
+        "mode": mode,
+        "systems": summary,
+        "items": len(items),
+        "concurrency": concurrency,
+        "wall_s": wall,
+        "units": {
+            "latency": "seconds per question, over the runs that finished",
+            "speedup_vs_react": "ReAct's mean latency over this system's, on the questions both finished",
+            "lower_bound_ratio": "mean over questions of latency / the question's critical-path lower bound "
+            "(from its LLMCompiler run: plan streaming, the longest dependency chain, the joiner)",
+            "tokens_and_cost": "mean per question over finished runs"
+            + (" (token counts estimated by the oracle from the real prompts)" if mode == "oracle" else ""),
+            "accuracy": "right answers over all questions (a failed run counts as wrong)",
+        },
+    }
+    if profile is not None and mode == "oracle":
+        doc["profile"] = {
+            "name": profile.name,
+            "ttft_s": profile.ttft_s,
+            "prefill_tokens_per_s": profile.prefill_tokens_per_s,
+            "decode_tokens_per_s": profile.decode_tokens_per_s,
+            "price_model": profile.price_model,
+            "source": profile.source,
+        }
+    if suite == "parallelqa" and mode == "oracle":
+        doc["targets"] = _targets(summary)
+    doc["anchors"] = ANCHORS
+    doc["example"] = _example(items, outcomes, systems)
+    doc["per_item"] = [
+        {
+            "item": o.item,
+            "kind": o.kind,
+            "system": o.system,
+            "latency_s": o.latency_s,
+            "elapsed_s": o.elapsed_s,
+            "lower_bound_s": o.lower_bound_s,
+            "tokens": [o.prompt_tokens, o.completion_tokens],
+            "correct": o.correct,
+            "error": o.error,
+            "answer": o.answer,
+            "tool_calls": o.tool_calls,
+        }
+        for o in outcomes
+    ]
+    return doc, outcomes
+
+
+def _write(doc: dict[str, Any], outcomes: Sequence[Outcome], json_path: Path, *, plots: bool) -> list[Path]:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    written = [json_path]
+    if plots:
+        title = f"{doc['suite']} · {doc['mode']} · {doc['model']} · {doc['items']} questions"
+        systems = list(doc["systems"])
+        latency = json_path.with_name(json_path.stem + "-latency.png")
+        plot_latency(latency, title, outcomes, systems)
+        written.append(latency)
+        if doc.get("example"):
+            timeline = json_path.with_name(json_path.stem + "-timeline.png")
+            plot_timeline(timeline, f"{doc['suite']} · {doc['example']['item']}", doc["example"]["timelines"])
+            written.append(timeline)
+    return written
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a suite")
+    run.add_argument("--suite", required=True, choices=[*SUITES, "all"])
+    run.add_argument("--mode", required=True, choices=["oracle", "model"])
+    run.add_argument("--model", default="local", help="model string for --mode model (default: local)")
+    run.add_argument("--base-url", default=None, help="an OpenAI-compatible server for --model openai:<name>")
+    run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES), help="oracle streaming profile")
+    run.add_argument("--limit", type=int, default=None, help="the first N questions of each suite")
+    run.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default: all three")
+    run.add_argument("--concurrency", type=int, default=None, help="runs at once (default: 8 oracle, 1 model)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--json", type=Path, default=None, help="results file (one suite only)")
+    run.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where results go by default")
+    run.add_argument("--no-plots", action="store_true")
+    sub.add_parser("fetch", help="download the BFCL data (the bfcl-eval wheel) into the cache")
+    return parser
+
+
+def _default_json(out_dir: Path, suite: str, mode: str, args: argparse.Namespace) -> Path:
+    if mode == "oracle":
+        tag = "oracle" if args.profile == DEFAULT_PROFILE else f"oracle-{args.profile}"
+    else:
+        tag = f"model-{_slug(args.model)}"
+    return out_dir / f"{suite}-{tag}.json"
+
+
+async def _main_run(args: argparse.Namespace, console: Console) -> int:
+    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    if args.json is not None and len(suites) > 1:
+        console.print("[red]--json names one file: use it with one suite, or --out-dir with --suite all[/red]")
+        return 2
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        console.print(f"[red]unknown systems {unknown}: choose from {', '.join(SYSTEMS)}[/red]")
+        return 2
+    llm: ChatModel | None = None
+    if args.mode == "model":
+        from llmcompiler.models import load_model
+
+        llm = load_model(args.model, base_url=args.base_url)
+        load = getattr(llm, "load", None)
+        if callable(load):
+            console.print(f"loading {llm.model_name} ...")
+            await load(("plan", "join", "react"))
+    concurrency = args.concurrency or (8 if args.mode == "oracle" else 1)
+    command = "python -m benchmarks " + " ".join(sys.argv[1:])
+    status = 0
+    for suite in suites:
+        items = load_suite(suite, seed=args.seed)
+        if args.limit is not None:
+            items = items[: args.limit]
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            doc, outcomes = await run_suite(
+                suite,
+                mode=args.mode,
+                items=items,
+                systems=systems,
+                profile=PROFILES[args.profile],
+                llm=llm,
+                concurrency=concurrency,
+                progress=progress,
+            )
+        doc["command"] = command
+        doc["limit"] = args.limit
+        doc["seed"] = args.seed
+        doc["machine"] = machine_info()
+        doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        print_table(console, f"{suite} · {args.mode} · {doc['model']} · {len(items)} questions", doc["systems"])
+        if "targets" in doc:
+            for name, target in doc["targets"].items():
+                value = target["value"]
+                shown = "—" if value is None else f"{value:.3f}"
+                console.print(f"target {name}: {shown} ({'met' if target['met'] else 'NOT met'})")
+        if args.mode == "oracle":
+            wrong = {s: m["accuracy"] for s, m in doc["systems"].items() if m["accuracy"] != 1.0}
+            if wrong:
+                console.print(f"[red]oracle accuracy below 1.0 (gold data and tools disagree): {wrong}[/red]")
+                status = 1
+        path = args.json or _default_json(args.out_dir, suite, args.mode, args)
+        for written in _write(doc, outcomes, path, plots=not args.no_plots):
+            console.print(f"wrote {written}")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line."""
+    args = _parser().parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    if args.command == "fetch":
+        from benchmarks.suites.bfcl import fetch
+
+        console.print(f"BFCL data: {fetch()}")
+        return 0
+    return asyncio.run(_main_run(args, console))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

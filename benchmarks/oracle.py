@@ -1,0 +1,404 @@
+"""The oracle model: replays a question's gold calls, streamed like a real model.
+
+It answers the three strategies in their own formats, from the gold calls and what the
+conversation already holds:
+
+- LLMCompiler's planner (purpose ``"plan"``): the whole gold plan, ``$N`` references included;
+  its joiner (``"join"``): ``Action: Finish(answer)``, the answer read from the observations.
+- ReAct (``"react"``): the next gold call, with the values of earlier observations written in,
+  then ``Action: Finish(answer)``.
+- Native parallel tool calling (``"tools"``): one turn of ``ToolCall``s per level of the gold
+  dependency graph, then the answer as text.
+
+Answers are computed from the observations the conversation holds (never from the gold answer),
+so an oracle run that scores 1.0 shows that the gold calls, the tools and the ground truth agree.
+
+Timing follows a named ``Profile``: time to first token (plus prefill time for the prompt), then
+completion tokens at a steady rate. Token counts are estimates from the real request each
+strategy sends (``llmcompiler.testing.estimate_tokens``: words and punctuation marks), with the
+tool schemas counted when they go through native tool calling, as providers bill them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, Usage
+from llmcompiler.models import ModelEvent, ModelRequest
+from llmcompiler.models._pricing import cost_usd
+from llmcompiler.testing import estimate_tokens
+
+__all__ = [
+    "PROFILES",
+    "GoldCall",
+    "OracleLLM",
+    "Profile",
+    "levels",
+    "render_literal",
+    "render_plan",
+    "resolve_values",
+    "value_of",
+]
+
+_TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
+_MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of one chat message, as chat formats add them
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Profile:
+    """How fast a model streams, and what it costs.
+
+    Attributes:
+        name: the profile's name (``--profile``).
+        ttft_s: seconds from the request to the first token, for an empty prompt.
+        prefill_tokens_per_s: prompt tokens read per second before the first token; ``None`` when
+            prompt length is not modelled.
+        decode_tokens_per_s: completion tokens per second after the first.
+        price_model: a model id of the price table (``llmcompiler.models.PRICES``) to cost calls
+            at, or ``None`` for no cost.
+        source: where the numbers come from.
+    """
+
+    name: str
+    ttft_s: float
+    prefill_tokens_per_s: float | None
+    decode_tokens_per_s: float
+    price_model: str | None
+    source: str
+
+    def cost(self, usage: Usage) -> float | None:
+        """What ``usage`` costs at the profile's list price, or ``None``."""
+        return None if self.price_model is None else cost_usd(self.price_model, usage)
+
+    def first_token_s(self, prompt_tokens: int) -> float:
+        """Seconds to the first token for a prompt of ``prompt_tokens``."""
+        prefill = 0.0 if self.prefill_tokens_per_s is None else prompt_tokens / self.prefill_tokens_per_s
+        return self.ttft_s + prefill
+
+
+PROFILES: Mapping[str, Profile] = {
+    "gpt-4o": Profile(
+        name="gpt-4o",
+        ttft_s=0.45,
+        prefill_tokens_per_s=10_000.0,
+        decode_tokens_per_s=80.0,
+        price_model="gpt-4o",
+        source=(
+            "assumed, like a hosted GPT-4o: about 0.45 s to the first token, 80 tokens/s, prompt read at "
+            "10k tokens/s; priced at the gpt-4o list price of llmcompiler.models.PRICES. Not measured here."
+        ),
+    ),
+    "local": Profile(
+        name="local",
+        ttft_s=0.03,
+        prefill_tokens_per_s=None,
+        decode_tokens_per_s=60.0,
+        price_model=None,
+        source=(
+            "the local Gemma 3 270M as benchmarks/results/local_model.json measured it on this machine "
+            "(about 0.03 s to the first token with the prompt prefix cached, 60 tokens/s); no cost."
+        ),
+    ),
+    "instant": Profile(
+        name="instant",
+        ttft_s=0.0,
+        prefill_tokens_per_s=None,
+        decode_tokens_per_s=1e9,
+        price_model=None,
+        source="no model time at all: for tests and smoke runs, where only tool time and orchestration remain.",
+    ),
+}
+"""The named streaming profiles of the oracle model."""
+
+
+# --------------------------------------------------------------------------- gold calls
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class GoldCall:
+    """One call of a gold plan (calls are numbered from 1 in list order, dependencies first).
+
+    Attributes:
+        tool: the tool's name.
+        args: keyword arguments: literals, ``Ref(n)`` for the result of gold call ``n`` (also
+            inside lists and dicts), or ``Template`` strings that splice results in as text.
+        thought: why the call is made (written as the plan's and ReAct's ``Thought:``).
+    """
+
+    tool: str
+    args: Mapping[str, Any]
+    thought: str = ""
+
+    def deps(self) -> frozenset[int]:
+        """The gold calls this call needs."""
+        found: set[int] = set()
+        _collect_refs(self.args, found)
+        return frozenset(found)
+
+
+def _collect_refs(value: Any, found: set[int]) -> None:
+    if isinstance(value, Ref):
+        found.add(value.idx)
+    elif isinstance(value, Template):
+        found.update(p.idx for p in value.parts if isinstance(p, Ref))
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _collect_refs(v, found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect_refs(v, found)
+
+
+def levels(gold: Sequence[GoldCall]) -> list[list[int]]:
+    """The gold calls by level of the dependency graph: level 0 needs nothing, level k needs level k-1."""
+    depth: dict[int, int] = {}
+    for i, call in enumerate(gold, 1):
+        deps = call.deps()
+        if any(d >= i or d < 1 for d in deps):
+            raise ValueError(f"gold call {i} ({call.tool}) references a later or unknown call: {sorted(deps)}")
+        depth[i] = 1 + max((depth[d] for d in deps), default=-1)
+    out: list[list[int]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for i, d in depth.items():
+        out[d].append(i)
+    return out
+
+
+def render_literal(value: Any, refs: bool = True) -> str:
+    """``value`` as a plan-language literal: Python literals, ``$N`` for references."""
+    if isinstance(value, Ref):
+        if not refs:
+            raise ValueError("a reference cannot be written here")
+        return f"${value.idx}"
+    if isinstance(value, Template):
+        text = ""
+        for k, part in enumerate(value.parts):
+            if isinstance(part, Ref):
+                following = value.parts[k + 1] if k + 1 < len(value.parts) else ""
+                tight = isinstance(following, str) and following[:1].isalnum()
+                text += f"${{{part.idx}}}" if tight else f"${part.idx}"
+            else:
+                text += part
+        return repr(text)
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{render_literal(k, refs)}: {render_literal(v, refs)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(render_literal(v, refs) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as a plan literal")
+
+
+def render_call(call: GoldCall, args: Mapping[str, Any] | None = None) -> str:
+    """``tool(name=value, ...)`` in the plan language."""
+    given = call.args if args is None else args
+    return f"{call.tool}({', '.join(f'{k}={render_literal(v)}' for k, v in given.items())})"
+
+
+def render_plan(gold: Sequence[GoldCall]) -> str:
+    """The gold plan as LLMCompiler's planner writes it, ``join()`` and the end marker included."""
+    lines: list[str] = []
+    for i, call in enumerate(gold, 1):
+        if call.thought:
+            lines.append(f"Thought: {call.thought}")
+        lines.append(f"{i}. {render_call(call)}")
+    lines.append(f"{len(gold) + 1}. join()")
+    lines.append(END_OF_PLAN)
+    return "\n".join(lines)
+
+
+def value_of(text: str) -> Any:
+    """A result as a model reads it back from its text: JSON when it parses, else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def resolve_values(value: Any, observations: Mapping[int, str]) -> Any:
+    """``value`` with every reference replaced by what the observation of that call says."""
+    if isinstance(value, Ref):
+        return value_of(observations[value.idx])
+    if isinstance(value, Template):
+        return "".join(p if isinstance(p, str) else observations[p.idx] for p in value.parts)
+    if isinstance(value, Mapping):
+        return {k: resolve_values(v, observations) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve_values(v, observations) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- reading conversations
+
+_HISTORY_LINE = re.compile(r"^(\d+)\. [\w.]+\(")
+_OBSERVATION = "Observation:"
+
+
+def joiner_observations(text: str) -> dict[int, str]:
+    """The observations of the joiner's task history, by task number."""
+    out: dict[int, str] = {}
+    current: int | None = None
+    for line in text.splitlines():
+        match = _HISTORY_LINE.match(line)
+        if match:
+            current = int(match.group(1))
+        elif line.startswith(_OBSERVATION) and current is not None:
+            out[current] = line[len(_OBSERVATION) :].strip()
+            current = None
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+AnswerFn = Callable[[Mapping[int, str]], str]
+
+
+class OracleError(RuntimeError):
+    """The conversation is not one the oracle can continue (a bug in a strategy or a suite)."""
+
+
+class OracleLLM:
+    """A chat model that replays one question's gold calls with a streaming profile.
+
+    Args:
+        gold: the question's gold calls.
+        answer: the final answer, from the observations of the gold calls (by gold number).
+        profile: how fast it streams and what it costs.
+        plan_thoughts: write each call's thought into the plan (LLMCompiler) and ReAct steps.
+
+    Attributes:
+        requests: every request received, in order.
+    """
+
+    def __init__(
+        self,
+        gold: Sequence[GoldCall],
+        answer: AnswerFn,
+        profile: Profile,
+        *,
+        plan_thoughts: bool = True,
+    ) -> None:
+        self.gold = list(gold)
+        self.answer = answer
+        self.profile = profile
+        self.levels = levels(self.gold)
+        self.plan_thoughts = plan_thoughts
+        self.requests: list[ModelRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        """``oracle:<profile>``."""
+        return f"oracle:{self.profile.name}"
+
+    def reply(self, request: ModelRequest) -> str | list[ToolCall]:
+        """What the oracle answers to ``request`` (no timing)."""
+        messages = request.messages
+        if request.purpose == "plan":
+            if any("This plan continues the numbering" in m.content for m in messages):
+                raise OracleError("the gold plan was already given: the oracle never replans")
+            gold = self.gold if self.plan_thoughts else [dataclasses.replace(c, thought="") for c in self.gold]
+            return render_plan(gold)
+        if request.purpose == "join":
+            user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            observations = joiner_observations(user)
+            return f"Thought: The observations answer the question.\nAction: Finish({self._answer(observations)})"
+        if request.purpose == "react":
+            return self._react(messages)
+        if request.purpose == "tools":
+            return self._tools(messages)
+        raise OracleError(f"the oracle has no reply for purpose {request.purpose!r}")
+
+    def _answer(self, observations: Mapping[int, str]) -> str:
+        missing = [i for i in range(1, len(self.gold) + 1) if i not in observations]
+        if missing:
+            raise OracleError(f"no observation for gold calls {missing}")
+        return self.answer(observations)
+
+    def _react(self, messages: Sequence[Any]) -> str:
+        done = sum(1 for m in messages if m.role == "assistant")
+        observations: dict[int, str] = {}
+        k = 0
+        for m in messages:
+            if m.role == "user" and m.content.startswith(_OBSERVATION):
+                k += 1
+                observations[k] = m.content[len(_OBSERVATION) :].strip()
+        if done < len(self.gold):
+            call = self.gold[done]
+            thought = call.thought if self.plan_thoughts and call.thought else f"Next I call {call.tool}."
+            args = {name: resolve_values(v, observations) for name, v in call.args.items()}
+            return f"Thought: {thought}\nAction: {render_call(call, args)}"
+        return f"Thought: The observations answer the question.\nAction: Finish({self._answer(observations)})"
+
+    def _tools(self, messages: Sequence[Any]) -> str | list[ToolCall]:
+        turn = sum(1 for m in messages if m.role == "assistant")
+        observations: dict[int, str] = {}
+        for m in messages:
+            if m.role == "tool" and m.tool_call_id and m.tool_call_id.startswith("gold_"):
+                observations[int(m.tool_call_id.removeprefix("gold_"))] = m.content
+        if turn < len(self.levels):
+            return [
+                ToolCall(
+                    name=self.gold[i - 1].tool,
+                    args={k: resolve_values(v, observations) for k, v in self.gold[i - 1].args.items()},
+                    id=f"gold_{i}",
+                )
+                for i in self.levels[turn]
+            ]
+        return self._answer(observations)
+
+    def prompt_tokens(self, request: ModelRequest) -> int:
+        """The request's prompt tokens (estimated): messages, native tool calls, and tool schemas
+        when they go through native tool calling."""
+        total = 0
+        for m in request.messages:
+            total += _MESSAGE_OVERHEAD_TOKENS + estimate_tokens(m.content)
+            for call in m.tool_calls:
+                total += estimate_tokens(call.name + json.dumps(dict(call.args), ensure_ascii=False))
+        if request.native_tools:
+            for tool in request.tools:
+                spec = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+                total += estimate_tokens(json.dumps(spec, ensure_ascii=False))
+        return total
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream the reply on the profile's schedule, then its ``Usage``."""
+        self.requests.append(request)
+        reply = self.reply(request)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        prompt = self.prompt_tokens(request)
+        first = start + self.profile.first_token_s(prompt)
+        per_token = 1.0 / self.profile.decode_tokens_per_s
+        if isinstance(reply, str):
+            text = reply
+            for stop in request.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text = text[:cut]
+            # One chunk per token (white space rides with the token before it), each at its due time.
+            chunks: list[str] = []
+            for piece in _TOKENS.findall(text):
+                if piece.isspace() and chunks:
+                    chunks[-1] += piece
+                else:
+                    chunks.append(piece)
+            for n, chunk in enumerate(chunks):
+                await _sleep_until(loop, first + n * per_token)
+                yield chunk
+            completion = estimate_tokens(text)
+        else:
+            completion = sum(estimate_tokens(c.name + json.dumps(dict(c.args), ensure_ascii=False)) for c in reply)
+            await _sleep_until(loop, first + max(0, completion - 1) * per_token)
+            for call in reply:
+                yield call
+        yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    delay = when - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)

@@ -1,0 +1,132 @@
+"""The results of a suite run: the table, the JSON file and the pictures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.runner import Outcome
+
+__all__ = ["plot_latency", "plot_timeline", "print_table"]
+
+_COLORS = {"llmcompiler": "#1f77b4", "react": "#d62728", "parallel_fc": "#2ca02c"}
+
+
+def _fmt(value: Any, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str, Any]]) -> None:
+    """One row per system."""
+    table = Table(title=title)
+    for column in (
+        "system",
+        "mean s",
+        "p50 s",
+        "p95 s",
+        "speedup vs ReAct",
+        "÷ lower bound",
+        "prompt tok",
+        "completion tok",
+        "cost $",
+        "accuracy",
+        "failures",
+    ):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for name, m in systems.items():
+        if m.get("unsupported"):
+            table.add_row(name, *(["—"] * 8), "n/a", "unsupported")
+            continue
+        table.add_row(
+            name,
+            _fmt(m["latency_mean_s"], ".2f"),
+            _fmt(m["latency_p50_s"], ".2f"),
+            _fmt(m["latency_p95_s"], ".2f"),
+            _fmt(m["speedup_vs_react"], ".2f", "x"),
+            _fmt(m["lower_bound_ratio"], ".3f"),
+            _fmt(m["prompt_tokens"], ".0f"),
+            _fmt(m["completion_tokens"], ".0f"),
+            _fmt(m["cost_usd"], ".5f"),
+            _fmt(m["accuracy"], ".3f"),
+            str(m["failures"]),
+        )
+    console.print(table)
+    for name, m in systems.items():
+        if m.get("unsupported"):
+            console.print(f"{name}: not run by this model ({m['unsupported']})")
+
+
+def plot_latency(path: Path, title: str, outcomes: Sequence[Outcome], systems: Sequence[str]) -> None:
+    """Box plots of per-question latency, one per system, with the lower bound's mean as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = [[o.latency_s for o in outcomes if o.system == s and o.latency_s is not None] for s in systems]
+    shown = [(s, d) for s, d in zip(systems, data, strict=True) if d]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if shown:
+        box = ax.boxplot([d for _, d in shown], showmeans=True, patch_artist=True)
+        ax.set_xticks(range(1, len(shown) + 1), [s for s, _ in shown])
+        for patch, (s, _) in zip(box["boxes"], shown, strict=True):
+            patch.set_facecolor(_COLORS.get(s, "#999999"))
+            patch.set_alpha(0.45)
+    bounds = [o.lower_bound_s for o in outcomes if o.lower_bound_s is not None]
+    if bounds:
+        mean_bound = sum(bounds) / len(bounds)
+        ax.axhline(mean_bound, linestyle="--", color="#555555", label=f"mean lower bound {mean_bound:.2f} s")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_ylabel("seconds per question")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_timeline(path: Path, title: str, example: Mapping[str, Mapping[str, Any]]) -> None:
+    """One question, one panel per system: model calls and tool calls over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [s for s, t in example.items() if t]
+    if not names:
+        return
+    rows = [max(1, len(example[s]["tools"])) + 1 for s in names]
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(9, 1.2 + 0.28 * sum(rows)), dpi=110, sharex=True, height_ratios=rows, squeeze=False
+    )
+    horizon = max(float(example[s]["total_s"]) for s in names)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        tl = example[name]
+        labels = ["model", *[t["label"] for t in tl["tools"]]]
+        for seg in tl["model"]:
+            ax.barh(
+                0,
+                seg["end"] - seg["start"],
+                left=seg["start"],
+                color="#9467bd" if seg["label"].startswith("model") else "#c5b0d5",
+                edgecolor="white",
+                linewidth=0.8,
+                height=0.6,
+            )
+        for k, seg in enumerate(tl["tools"], 1):
+            ax.barh(k, seg["end"] - seg["start"], left=seg["start"], color=_COLORS.get(name, "#999999"), height=0.6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(tl["total_s"], color="#333333", linewidth=0.8)
+        ax.set_title(f"{name}: {tl['total_s']:.2f} s", fontsize=9, loc="left")
+        ax.set_xlim(0, horizon * 1.02)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds from the question (model: dark = plan or turn, light = joiner)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,276 @@
+"""Runs the three systems over a suite's items and turns the runs into metrics.
+
+Systems:
+
+- ``llmcompiler``: ``llmcompiler.LLMCompiler`` (streamed plan, parallel execution, joiner).
+- ``react``: ``planners.ReActAgent`` (one tool call per model turn).
+- ``parallel_fc``: ``planners.ParallelToolCallAgent`` (native parallel tool calls per turn).
+
+Metrics per system: latency (mean, p50, p95 of the runs that finished), speedup against ReAct
+(ReAct's mean latency over this system's, on the items both finished), ratio to the
+critical-path lower bound (mean of latency over the item's bound), tokens and cost per
+question (mean over finished runs), accuracy (right answers over all items: a failed run is a
+wrong answer) and failures (runs that raised).
+
+The lower bound of an item comes from its LLMCompiler run: per round, each task can finish no
+earlier than ``max(its plan line arrived, its dependencies' bounds) + its measured duration``;
+the round takes at least until the last such bound (or the plan's end), and the joiner's
+measured time is added. That is "plan streaming plus the longest dependency chain" (plus the
+answer), with nothing for scheduling; every system's latency on the item is compared with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from benchmarks.oracle import OracleLLM, Profile, levels
+from benchmarks.suites import Item
+from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskParsed, Usage
+from llmcompiler.models import ChatModel
+
+__all__ = [
+    "SYSTEMS",
+    "Outcome",
+    "lower_bound",
+    "make_agent",
+    "percentile",
+    "run_items",
+    "summarize",
+    "timeline",
+]
+
+SYSTEMS = ("llmcompiler", "react", "parallel_fc")
+
+
+class _Agent(Protocol):
+    async def arun(self, question: str) -> RunResult: ...
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class Outcome:
+    """One system's run of one item."""
+
+    system: str
+    item: str
+    kind: str
+    finished: bool
+    correct: bool
+    latency_s: float | None = None
+    elapsed_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    model_calls: int = 0
+    tool_calls: int = 0
+    lower_bound_s: float | None = None
+    error: str | None = None
+    answer: str | None = None
+    timeline: dict[str, Any] | None = None
+
+
+def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
+    """The agent of ``system`` for ``item``, with turn limits that leave room beyond the gold calls."""
+    if system == "llmcompiler":
+        return LLMCompiler(llm=llm, tools=item.tools)
+    if system == "react":
+        from planners import ReActAgent
+
+        react: _Agent = ReActAgent(llm=llm, tools=item.tools, max_steps=max(10, len(item.gold) + 3))
+        return react
+    if system == "parallel_fc":
+        from planners import ParallelToolCallAgent
+
+        native: _Agent = ParallelToolCallAgent(llm=llm, tools=item.tools, max_turns=max(10, len(levels(item.gold)) + 3))
+        return native
+    raise ValueError(f"unknown system {system!r}: choose from {', '.join(SYSTEMS)}")
+
+
+def lower_bound(result: RunResult, arrivals: Mapping[tuple[int, int], float]) -> float:
+    """The critical-path lower bound of an LLMCompiler run (see the module's docstring).
+
+    Args:
+        result: the run.
+        arrivals: when each task's plan line was parsed, by (round, task number).
+    """
+    total = 0.0
+    for round_no, rt in enumerate(result.round_timings, 1):
+        bound: dict[int, float] = {}
+        for task in sorted((t for t in result.tasks if t.round == round_no and t.tool != "join"), key=lambda t: t.idx):
+            ready = max((bound[d] for d in task.deps if d in bound), default=rt.plan_start)
+            arrived = arrivals.get((round_no, task.idx), rt.plan_end)
+            bound[task.idx] = max(ready, arrived) + (task.duration or 0.0)
+        round_end = max([rt.plan_end, *bound.values()])
+        total += (round_end - rt.plan_start) + (rt.join_end - rt.join_start)
+    return total
+
+
+def timeline(result: RunResult) -> dict[str, Any]:
+    """A run's model calls and tool calls as intervals, seconds from the run's start."""
+    t0 = result.start
+    model: list[dict[str, Any]] = []
+    for k, rt in enumerate(result.round_timings, 1):
+        model.append({"label": f"model {k}", "start": rt.plan_start - t0, "end": rt.plan_end - t0})
+        if rt.join_end > rt.join_start:
+            model.append({"label": f"join {k}", "start": rt.join_start - t0, "end": rt.join_end - t0})
+    tools = [
+        {"label": f"{t.idx}. {t.tool}", "start": t.start - t0, "end": t.end - t0}
+        for t in result.tasks
+        if t.tool != "join" and t.start is not None and t.end is not None
+    ]
+    return {"total_s": result.total_s, "model": model, "tools": tools}
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+async def run_one(
+    system: str, item: Item, llm: ChatModel, *, cost: Callable[[Usage, RunResult], float | None]
+) -> Outcome:
+    """Run ``system`` on ``item`` once and score it."""
+    agent = make_agent(system, llm, item)
+    loop = asyncio.get_running_loop()
+    arrivals: dict[tuple[int, int], float] = {}
+    round_no = 0
+
+    def on_event(event: RunEvent) -> None:
+        nonlocal round_no
+        if isinstance(event, RoundStarted):
+            round_no += 1
+        elif isinstance(event, TaskParsed):
+            arrivals[(max(round_no, 1), event.idx)] = loop.time()
+
+    began = loop.time()
+    try:
+        if isinstance(agent, LLMCompiler):
+            result = await agent.arun(item.question, on_event=on_event)
+        else:
+            result = await agent.arun(item.question)
+    except Exception as exc:  # a failed run is a result: the agent gave up, or its model failed
+        tasks = getattr(exc, "tasks", [])
+        return Outcome(
+            system=system,
+            item=item.id,
+            kind=item.kind,
+            finished=False,
+            correct=False,
+            error=_short(exc),
+            elapsed_s=loop.time() - began,
+            tool_calls=sum(1 for t in tasks if t.tool != "join"),
+        )
+    try:
+        correct = bool(item.check(result.answer, result))
+    except (ValueError, TypeError, KeyError) as exc:
+        correct = False
+        error: str | None = f"check failed: {_short(exc)}"
+    else:
+        error = None
+    return Outcome(
+        system=system,
+        item=item.id,
+        kind=item.kind,
+        finished=True,
+        correct=correct,
+        latency_s=result.total_s,
+        elapsed_s=result.total_s,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cost_usd=cost(result.usage, result),
+        model_calls=result.usage.calls,
+        tool_calls=sum(1 for t in result.tasks if t.tool != "join"),
+        lower_bound_s=lower_bound(result, arrivals) if system == "llmcompiler" else None,
+        error=error,
+        answer=result.answer[:200],
+        timeline=timeline(result),
+    )
+
+
+LLMFactory = Callable[[Item], ChatModel]
+
+
+def oracle_factory(profile: Profile) -> LLMFactory:
+    """A new oracle model per run, replaying the item's gold calls on ``profile``."""
+    return lambda item: OracleLLM(item.gold, item.answer, profile)
+
+
+async def run_items(
+    items: Sequence[Item],
+    systems: Sequence[str],
+    llm_for: LLMFactory,
+    *,
+    concurrency: int = 1,
+    cost: Callable[[Usage, RunResult], float | None],
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run every system on every item, ``concurrency`` runs at a time, systems interleaved."""
+    gate = asyncio.Semaphore(concurrency)
+    outcomes: list[Outcome] = []
+
+    async def one(system: str, item: Item) -> None:
+        async with gate:
+            outcome = await run_one(system, item, llm_for(item), cost=cost)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+
+    async with asyncio.TaskGroup() as group:
+        for item in items:
+            for system in systems:
+                group.create_task(one(system, item))
+    order = {(item.id, s): k for k, (item, s) in enumerate((i, s) for i in items for s in systems)}
+    outcomes.sort(key=lambda o: order[(o.item, o.system)])
+    return outcomes
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    listed = list(values)
+    return statistics.fmean(listed) if listed else None
+
+
+def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The metrics of each system (``None`` where a metric has no data)."""
+    bounds = {o.item: o.lower_bound_s for o in outcomes if o.system == "llmcompiler" and o.lower_bound_s}
+    react = {o.item: o.latency_s for o in outcomes if o.system == "react" and o.finished and o.latency_s is not None}
+    out: dict[str, dict[str, Any]] = {}
+    for system in systems:
+        runs = [o for o in outcomes if o.system == system]
+        done = [o for o in runs if o.finished and o.latency_s is not None]
+        latencies = [o.latency_s for o in done if o.latency_s is not None]
+        paired = [(react[o.item], o.latency_s) for o in done if o.item in react and o.latency_s is not None]
+        ratios = [o.latency_s / bounds[o.item] for o in done if o.item in bounds and o.latency_s is not None]
+        costs = [o.cost_usd for o in done]
+        known_costs = [c for c in costs if c is not None]
+        out[system] = {
+            "latency_mean_s": _mean(latencies),
+            "latency_p50_s": percentile(latencies, 50) if latencies else None,
+            "latency_p95_s": percentile(latencies, 95) if latencies else None,
+            "speedup_vs_react": (sum(r for r, _ in paired) / sum(s for _, s in paired)) if paired else None,
+            "lower_bound_ratio": _mean(ratios),
+            "prompt_tokens": _mean(o.prompt_tokens for o in done),
+            "completion_tokens": _mean(o.completion_tokens for o in done),
+            "cost_usd": _mean(known_costs) if known_costs and len(known_costs) == len(costs) else None,
+            "accuracy": (sum(o.correct for o in runs) / len(runs)) if runs else None,
+            "failures": sum(not o.finished for o in runs),
+            # extras
+            "runs": len(runs),
+            "model_calls": _mean(o.model_calls for o in done),
+            "tool_calls": _mean(o.tool_calls for o in done),
+            "lower_bound_mean_s": _mean(bounds[o.item] for o in done if o.item in bounds),
+        }
+    return out
