@@ -290,6 +290,7 @@ class _Round:
         self.ended_by = "stream_end"
         self.tg: asyncio.TaskGroup | None = None
         self.gates = executor._gates_here()
+        self.ungated: dict[str, bool] = {}  # per tool: no gate, timeout or batching to pass through
         # The loop's clock: time.monotonic() on standard loops, and a test's fake clock under looptime.
         self.now = asyncio.get_running_loop().time
 
@@ -540,12 +541,14 @@ class _Round:
         kwargs = node.kwargs
         tool = node.tool
         lim = self.ex.limits_for(tool)
-        ungated = (
-            self.gates.shared is None
-            and lim.timeout is None
-            and not (lim.max_concurrency or lim.rate_limit)
-            and tool.batch is None
-        )
+        ungated = self.ungated.get(tool.name)
+        if ungated is None:
+            ungated = self.ungated[tool.name] = (
+                self.gates.shared is None
+                and lim.timeout is None
+                and not (lim.max_concurrency or lim.rate_limit)
+                and tool.batch is None
+            )
         attempts = 0
         start: float | None = None
         result: Any = None

@@ -196,6 +196,13 @@ class PlanParser:
                     buf = self._consume(nl + 1)
                     continue
                 self._head = (int(head.group(1)) if head.group(1) else None, head.group(2))
+                close = buf.find(")", m + 1)
+                if close >= 0 and _CALL_STOPS.search(buf, m + 1, close) is None:
+                    # Fast path: a call with no strings, brackets or comments closes at its first ')'.
+                    self._emit_call(buf[m + 1 : close], buf[: close + 1])
+                    buf = self._consume(close + 1)
+                    self._mode = _REST_MODE
+                    continue
                 self._mode, self._depth = _CALL_MODE, 1
                 self._args_start = self._line_start = self._pos = m + 1
             elif mode == _CALL_MODE:
