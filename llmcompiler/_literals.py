@@ -103,7 +103,12 @@ def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
     Raises:
         ArgumentSyntaxError: naming what is wrong.
     """
+    if not text or text.isspace():
+        return Arguments((), {}, _NO_DEPS)  # the commonest call, ``tool()``: skip the tokenizer
     return _Parser(text, idx, known).arguments()
+
+
+_NO_DEPS: frozenset[int] = frozenset()
 
 
 class _Parser:

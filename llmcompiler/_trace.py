@@ -23,7 +23,7 @@ from typing import Any
 
 from llmcompiler._literals import Ref, Template, to_text
 from llmcompiler._records import RunResult, TaskRecord
-from llmcompiler.models._names import redact
+from llmcompiler.models._redact import redact
 
 __all__ = ["TRACE_VERSION", "scrub", "to_json_safe", "trace_dict", "write_trace"]
 

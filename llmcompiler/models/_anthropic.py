@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import anthropic
 from anthropic import AsyncAnthropic
 
-from llmcompiler._errors import ModelError, UserError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
-from llmcompiler.models._failures import CallSite, sdk_failure, stream_cut
-from llmcompiler.models._names import (
-    LoopClients,
-    ToolNames,
-    assign_call_ids,
-    is_transport_error,
-    json_schema,
-    parse_arguments,
-)
+from llmcompiler._errors import ModelError
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
+from llmcompiler.models._wire import ToolNames, assign_call_ids, json_schema, tool_call
 
-__all__ = ["AnthropicChat"]
+__all__ = ["NO_KEY", "AnthropicChat"]
 
 PROVIDER = "anthropic"
-NO_KEY = "llmcompiler-no-key"
-"""The key sent to an Anthropic-compatible server when none is set."""
 
-_RESERVED = frozenset({"model", "messages", "system", "stream", "stop_sequences", "tools", "max_tokens"})
+_ANTHROPIC = SdkProvider(
+    name=PROVIDER,
+    chat="AnthropicChat",
+    example_model="claude-sonnet-4-5",
+    key_env="ANTHROPIC_API_KEY",
+    base_url_env="ANTHROPIC_BASE_URL",
+    default_host="api.anthropic.com",
+    reserved=frozenset({"model", "messages", "system", "stream", "stop_sequences", "tools", "max_tokens"}),
+    sdk=anthropic,
+    error=anthropic.AnthropicError,
+    client=AsyncAnthropic,
+)
 
 
 @dataclasses.dataclass
@@ -38,7 +39,7 @@ class _ToolUse:
     json: list[str] = dataclasses.field(default_factory=list)
 
 
-class AnthropicChat:
+class AnthropicChat(SdkChat[AsyncAnthropic]):
     """A Claude model through Anthropic's messages API.
 
     System messages go to ``system``; text streams from ``text_delta`` events; tool calls are
@@ -71,58 +72,22 @@ class AnthropicChat:
         timeout: float = 120.0,
         **params: Any,
     ) -> None:
-        if not model:
-            raise UserError("AnthropicChat needs a model name, e.g. AnthropicChat('claude-sonnet-4-5')")
-        if max_tokens < 1:
-            raise UserError(f"max_tokens must be at least 1, got {max_tokens}")
-        if max_retries < 0:
-            raise UserError(f"max_retries must be 0 or more, got {max_retries}")
-        if timeout <= 0:
-            raise UserError(f"timeout must be positive, got {timeout}")
-        clash = sorted(_RESERVED & params.keys())
-        if clash:
-            raise UserError(f"AnthropicChat sets {', '.join(clash)} itself; do not pass them as parameters")
-        base = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
-        if key is None:
-            if base is None:
-                raise UserError(f"anthropic:{model} needs an API key: set ANTHROPIC_API_KEY or pass api_key=")
-            key = NO_KEY
-        self.model = model
-        self.base_url = base
+        super().__init__(
+            _ANTHROPIC,
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            max_retries=max_retries,
+            timeout=timeout,
+            params=params,
+            problems=[f"max_tokens must be at least 1, got {max_tokens}"] if max_tokens < 1 else [],
+        )
         self.max_tokens = max_tokens
-        self.max_retries = max_retries
-        self.timeout = timeout
-        self.params = params
-        self._key = key
-        self._clients: LoopClients[AsyncAnthropic] = LoopClients(self._make_client, _close)
-
-    def __repr__(self) -> str:
-        where = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"AnthropicChat({self.model!r}{where})"
 
     @property
     def model_name(self) -> str:
         """``"anthropic:<model>"``."""
         return f"anthropic:{self.model}"
-
-    def _make_client(self) -> AsyncAnthropic:
-        return AsyncAnthropic(
-            api_key=self._key,
-            base_url=self.base_url,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-        )
-
-    async def aclose(self) -> None:
-        """Close the running loop's HTTP client (a later call opens a new one)."""
-        await self._clients.aclose()
-
-    async def __aenter__(self) -> AnthropicChat:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The messages-API parameters for ``request`` (what goes over the wire)."""
@@ -155,19 +120,10 @@ class AnthropicChat:
         """
         names = ToolNames.for_request((t.name for t in request.tools), request.messages)
         body = self.build_body(request)
-        client = await self._clients.get()
-        # Errors are raised outside the ``except`` blocks: the SDK's exception (whose text may
+        events = cast(anthropic.AsyncStream[Any], await self._open(lambda client: client.messages, body))
+        # Errors are raised outside the ``except`` block: the SDK's exception (whose text may
         # quote the key back) must not ride along as ``__context__``.
         failure: ModelError | None = None
-        # Parameters go as ``extra_body``: SDK versions differ in the keywords ``create`` accepts.
-        core = {k: v for k, v in body.items() if k not in self.params}
-        try:
-            response = await cast(Any, client.messages).create(**core, extra_body=dict(self.params) or None)
-        except anthropic.AnthropicError as exc:
-            failure = self._error(exc, started=False)
-        if failure is not None:
-            raise failure
-        events = cast(anthropic.AsyncStream[Any], response)
         prompt_tokens = 0
         completion_tokens = 0
         stopped = False
@@ -193,13 +149,7 @@ class AnthropicChat:
                     elif kind == "content_block_stop":
                         use = blocks.pop(event.index, None)
                         if use is not None:
-                            name = names.from_wire(use.name)
-                            try:
-                                args = parse_arguments(PROVIDER, name, "".join(use.json))
-                            except ModelError as exc:  # one unreadable call fails itself, not its siblings
-                                yield ToolCall(name=name, id=use.id, error=str(exc))
-                            else:
-                                yield ToolCall(name=name, args=args, id=use.id)
+                            yield tool_call(PROVIDER, names.from_wire(use.name), use.id, "".join(use.json))
                     elif kind == "message_delta":
                         if event.usage is not None:
                             completion_tokens = event.usage.output_tokens or completion_tokens
@@ -207,12 +157,10 @@ class AnthropicChat:
                                 prompt_tokens = _input_tokens(event.usage)
                     elif kind == "message_stop":
                         stopped = True
-            except anthropic.AnthropicError as exc:
-                failure = self._error(exc, started=True)
             except Exception as exc:
-                if not is_transport_error(exc):
+                failure = self._stream_failure(exc)
+                if failure is None:
                     raise
-                failure = self._cut(exc)
         if failure is not None:
             raise failure
         if not stopped:
@@ -220,29 +168,6 @@ class AnthropicChat:
         if blocks:
             raise ModelError(PROVIDER, f"{self.model}: a tool_use block never ended; the reply is incomplete")
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, calls=1)
-
-    def _site(self) -> CallSite:
-        return CallSite(
-            provider=PROVIDER,
-            model=self.model,
-            key=self._key,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            where=self.base_url or "api.anthropic.com",
-            key_env="ANTHROPIC_API_KEY",
-            base_url_env="ANTHROPIC_BASE_URL",
-        )
-
-    def _cut(self, exc: Exception) -> ModelError:
-        """A transport error the SDK let through while streaming."""
-        return stream_cut(self._site(), exc)
-
-    def _error(self, exc: anthropic.AnthropicError, *, started: bool) -> ModelError:
-        return sdk_failure(self._site(), exc, anthropic, started=started)
-
-
-async def _close(client: AsyncAnthropic) -> None:
-    await client.close()
 
 
 def _input_tokens(usage: Any) -> int:

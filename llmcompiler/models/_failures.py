@@ -10,9 +10,9 @@ import dataclasses
 from types import ModuleType
 
 from llmcompiler._errors import ModelError
-from llmcompiler.models._names import one_line, redact, status_hint
+from llmcompiler.models._redact import redact
 
-__all__ = ["CallSite", "sdk_failure", "stream_cut"]
+__all__ = ["CallSite", "is_transport_error", "one_line", "sdk_failure", "status_hint", "stream_cut"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,3 +89,33 @@ def _stalled(site: CallSite) -> ModelError:
     return ModelError(
         site.provider, f"{site.model}: the stream stalled for {site.timeout:g}s before its end; the reply is incomplete"
     )
+
+
+_TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11", "h2", "anyio"})
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the HTTP stack's own error (a dropped connection, a read timeout)
+    that an SDK let through unwrapped while streaming."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def status_hint(status: int, key_env: str) -> str:
+    """What to do about an HTTP error status."""
+    if status == 401:
+        return f"the API key was refused: check {key_env} or api_key="
+    if status == 403:
+        return "the API key may not use this model or endpoint"
+    if status == 404:
+        return "unknown model or endpoint: check the model name and base_url"
+    if status == 429:
+        return "rate limited, and retries ran out: raise max_retries= or slow down"
+    if status >= 500:
+        return "the server failed, and retries ran out: raise max_retries= or try later"
+    return "the request was refused"

@@ -17,7 +17,9 @@ from langchain_core.messages import (
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
-from llmcompiler.models._names import ToolNames, assign_call_ids, json_schema, one_line, parse_arguments, redact
+from llmcompiler.models._failures import one_line
+from llmcompiler.models._redact import redact
+from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments
 
 __all__ = ["LangChainChat"]
 
@@ -66,17 +68,7 @@ class LangChainChat:
         names = ToolNames.for_request((t.name for t in request.tools), request.messages)
         runnable: Any = self.chat_model
         if request.native_tools and request.tools:
-            specs = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": names.to_wire(t.name),
-                        "description": t.description,
-                        "parameters": json_schema(t.parameters),
-                    },
-                }
-                for t in request.tools
-            ]
+            specs = function_tools(request.tools, names)
             try:
                 runnable = self.chat_model.bind_tools(specs)
             except NotImplementedError:

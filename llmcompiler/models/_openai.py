@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -12,25 +11,28 @@ from urllib.parse import urlsplit
 import openai
 from openai import AsyncOpenAI
 
-from llmcompiler._errors import ModelError, UserError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
-from llmcompiler.models._failures import CallSite, sdk_failure, stream_cut
-from llmcompiler.models._names import (
-    LoopClients,
-    ToolNames,
-    assign_call_ids,
-    is_transport_error,
-    json_schema,
-    parse_arguments,
-)
+from llmcompiler._errors import ModelError
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
+from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, tool_call
 
-__all__ = ["OpenAIChat"]
+__all__ = ["NO_KEY", "OpenAIChat"]
 
 PROVIDER = "openai"
-NO_KEY = "llmcompiler-no-key"
-"""The key sent to an OpenAI-compatible server when none is set (local servers need none)."""
 
-_RESERVED = frozenset({"model", "messages", "stream", "stream_options", "stop", "tools", "parallel_tool_calls"})
+_OPENAI = SdkProvider(
+    name=PROVIDER,
+    chat="OpenAIChat",
+    example_model="gpt-4o-mini",
+    key_env="OPENAI_API_KEY",
+    base_url_env="OPENAI_BASE_URL",
+    default_host="api.openai.com",
+    reserved=frozenset({"model", "messages", "stream", "stream_options", "stop", "tools", "parallel_tool_calls"}),
+    sdk=openai,
+    error=openai.OpenAIError,
+    client=AsyncOpenAI,
+    no_key_hint=" (or base_url= for an OpenAI-compatible server that needs none)",
+)
 
 
 @dataclasses.dataclass
@@ -40,7 +42,7 @@ class _CallBuilder:
     arguments: list[str] = dataclasses.field(default_factory=list)
 
 
-class OpenAIChat:
+class OpenAIChat(SdkChat[AsyncOpenAI]):
     """A chat model served by OpenAI or by any OpenAI-compatible server (vLLM, NIM, Ollama, llama.cpp).
 
     Replies stream as chat-completion chunks; usage comes from the final usage chunk
@@ -73,59 +75,21 @@ class OpenAIChat:
         timeout: float = 120.0,
         **params: Any,
     ) -> None:
-        if not model:
-            raise UserError("OpenAIChat needs a model name, e.g. OpenAIChat('gpt-4o-mini')")
-        if max_retries < 0:
-            raise UserError(f"max_retries must be 0 or more, got {max_retries}")
-        if timeout <= 0:
-            raise UserError(f"timeout must be positive, got {timeout}")
-        clash = sorted(_RESERVED & params.keys())
-        if clash:
-            raise UserError(f"OpenAIChat sets {', '.join(clash)} itself; do not pass them as parameters")
-        base = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        if key is None:
-            if base is None:
-                raise UserError(
-                    f"openai:{model} needs an API key: set OPENAI_API_KEY or pass api_key= "
-                    "(or base_url= for an OpenAI-compatible server that needs none)"
-                )
-            key = NO_KEY
-        self.model = model
-        self.base_url = base
-        self.max_retries = max_retries
-        self.timeout = timeout
-        self.params = params
-        self._key = key
-        self._compatible = base is not None and urlsplit(base).hostname != "api.openai.com"
-        self._clients: LoopClients[AsyncOpenAI] = LoopClients(self._make_client, _close)
-
-    def __repr__(self) -> str:
-        where = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"OpenAIChat({self.model!r}{where})"
+        super().__init__(
+            _OPENAI,
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            max_retries=max_retries,
+            timeout=timeout,
+            params=params,
+        )
+        self._compatible = self.base_url is not None and urlsplit(self.base_url).hostname != "api.openai.com"
 
     @property
     def model_name(self) -> str:
         """``"openai:<model>"``, or ``"openai-compatible:<model>"`` for another server."""
         return f"{'openai-compatible' if self._compatible else 'openai'}:{self.model}"
-
-    def _make_client(self) -> AsyncOpenAI:
-        return AsyncOpenAI(
-            api_key=self._key,
-            base_url=self.base_url,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-        )
-
-    async def aclose(self) -> None:
-        """Close the running loop's HTTP client (a later call opens a new one)."""
-        await self._clients.aclose()
-
-    async def __aenter__(self) -> OpenAIChat:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The chat-completion parameters for ``request`` (what goes over the wire)."""
@@ -139,17 +103,7 @@ class OpenAIChat:
         if request.stop:
             body["stop"] = list(request.stop)
         if request.native_tools and request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": names.to_wire(t.name),
-                        "description": t.description,
-                        "parameters": json_schema(t.parameters),
-                    },
-                }
-                for t in request.tools
-            ]
+            body["tools"] = function_tools(request.tools, names)
             body["parallel_tool_calls"] = True
         body.update(self.params)
         return body
@@ -163,19 +117,10 @@ class OpenAIChat:
         """
         names = ToolNames.for_request((t.name for t in request.tools), request.messages)
         body = self.build_body(request)
-        client = await self._clients.get()
-        # Errors are raised outside the ``except`` blocks: the SDK's exception (whose text may
+        chunks = cast(openai.AsyncStream[Any], await self._open(lambda client: client.chat.completions, body))
+        # Errors are raised outside the ``except`` block: the SDK's exception (whose text may
         # quote the key back) must not ride along as ``__context__``.
         failure: ModelError | None = None
-        # Parameters go as ``extra_body``: SDK versions differ in the keywords ``create`` accepts.
-        core = {k: v for k, v in body.items() if k not in self.params}
-        try:
-            response = await cast(Any, client.chat.completions).create(**core, extra_body=dict(self.params) or None)
-        except openai.OpenAIError as exc:
-            failure = self._error(exc, started=False)
-        if failure is not None:
-            raise failure
-        chunks = cast(openai.AsyncStream[Any], response)
         finish: str | None = None
         usage: Usage | None = None
         calls: list[_CallBuilder] = []
@@ -198,12 +143,10 @@ class OpenAIChat:
                                 _add_fragment(fragment, calls, current)
                         if choice.finish_reason is not None:
                             finish = choice.finish_reason
-            except openai.OpenAIError as exc:
-                failure = self._error(exc, started=True)
             except Exception as exc:
-                if not is_transport_error(exc):
+                failure = self._stream_failure(exc)
+                if failure is None:
                     raise
-                failure = self._cut(exc)
         if failure is not None:
             raise failure
         if finish is None:
@@ -212,37 +155,8 @@ class OpenAIChat:
                 f"{self.model}: the stream ended before a finish_reason; the reply is incomplete",
             )
         for built in calls:
-            name = names.from_wire(built.name)
-            try:
-                args = parse_arguments(PROVIDER, name, "".join(built.arguments))
-            except ModelError as exc:  # one unreadable call fails itself, not its siblings
-                yield ToolCall(name=name, id=built.id, error=str(exc))
-                continue
-            yield ToolCall(name=name, args=args, id=built.id)
+            yield tool_call(PROVIDER, names.from_wire(built.name), built.id, "".join(built.arguments))
         yield usage or Usage(calls=1)
-
-    def _site(self) -> CallSite:
-        return CallSite(
-            provider=PROVIDER,
-            model=self.model,
-            key=self._key,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            where=self.base_url or "api.openai.com",
-            key_env="OPENAI_API_KEY",
-            base_url_env="OPENAI_BASE_URL",
-        )
-
-    def _cut(self, exc: Exception) -> ModelError:
-        """A transport error the SDK let through while streaming."""
-        return stream_cut(self._site(), exc)
-
-    def _error(self, exc: openai.OpenAIError, *, started: bool) -> ModelError:
-        return sdk_failure(self._site(), exc, openai, started=started)
-
-
-async def _close(client: AsyncOpenAI) -> None:
-    await client.close()
 
 
 def _add_fragment(fragment: Any, calls: list[_CallBuilder], current: dict[int, _CallBuilder]) -> None:
