@@ -592,22 +592,8 @@ class _Round:
                 raise
             if claim is not None:
                 claim[0].settle(claim[1], claim[2], result, error)
-        return TaskRecord(
-            idx=node.idx,
-            tool=node.name,
-            args=kwargs,
-            deps=node.deps,
-            thought=node.thought,
-            result=result if error is None else None,
-            error=error,
-            start=start,
-            end=self.now() if start is not None else None,
-            line=node.line,
-            round=self.round,
-            attempts=attempts,
-            batch_size=node.batch_size,
-            fused_with=node.fused_with,
-        )
+        end = self.now() if start is not None else None
+        return self.record(node, kwargs, result, error, start, end, attempts=attempts)
 
     async def reuse(
         self, node: _Node, kwargs: dict[str, Any], shared: asyncio.Future[tuple[Any, str | None]]
@@ -616,6 +602,21 @@ class _Round:
         start = self.now()
         # shield: a waiter that is cancelled must not cancel the call it shares.
         result, error = shared.result() if shared.done() else await asyncio.shield(shared)
+        return self.record(node, kwargs, result, error, start, self.now(), attempts=0, cached=True)
+
+    def record(
+        self,
+        node: _Node,
+        kwargs: dict[str, Any],
+        result: Any,
+        error: str | None,
+        start: float | None,
+        end: float | None,
+        *,
+        attempts: int,
+        cached: bool = False,
+    ) -> TaskRecord:
+        """The record of a task that was called (or served from the memo)."""
         return TaskRecord(
             idx=node.idx,
             tool=node.name,
@@ -625,11 +626,13 @@ class _Round:
             result=result if error is None else None,
             error=error,
             start=start,
-            end=self.now(),
+            end=end,
             line=node.line,
             round=self.round,
-            attempts=0,
-            cached=True,
+            attempts=attempts,
+            cached=cached,
+            batch_size=0 if cached else node.batch_size,
+            fused_with=() if cached else node.fused_with,
         )
 
     async def direct(self, node: _Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
