@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.engine import machine_info
+from benchmarks._machine import machine_info
 from benchmarks.oracle import PROFILES, Profile, levels
 from benchmarks.report import plot_latency, plot_timeline, print_table
 from benchmarks.runner import SYSTEMS, Outcome, oracle_factory, run_items, summarize

@@ -27,8 +27,6 @@ import asyncio
 import gc
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import sys
@@ -41,6 +39,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks._machine import header, load_average, machine_info, met
 from llmcompiler import PlanParser, RunEvent, TaskRecord, TaskStarted, execute_plan, tool
 
 __all__ = [
@@ -48,7 +47,6 @@ __all__ = [
     "OVERHEAD_TARGET_US",
     "DISPATCH_TARGET_P99_MS",
     "MAKESPAN_TARGET_RATIO",
-    "machine_info",
     "bench_overhead",
     "bench_dispatch",
     "bench_makespan",
@@ -61,18 +59,6 @@ OVERHEAD_TARGET_US = 20.0
 DISPATCH_TARGET_P99_MS = 1.0
 MAKESPAN_TARGET_RATIO = 1.02
 _CHARS_PER_TOKEN = 4.0
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine the numbers come from."""
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:
@@ -527,7 +513,7 @@ def run_all(*, quick: bool = False) -> dict[str, Any]:
         makespan = asyncio.run(bench_makespan())
     return {
         "machine": machine,
-        "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_after": load_average(),
         "quick": quick,
         "overhead": overhead,
         "dispatch": dispatch,
@@ -536,21 +522,9 @@ def run_all(*, quick: bool = False) -> dict[str, Any]:
     }
 
 
-def _met(ok: bool) -> str:
-    return "[green]yes[/]" if ok else "[red]NO[/]"
-
-
 def render(results: dict[str, Any], console: Console) -> None:
     """Print the results as tables."""
-    m = results["machine"]
-    load = m["load_average_1_5_15"]
-    console.print(
-        f"[bold]llmcompiler engine benchmarks[/] - {m['cpu_count']} CPUs, {m['implementation']} {m['python']}, "
-        f"{m['processor']}"
-        + (f", load average {load[0]:.2f} before" if load else "")
-        + (f", {results['load_average_after'][0]:.2f} after" if results.get("load_average_after") else "")
-        + (" [yellow](quick)[/]" if results["quick"] else "")
-    )
+    console.print(header("llmcompiler engine benchmarks", results))
 
     ov = results["overhead"]
     table = Table(title=f"1. Overhead per task ({ov['n_tasks']} no-op tasks, median of {ov['repetitions']})")
@@ -565,7 +539,7 @@ def render(results: dict[str, Any], console: Console) -> None:
             f"{s['execute_cpu_us_per_task_median']:.1f}",
             f"{s['parse_us_per_task_median']:.1f}",
             f"{s['tasks_succeeded']}/{ov['n_tasks']}",
-            _met(s["execute_us_per_task_median"] <= ov["target_us_per_task"]),
+            met(s["execute_us_per_task_median"] <= ov["target_us_per_task"]),
         )
     console.print(table)
 
@@ -583,7 +557,7 @@ def render(results: dict[str, Any], console: Console) -> None:
                 f"{q['p95_ms']:.3f}",
                 f"{q['p99_ms']:.3f}",
                 f"{q['max_ms']:.3f}",
-                _met(q["p99_ms"] <= dp["target_p99_ms"]),
+                met(q["p99_ms"] <= dp["target_p99_ms"]),
             )
     console.print(table)
 
@@ -599,7 +573,7 @@ def render(results: dict[str, Any], console: Console) -> None:
         f"{mk['ratio_max']:.4f}",
         f"{mk['excess_ms_mean']:.1f}",
         f"{mk['excess_ms_max']:.1f}",
-        _met(mk["met"]),
+        met(mk["met"]),
     )
     table.add_row(
         "measured sleeps",
@@ -607,7 +581,7 @@ def render(results: dict[str, Any], console: Console) -> None:
         f"{mk['ratio_measured_durations_max']:.4f}",
         "",
         "",
-        _met(mk["ratio_measured_durations_max"] <= mk["target_ratio"]),
+        met(mk["ratio_measured_durations_max"] <= mk["target_ratio"]),
     )
     console.print(table)
     sizes = [d["n_tasks"] for d in mk["dags"]]

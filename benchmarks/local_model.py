@@ -31,7 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.engine import machine_info
+from benchmarks._machine import machine_info
 from llmcompiler import LLMCompiler, Message, ModelRequest, Usage
 from llmcompiler.demo import DEMO_TOOLS
 from llmcompiler.models._llamacpp import LlamaCppChat, default_model_path

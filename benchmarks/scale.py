@@ -35,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.engine import machine_info
+from benchmarks._machine import header, load_average, machine_info, met
 from llmcompiler import (
     JoinerDecided,
     LLMCompiler,
@@ -464,7 +464,7 @@ def run_all(*, quick: bool = False, with_ray: bool = True) -> dict[str, Any]:
         shutdown_process_pool()
     return {
         "machine": machine,
-        "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_after": load_average(),
         "quick": quick,
         "fusion": fusion,
         "load_balancing": balance,
@@ -474,20 +474,9 @@ def run_all(*, quick: bool = False, with_ray: bool = True) -> dict[str, Any]:
     }
 
 
-def _met(ok: bool) -> str:
-    return "[green]yes[/]" if ok else "[red]NO[/]"
-
-
 def render(results: dict[str, Any], console: Console) -> None:
     """Print the results as tables."""
-    m = results["machine"]
-    load = m["load_average_1_5_15"]
-    console.print(
-        f"[bold]llmcompiler scale benchmarks[/] - {m['cpu_count']} CPUs, {m['implementation']} {m['python']}"
-        + (f", load average {load[0]:.2f} before" if load else "")
-        + (f", {results['load_average_after'][0]:.2f} after" if results.get("load_average_after") else "")
-        + (" [yellow](quick)[/]" if results["quick"] else "")
-    )
+    console.print(header("llmcompiler scale benchmarks", results))
 
     fu = results["fusion"]
     table = Table(
@@ -532,7 +521,7 @@ def render(results: dict[str, Any], console: Console) -> None:
             f"{w['with'][key]:.3f}",
             f"{w['invocation_factor']:.1f}x",
             f"{w['latency_factor']:.1f}x",
-            _met(w["invocation_factor"] >= fu["target_factor"]),
+            met(w["invocation_factor"] >= fu["target_factor"]),
         )
     console.print(table)
 
@@ -559,7 +548,7 @@ def render(results: dict[str, Any], console: Console) -> None:
     console.print(table)
     console.print(
         f"speedup {lb['speedup']:.2f}x; CPU calls never exceeded the cores: "
-        f"{_met(lb['cpu_calls_never_exceeded_cores'])}; pool start and warm-up {lb['pool_start_s']:.2f} s"
+        f"{met(lb['cpu_calls_never_exceeded_cores'])}; pool start and warm-up {lb['pool_start_s']:.2f} s"
     )
 
     mn = results["arun_many"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import engine
+from benchmarks._machine import machine_info
 
 
 async def test_overhead_reports_every_shape_with_all_tasks_succeeded() -> None:
@@ -86,7 +87,7 @@ async def test_makespan_reports_a_ratio_per_dag() -> None:
 def test_main_quick_writes_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bool] = []
     fake = {
-        "machine": engine.machine_info(),
+        "machine": machine_info(),
         "quick": True,
         "overhead": {
             "n_tasks": 1,
@@ -139,5 +140,5 @@ def test_main_quick_writes_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert engine.main(["--quick", "--json", str(target)]) == 0
     assert calls == [True]
     written = json.loads(target.read_text(encoding="utf-8"))
-    assert written["machine"]["cpu_count"] == engine.machine_info()["cpu_count"]
+    assert written["machine"]["cpu_count"] == machine_info()["cpu_count"]
     assert {"overhead", "dispatch", "makespan", "machine"} <= set(written)
