@@ -28,6 +28,7 @@ from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent
 from llmcompiler._literals import to_text
 from llmcompiler._plan import JOIN, ParseError, TaskParsed
 from llmcompiler._records import RunResult
+from llmcompiler._text import one_line
 from llmcompiler._trace import scrub
 
 __all__ = ["LiveView", "RowState"]
@@ -44,6 +45,8 @@ _STYLES: dict[str, str] = {
 _PLAIN_LABELS = {"done": "done ", "failed": "fail ", "skipped": "skip "}
 _PLAN_LINES = 10  # plan lines shown while it streams
 
+_CELL = 200  # characters of a table cell before it is cut
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Row:
@@ -58,11 +61,6 @@ class _Row:
     start: float | None = None
     end: float | None = None
     outcome: str = ""
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _args_text(line: str, tool: str) -> str:
@@ -164,7 +162,7 @@ class LiveView:
             self.plan_chunks = []
             self.plan_done = False
             if event.round > 1:
-                feedback = _one_line(event.feedback or "")
+                feedback = one_line(event.feedback or "", _CELL)
                 self._line(now, "[blue]round[/]", f"{event.round}: a new plan ({feedback})")
         elif isinstance(event, PlanChunk):
             self.plan_chunks.append(event.text)
@@ -175,7 +173,7 @@ class LiveView:
                 self.rows[event.idx] = _Row(
                     idx=event.idx,
                     tool=event.tool,
-                    args=_one_line(scrub(_args_text(event.line, event.tool))),
+                    args=one_line(scrub(_args_text(event.line, event.tool)), _CELL),
                     deps=tuple(sorted(event.deps)),
                     round=max(self.round, 1),
                 )
@@ -193,12 +191,12 @@ class LiveView:
         elif isinstance(event, TaskFinished):
             rec = event.record
             if rec.tool != JOIN:
-                outcome = _one_line(scrub(to_text(rec.result) if rec.ok else (rec.error or "")))
+                outcome = one_line(scrub(to_text(rec.result) if rec.ok else (rec.error or "")), _CELL)
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
                     tool=rec.tool,
-                    args=old.args if old is not None else _one_line(scrub(_args_text(rec.line, rec.tool))),
+                    args=old.args if old is not None else one_line(scrub(_args_text(rec.line, rec.tool)), _CELL),
                     deps=tuple(sorted(rec.deps)),
                     round=rec.round,
                     state=rec.state,
@@ -211,7 +209,7 @@ class LiveView:
         elif isinstance(event, JoinerDecided):
             self.plan_done = True
             text = "answer ready" if event.action == "finish" else f"new plan needed: {event.text}"
-            self.joiner.append(_one_line(scrub(f"round {max(self.round, 1)}: {text}"), 160))
+            self.joiner.append(one_line(scrub(f"round {max(self.round, 1)}: {text}"), 160))
             self._line(now, "[blue]join [/]", text)
         if self._live is not None and not self.auto_refresh:
             self._live.refresh()
@@ -227,7 +225,7 @@ class LiveView:
         if self.live:
             return
         at = now - (self.start if self.start is not None else now)
-        line = f"[dim]{at:6.2f}s[/] {label} {escape(_one_line(scrub(text), 300))}"
+        line = f"[dim]{at:6.2f}s[/] {label} {escape(one_line(scrub(text), 300))}"
         self.console.print(line, highlight=False, soft_wrap=True)  # one event, one line: no wrapping
 
     # -- the end

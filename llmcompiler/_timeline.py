@@ -21,9 +21,10 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from llmcompiler._records import RunResult
+from llmcompiler._text import one_line
 from llmcompiler._trace import trace_dict
 
 __all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
@@ -105,15 +106,6 @@ def write_timeline(
 
 def _text(value: Any) -> str:
     return _INVALID_XML.sub("", str(value))
-
-
-def _attr(value: Any) -> str:
-    return quoteattr(_text(value))
-
-
-def _cut(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: max(1, limit - 1)] + "…"
 
 
 def _secs(t: float) -> str:
@@ -243,7 +235,7 @@ class _Drawing:
         return rows
 
     def header(self) -> list[str]:
-        title = _cut(str(self.trace.get("question") or "llmcompiler run"), 130)
+        title = one_line(str(self.trace.get("question") or "llmcompiler run"), 130)
         out = [
             f'<text x="12" y="22" font-size="15" font-weight="bold">{escape(_text(title))}</text>',
             f'<text x="12" y="42" font-size="11" fill="#444">{escape(_text(_summary(self.trace)))}</text>',
@@ -327,7 +319,7 @@ class _Drawing:
             if kind == "round":
                 out.append(f'<text x="8" y="{y:.1f}" font-weight="bold">round {item}: plan · join</text>')
             else:
-                text = _cut(_call_text(item), limit)
+                text = one_line(_call_text(item), limit)
                 out.append(f'<text x="8" y="{y:.1f}">{escape(_text(text))}</text>')
         out.append("</g>")
         return out
@@ -390,9 +382,9 @@ class _Drawing:
 
 
 def _tooltip(task: Mapping[str, Any]) -> str:
-    lines = [_cut(_call_text(task), 300)]
+    lines = [one_line(_call_text(task), 300)]
     if task.get("args"):
-        lines.append("args: " + _cut(", ".join(f"{k}={v!r}" for k, v in task["args"].items()), 300))
+        lines.append("args: " + one_line(", ".join(f"{k}={v!r}" for k, v in task["args"].items()), 300))
     state = task.get("state")
     if task.get("start") is not None:
         lines.append(f"{state}: {_secs(float(task['start']))} → {_secs(float(task.get('end') or task['start']))}")
@@ -403,11 +395,11 @@ def _tooltip(task: Mapping[str, Any]) -> str:
     if task.get("deps"):
         lines.append("after: " + ", ".join(str(d) for d in task["deps"]))
     if task.get("thought"):
-        lines.append("thought: " + _cut(str(task["thought"]), 300))
+        lines.append("thought: " + one_line(str(task["thought"]), 300))
     if task.get("error"):
-        lines.append("error: " + _cut(str(task["error"]), 300))
+        lines.append("error: " + one_line(str(task["error"]), 300))
     else:
-        lines.append("result: " + _cut(_plain(task.get("result")), 300))
+        lines.append("result: " + one_line(_plain(task.get("result")), 300))
     return "\n".join(lines)
 
 
@@ -430,18 +422,18 @@ def _html(trace: Mapping[str, Any]) -> str:
             f"<td>{html.escape(_text(t['tool']))}</td><td>{html.escape(_text(t.get('state')))}</td>"
             f"<td>{start}</td><td>{end}</td>"
             f"<td>{html.escape(', '.join(str(d) for d in t.get('deps', ())))}</td>"
-            f"<td>{html.escape(_cut(_text(outcome), 300))}</td></tr>"
+            f"<td>{html.escape(one_line(_text(outcome), 300))}</td></tr>"
         )
     colours = "".join(f"tr.{s} td:nth-child(3){{color:{c}}}" for s, c in STATE_COLOURS.items())
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(_cut(title, 80))} · llmcompiler timeline</title>"
+        f"<title>{html.escape(one_line(title, 80))} · llmcompiler timeline</title>"
         "<style>body{font-family:sans-serif;margin:16px}svg{max-width:100%;height:auto}"
         "rect.task:hover{stroke:#000;stroke-width:1.5}table{border-collapse:collapse;font-size:12px;margin-top:16px}"
         "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}" + colours + "</style>"
         "</head><body>\n"
-        f"<h1>{html.escape(_cut(title, 200))}</h1>\n"
+        f"<h1>{html.escape(one_line(title, 200))}</h1>\n"
         f"<p>{html.escape(_text(_summary(trace)))}</p>\n"
         f"<p><b>Answer:</b> {html.escape(_text(trace.get('answer') or trace.get('error') or ''))}</p>\n"
         f"{svg}\n"

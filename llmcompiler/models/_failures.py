@@ -10,6 +10,7 @@ import dataclasses
 from types import ModuleType
 
 from llmcompiler._errors import ModelError
+from llmcompiler._text import one_line
 from llmcompiler.models._redact import redact
 
 __all__ = ["CallSite", "is_transport_error", "one_line", "sdk_failure", "status_hint", "stream_cut"]
@@ -98,12 +99,6 @@ def is_transport_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the HTTP stack's own error (a dropped connection, a read timeout)
     that an SDK let through unwrapped while streaming."""
     return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def status_hint(status: int, key_env: str) -> str:
