@@ -76,10 +76,6 @@ class Batcher:
         tool: the tool; it has a batch implementation.
         limits: its limits (``batch_window``, ``max_batch``).
         slot: enters the tool's gates (concurrency, rate) for one invocation.
-
-    Attributes:
-        invocations: how many times the tool was invoked (batched or single).
-        calls: how many calls those invocations served.
     """
 
     def __init__(
@@ -96,8 +92,6 @@ class Batcher:
         self._pending: list[_Item] = []
         self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.invocations = 0
-        self.calls = 0
 
     async def submit(self, owner: object, idx: int, kwargs: dict[str, Any], on_start: Callable[[float], None]) -> Fused:
         """Add one call to the open batch and wait for its result.
@@ -155,8 +149,6 @@ class Batcher:
                 for item in live:
                     item.started = started
                     item.on_start(started)
-                self.invocations += 1
-                self.calls += len(live)
                 try:
                     if len(live) == 1:
                         results = [await self.tool.call(live[0].kwargs)]
