@@ -130,3 +130,20 @@ class ScriptExhausted(RunError):
 def _short_args(args: dict[str, Any]) -> str:
     text = ", ".join(f"{k}={v!r}" for k, v in args.items())
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+class ReplyCut(Exception):
+    """Raised by a text stream whose reply the model cut short (its token limit was reached).
+
+    Not a ``RunError``: it is a signal inside the library. The executor reads a cut plan as
+    ended, runs the tasks it parsed, fails the incomplete last line and tells the joiner; the
+    agent turns a cut joiner reply into a ``ModelError``.
+
+    Attributes:
+        reason: why the reply ended, in the provider's words (``"length"``, ``"max_tokens"``, ...).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the reply was cut short ({reason})")
+        self.reason = reason
+
