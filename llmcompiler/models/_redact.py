@@ -1,16 +1,72 @@
-"""Secret redaction: API keys, bearer tokens and key-shaped strings out of any text shown or kept."""
+"""Secrets out of any text shown or kept: prompts, errors, traces, timelines, the terminal.
+
+``scrub`` is the one redaction every module uses. It replaces with ``[redacted]``:
+
+- the values of environment variables named like secrets (``OPENAI_API_KEY``, ``HF_TOKEN``,
+  ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, ...; values of 8 characters or more), as written
+  and as they read once quoted in JSON or a URL;
+- ``api_key=``, ``access_token=``, ``password=``, ``secret=`` values (also with ``:``, as in
+  JSON or a header), any ``...token=`` value, and ``key=`` in a URL's query (``key`` alone
+  elsewhere is too common a word: ``{"key": "Oslo"}`` stays);
+- ``Authorization:`` header values and bearer tokens;
+- strings shaped like provider keys (``sk-...``, ``ghp_...``, ``AKIA...``, ...).
+
+The environment's secrets are read once and read again only when ``os.environ`` changes, so
+scrubbing many strings (a trace of 10,000 tasks) costs time linear in their length.
+``redact`` is the narrower pass the model adapters apply to provider errors.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections.abc import Iterable
+import urllib.parse
+from collections.abc import Callable, Iterable
 
-__all__ = ["redact"]
+__all__ = ["REDACTED", "redact", "scrub", "scrubber"]
 
-# Shapes of provider keys, in case a server echoes one back in an error body.
-_KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}")
+REDACTED = "[redacted]"
+
+# Shapes of provider keys, in case a server echoes one back in an error body: OpenAI and
+# Anthropic (sk-), GitHub (ghp_, github_pat_), Slack (xox?-), AWS access keys, Google, Hugging Face.
+_KEY_SHAPES = re.compile(
+    r"\bsk-[A-Za-z0-9_\-*.]{6,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
+    r"|\bgithub_pat_[A-Za-z0-9_]{20,}"
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_\-]{30,}"
+    r"|\bhf_[A-Za-z0-9]{20,}"
+)
 # A bearer token ends at white space, a quote or punctuation that closes or separates ("Bearer sk-abc)").
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"'),;]+")
+# "Authorization: Basic abc", "x-api-key=abc", '"api_key": "abc"', "password=hunter2", "?token=abc".
+_ASSIGNED = re.compile(
+    r"""(?ix)
+    (
+      \b(?:proxy-)?authorization
+      | \b[\w-]*api[_-]?key
+      | \b[\w-]*(?:access|auth|refresh|id|session|bearer)[_-]?token
+      | \b[\w-]*token(?=\s*=)
+      | \b[\w-]*secret(?:[_-]?(?:access[_-]?)?key)?
+      | \b[\w-]*passw(?:or)?d | \bpwd
+      | \bclient[_-]?secret
+      | (?<=[?&;])(?:key|token|sig|signature)
+    )
+    (["']?\s*[:=]\s*["']?)
+    (?:(?:bearer|basic|token)\s+)?
+    (?:\[redacted\]|[^\s"',;}&)\]>]+)
+    """
+)
+# Environment variables whose values are secrets: OPENAI_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...
+_SECRET_ENV = re.compile(r"(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE_?KEY)")
+_MIN_SECRET = 8  # shorter environment values ("1", "true") are not treated as secrets
+# Text shorter than this holds no key shape, bearer token, assignment or environment secret.
+_SHORTEST = 8
+# A scrubber remembers its answers for short texts only, and for a bounded number of them.
+_MEMO_CHARS = 256
+_MEMO_ENTRIES = 4096
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -22,6 +78,108 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "[redacted]")
-    text = _BEARER.sub(r"\1[redacted]", text)
-    return _KEY_SHAPES.sub("[redacted]", text)
+            text = text.replace(secret, REDACTED)
+    text = _BEARER.sub(r"\1" + REDACTED, text)
+    return _KEY_SHAPES.sub(REDACTED, text)
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every secret replaced by ``[redacted]`` (see the module's list).
+
+    Args:
+        text: any text.
+        secrets: more strings to replace (keys the environment does not hold).
+
+    Example:
+        >>> scrub("failed: Authorization: Bearer abc123 (key sk-proj-abcdefgh)")
+        'failed: Authorization: [redacted] (key [redacted])'
+        >>> scrub("GET https://api.example.com/v1?api_key=abc123&q=1")
+        'GET https://api.example.com/v1?api_key=[redacted]&q=1'
+    """
+    extra = [s for s in secrets if s]
+    if extra:
+        return scrubber(extra)(text)
+    return _env_scrubber()(text)
+
+
+def scrubber(secrets: Iterable[str | None] = ()) -> Callable[[str], str]:
+    """A ``scrub`` with the environment read once and ``secrets`` fixed: for scrubbing many strings.
+
+    The function it returns remembers what it gave for each text, so repeated strings (tool
+    names, states) cost one look-up.
+    """
+    literal = _literal_pattern([*(s for s in secrets if s), *_env_secrets()])
+    done: dict[str, str] = {}
+
+    def apply(text: str) -> str:
+        if len(text) < _SHORTEST and literal is None:
+            return text
+        if len(text) > _MEMO_CHARS:
+            return _scrub_with(text, literal)
+        cached = done.get(text)
+        if cached is None:
+            cached = _scrub_with(text, literal)
+            if len(done) >= _MEMO_ENTRIES:
+                done.clear()
+            done[text] = cached
+        return cached
+
+    return apply
+
+
+def _scrub_with(text: str, literal: re.Pattern[str] | None) -> str:
+    if literal is not None:
+        text = literal.sub(REDACTED, text)
+    if len(text) < _SHORTEST:
+        return text
+    text = _BEARER.sub(r"\1" + REDACTED, text)
+    text = _KEY_SHAPES.sub(REDACTED, text)
+    return _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def _literal_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for every secret as written and as quoted in JSON, a ``repr`` or a URL, longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms.add(secret)
+        forms.add(json.dumps(secret)[1:-1])
+        forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        forms.add(repr(secret)[1:-1])
+        forms.add(urllib.parse.quote(secret, safe=""))
+        forms.add(urllib.parse.quote_plus(secret, safe=""))
+    forms.discard("")
+    if not forms:
+        return None
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+def _env_secrets() -> list[str]:
+    return [
+        value
+        for name, value in os.environ.items()
+        if _SECRET_ENV.search(name) and len(value) >= _MIN_SECRET and not value.isdigit()
+    ]
+
+
+def _env_fingerprint() -> tuple[object, ...]:
+    """What changes whenever ``os.environ`` does, cheaply: its stored keys and values themselves.
+
+    ``os.environ`` keeps its data in a dict whose values are replaced (never mutated) on every
+    change, so comparing with an earlier snapshot is mostly identity checks.
+    """
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict):
+        return (*data.keys(), *data.values())
+    return tuple(os.environ.items())  # pragma: no cover - every CPython has os.environ._data
+
+
+_cached: tuple[tuple[object, ...], Callable[[str], str]] | None = None
+
+
+def _env_scrubber() -> Callable[[str], str]:
+    """The scrubber for the current environment, made again only when the environment changed."""
+    global _cached
+    fingerprint = _env_fingerprint()
+    if _cached is None or _cached[0] != fingerprint:
+        _cached = (fingerprint, scrubber())
+    return _cached[1]
