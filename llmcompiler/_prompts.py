@@ -2,6 +2,8 @@
 
 A template holds ``{{name}}`` placeholders; ``render`` fills every one and refuses a missing
 or unexpected value, so a renamed placeholder cannot silently leave a hole in a prompt.
+Every value is scrubbed of secrets before it is filled in, and task results are shown as safe
+text (``observation``): whatever a tool returned, the prompt can be built and holds no key.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 from llmcompiler._errors import UserError
-from llmcompiler._literals import to_text
 from llmcompiler._records import TaskRecord
+from llmcompiler._text import safe_text
 from llmcompiler._tools import Tool
+from llmcompiler.models._redact import scrub
 
-__all__ = ["describe_tools", "load", "render", "render_history"]
+__all__ = ["describe_tools", "load", "observation", "render", "render_history"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 MAX_OBSERVATION_CHARS = 4000
+_MARGIN = 256
 
 
 def _prompt_dir() -> Traversable:
@@ -53,7 +57,8 @@ def load(name: str) -> str:
 
 
 def render(name: str, **values: str) -> str:
-    """Fill template ``name``'s ``{{placeholders}}`` with ``values``.
+    """Fill template ``name``'s ``{{placeholders}}`` with ``values``, each with its secrets taken
+    out (``models._redact.scrub``): a prompt is sent to the model's provider.
 
     Raises:
         UserError: a placeholder has no value, or a value has no placeholder.
@@ -64,7 +69,8 @@ def render(name: str, **values: str) -> str:
     extra = values.keys() - wanted
     if missing or extra:
         raise UserError(f"prompt {name!r}: missing values {sorted(missing)}, unexpected values {sorted(extra)}")
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    clean = {key: scrub(value) for key, value in values.items()}
+    return _PLACEHOLDER.sub(lambda m: clean[m.group(1)], text)
 
 
 def describe_tools(tools: Iterable[Tool]) -> str:
@@ -82,20 +88,40 @@ def describe_tools(tools: Iterable[Tool]) -> str:
     return "\n".join(blocks)
 
 
+def observation(result: object) -> str:
+    """A tool's result as a model reads it: its text (``safe_text``) with the secrets taken out
+    (``scrub``), cut after ``MAX_OBSERVATION_CHARS`` characters with a note saying so.
+
+    Example:
+        >>> observation(10**5000)
+        '<int of 5001 digits: 1000…000>'
+    """
+    if isinstance(result, str):
+        text = scrub(safe_text(result))
+        extra = len(text) - MAX_OBSERVATION_CHARS
+        return text if extra <= 0 else text[:MAX_OBSERVATION_CHARS] + f" ... [{extra} more characters]"
+    # Rendered a margin beyond the cut, so a secret at the cut is still whole when it is scrubbed.
+    text = scrub(safe_text(result, MAX_OBSERVATION_CHARS + _MARGIN))
+    if len(text) <= MAX_OBSERVATION_CHARS:
+        return text
+    return text[:MAX_OBSERVATION_CHARS] + " ... [cut: the rest is not shown]"
+
+
 def render_history(records: Iterable[TaskRecord]) -> str:
-    """Tasks as the joiner and the replanner read them: thought, call, observation."""
+    """Tasks as the joiner and the replanner read them: thought, call, observation.
+
+    Every part is safe text with the secrets taken out (``models._redact.scrub``): this text is
+    sent to the model's provider.
+    """
     lines: list[str] = []
     for rec in records:
         if rec.tool == "join":
             continue
         if rec.thought:
-            lines.append(f"Thought: {rec.thought}")
-        lines.append(rec.line or f"{rec.idx}. {rec.tool}(...)")
+            lines.append(f"Thought: {safe_text(rec.thought)}")
+        lines.append(safe_text(rec.line) or f"{rec.idx}. {safe_text(rec.tool)}(...)")
         if rec.error is not None:
-            lines.append(f"Observation: ERROR: {rec.error}")
+            lines.append(f"Observation: ERROR: {safe_text(rec.error)}")
         else:
-            text = to_text(rec.result)
-            if len(text) > MAX_OBSERVATION_CHARS:
-                text = text[:MAX_OBSERVATION_CHARS] + f" ... [{len(text) - MAX_OBSERVATION_CHARS} more characters]"
-            lines.append(f"Observation: {text}")
-    return "\n".join(lines) if lines else "(no tasks were run)"
+            lines.append(f"Observation: {observation(rec.result)}")
+    return scrub("\n".join(lines)) if lines else "(no tasks were run)"

@@ -7,7 +7,9 @@ gives the same as a dict; ``render_timeline`` draws either.
 
 Secrets never reach a trace: API keys from the environment, ``Authorization`` headers,
 bearer tokens and key-shaped strings (``sk-...``) are replaced by ``[redacted]`` in every
-string of it, keys included.
+string of it, keys included (``models._redact.scrub``). Any result can be written: integers
+too long to print, values nested thousands deep and lone surrogates become safe text
+(``_text.safe_text``), so the file is always valid UTF-8 JSON.
 """
 
 from __future__ import annotations
@@ -16,99 +18,80 @@ import dataclasses
 import json
 import math
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmcompiler._literals import Ref, Template, to_text
+from llmcompiler._literals import Ref, Template
 from llmcompiler._records import RunResult, TaskRecord
-from llmcompiler.models._redact import redact
+from llmcompiler._text import MAX_INT_DIGITS, int_summary, safe_text
+from llmcompiler.models._redact import scrubber
 
-__all__ = ["TRACE_VERSION", "scrub", "to_json_safe", "trace_dict", "write_trace"]
+__all__ = ["TRACE_VERSION", "to_json_safe", "trace_dict", "write_trace"]
 
 TRACE_VERSION = 1
 """The trace format's version, written as ``"version"``."""
 
-REDACTED = "[redacted]"
-
-# Environment variables whose values are secrets: OPENAI_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...
-_SECRET_ENV = re.compile(r"(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)")
-# "Authorization: Basic abc", "x-api-key=abc", '"api_key": "abc"'.
-_HEADERS = re.compile(
-    r"""(?ix)
-    (\b(?:proxy-)?authorization|\bx-api-key|\bapi[_-]?key|\baccess[_-]?token|\bsecret[_-]?key)
-    (["']?\s*[:=]\s*["']?)
-    (?:(?:bearer|basic|token)\s+)?
-    [^\s"',;}&)]+
-    """
-)
-_MIN_SECRET = 8  # shorter environment values ("1", "true") are not treated as secrets
-
-
-def _env_secrets() -> list[str]:
-    return [
-        value
-        for name, value in os.environ.items()
-        if _SECRET_ENV.search(name) and len(value) >= _MIN_SECRET and not value.isdigit()
-    ]
-
-
-def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with secrets replaced by ``[redacted]``.
-
-    Replaced: the given ``secrets``; the values of environment variables named like keys
-    (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``); ``Authorization:`` and
-    ``api_key=`` values; bearer tokens; key-shaped strings such as ``sk-...``.
-
-    Example:
-        >>> scrub("failed: Authorization: Bearer abc123 (key sk-proj-abcdefgh)")
-        'failed: Authorization: [redacted] (key [redacted])'
-    """
-    text = redact(text, [*secrets, *_env_secrets()])
-    return _HEADERS.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+_MAX_DEPTH = 50  # deeper values are kept as their text (cut by safe_text)
+_INT_BITS = int(MAX_INT_DIGITS * 3.3219)  # integers that JSON can write (Python prints up to 4,300 digits)
 
 
 def to_json_safe(value: Any, *, _depth: int = 0) -> Any:
     """``value`` as JSON values: containers kept, pydantic models and dataclasses as dicts,
-    anything else (and non-finite floats) as its text."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if _depth > 50:
-        return to_text(value)
-    if isinstance(value, (Ref, Template)):
-        return repr(value)  # a task that never ran keeps its references: $N, '...${N}...'
+    anything else (and non-finite floats, integers too long to print) as its text.
 
+    Never raises: values nested too deep, cycles, lone surrogates and objects that cannot be
+    shown become the text ``safe_text`` gives them.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value) if value.bit_length() <= _INT_BITS else int_summary(value)
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if _depth > _MAX_DEPTH:
+        return safe_text(value)
+    if isinstance(value, (Ref, Template)):
+        return safe_text(value)  # a task that never ran keeps its references: $N, '...${N}...'
+    try:
+        return _container(value, _depth)
+    except Exception:  # a value that cannot be walked (a raising items(), a dump that fails) is its text
+        return safe_text(value)
+
+
+def _container(value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): to_json_safe(v, _depth=_depth + 1) for k, v in value.items()}
+        return {_key(k): to_json_safe(v, _depth=depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json_safe(v, _depth=_depth + 1) for v in value]
+        return [to_json_safe(v, _depth=depth + 1) for v in value]
     if isinstance(value, (set, frozenset)):
-        items = [to_json_safe(v, _depth=_depth + 1) for v in value]
+        items = [to_json_safe(v, _depth=depth + 1) for v in value]
         try:
             return sorted(items)
         except TypeError:
             return items
     dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        try:
-            return to_json_safe(dump(mode="json"), _depth=_depth + 1)
-        except Exception:
-            return to_text(value)
+    if callable(dump) and not isinstance(value, type):
+        return to_json_safe(dump(mode="json"), _depth=depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json_safe(getattr(value, f.name), _depth=_depth + 1) for f in dataclasses.fields(value)}
-    return to_text(value)
+        return {f.name: to_json_safe(getattr(value, f.name), _depth=depth + 1) for f in dataclasses.fields(value)}
+    return safe_text(value)
 
 
-def _scrub_all(value: Any, secrets: list[str]) -> Any:
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else safe_text(key, 200)
+
+
+def _scrub_all(value: Any, clean: Callable[[str], str]) -> Any:
+    """Every string of a JSON value (keys too) scrubbed and made writable as UTF-8."""
     if isinstance(value, str):
-        return scrub(value, secrets)
+        return clean(value)
     if isinstance(value, dict):
-        return {scrub(k, secrets): _scrub_all(v, secrets) for k, v in value.items()}
+        return {clean(k): _scrub_all(v, clean) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub_all(v, secrets) for v in value]
+        return [_scrub_all(v, clean) for v in value]
     return value
 
 
@@ -189,7 +172,8 @@ def trace_dict(
         "plan_errors": list(result.plan_errors),
         "thoughts": list(result.thoughts),
     }
-    return dict(_scrub_all(trace, [s for s in secrets if s]))
+    scrub = scrubber(secrets)  # the environment read once for the whole trace: linear in its size
+    return dict(_scrub_all(trace, lambda text: scrub(safe_text(text))))
 
 
 def write_trace(
