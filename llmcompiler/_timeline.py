@@ -8,7 +8,9 @@ that needed it. Rounds are separated by a line. ``join()`` has no bar of its own
 band shows it.
 
 The picture is drawn from a trace (``trace_dict``), so it is scrubbed of secrets like the trace
-is, and a saved trace can be drawn again. Row height and text size shrink as the number of
+is, and a saved trace can be drawn again: every text of it is scrubbed again and escaped for
+both text and attributes (quotes included), so no field of a trace can add markup or attributes,
+and a malformed number is drawn as 0. Row height and text size shrink as the number of
 tasks grows, so 3 tasks and 300 both read well.
 """
 
@@ -21,11 +23,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from xml.sax.saxutils import escape
 
 from llmcompiler._records import RunResult
-from llmcompiler._text import one_line
+from llmcompiler._text import one_line, safe_text
 from llmcompiler._trace import trace_dict
+from llmcompiler.models._redact import scrub
 
 __all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
 
@@ -40,6 +42,8 @@ _RIGHT = 60
 _WIDTH = _LABEL_W + _PLOT_W + _RIGHT
 _FONTS = "Helvetica, Arial, DejaVu Sans, sans-serif"
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+_MAX_ROUNDS = 10_000  # a damaged trace claiming a billion rounds still draws
 
 Format = Literal["svg", "html"]
 
@@ -105,7 +109,35 @@ def write_timeline(
 
 
 def _text(value: Any) -> str:
-    return _INVALID_XML.sub("", str(value))
+    """A trace's value as text for the picture: safe, scrubbed, without characters XML refuses."""
+    return _INVALID_XML.sub("", scrub(safe_text(value, 2000)))
+
+
+def escape(value: Any) -> str:
+    """``value`` as text escaped for XML and HTML, in element text and in quoted attributes alike."""
+    return html.escape(_text(value), quote=True)
+
+
+def _int(value: Any) -> int:
+    """A whole number of the trace; 0 for anything else."""
+    return int(_num(value))
+
+
+def _deps(task: Mapping[str, Any]) -> list[int]:
+    """A task's dependencies: the whole numbers of its ``deps`` (anything else is left out)."""
+    deps = task.get("deps")
+    if not isinstance(deps, (list, tuple)):
+        return []
+    return [int(d) for d in deps if isinstance(d, (int, float)) and not isinstance(d, bool) and _num(d) == d]
+
+
+def _num(value: Any) -> float:
+    """A number of the trace; 0 for anything else (a hand-edited or damaged trace)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _secs(t: float) -> str:
@@ -134,28 +166,43 @@ def _nice_step(span: float, target: int = 8) -> float:
 
 def _call_text(task: Mapping[str, Any]) -> str:
     """The task as the plan wrote it (``3. search($1)``), else rebuilt from its arguments."""
-    line = " ".join(str(task.get("line") or "").split())
+    idx = _text(task.get("idx"))
+    line = " ".join(_text(task.get("line") or "").split())
     if line:
-        return line if line.startswith(f"{task['idx']}") else f"{task['idx']}. {line}"
-    args = task.get("args") or {}
-    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
-    return f"{task['idx']}. {task['tool']}({shown})"
+        return line if line.startswith(idx) else f"{idx}. {line}"
+    return f"{idx}. {_text(task.get('tool'))}({_args_text(task)})"
+
+
+def _args_text(task: Mapping[str, Any]) -> str:
+    args = task.get("args")
+    if not isinstance(args, Mapping):
+        return ""
+    return ", ".join(f"{_text(k)}={_text(v) if not isinstance(v, str) else repr(_text(v))}" for k, v in args.items())
+
+
+def _tasks(trace: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The trace's tasks but ``join()`` (and anything that is not a task, in a damaged trace)."""
+    tasks = trace.get("tasks")
+    if not isinstance(tasks, (list, tuple)):
+        return []
+    return [t for t in tasks if isinstance(t, Mapping) and t.get("tool") != "join"]
 
 
 def _summary(trace: Mapping[str, Any]) -> str:
-    usage = trace.get("usage") or {}
+    usage = trace.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
     parts = []
     if trace.get("model"):
-        parts.append(str(trace["model"]))
-    parts.append(f"total {_secs(float(trace.get('total_s') or 0.0))}")
-    parts.append(f"tasks one after another {_secs(float(trace.get('sequential_s') or 0.0))}")
-    n = sum(1 for t in trace.get("tasks", ()) if t.get("tool") != "join")
+        parts.append(_text(trace["model"]))
+    parts.append(f"total {_secs(_num(trace.get('total_s') or 0.0))}")
+    parts.append(f"tasks one after another {_secs(_num(trace.get('sequential_s') or 0.0))}")
+    n = len(_tasks(trace))
     parts.append(f"{n} task{'s' if n != 1 else ''}")
-    rounds = int(trace.get("rounds") or 0)
+    rounds = _int(trace.get("rounds") or 0)
     parts.append(f"{rounds} round{'s' if rounds != 1 else ''}")
-    parts.append(f"tokens {usage.get('prompt_tokens', 0)} in / {usage.get('completion_tokens', 0)} out")
+    parts.append(f"tokens {_int(usage.get('prompt_tokens'))} in / {_int(usage.get('completion_tokens'))} out")
     if trace.get("cost_usd") is not None:
-        parts.append(f"${float(trace['cost_usd']):.4f}")
+        parts.append(f"${_num(trace['cost_usd']):.4f}")
     return " · ".join(parts)
 
 
@@ -164,12 +211,13 @@ class _Drawing:
 
     def __init__(self, trace: Mapping[str, Any]) -> None:
         self.trace = trace
-        self.tasks: list[Mapping[str, Any]] = [t for t in trace.get("tasks", ()) if t.get("tool") != "join"]
-        self.timings: list[Mapping[str, Any]] = list(trace.get("timings", ()))
+        self.tasks = _tasks(trace)
+        timings = trace.get("timings")
+        self.timings = [t for t in timings if isinstance(t, Mapping)] if isinstance(timings, (list, tuple)) else []
         rounds = max(
-            [int(trace.get("rounds") or 0), len(self.timings), *(int(t.get("round") or 1) for t in self.tasks)]
+            [_int(trace.get("rounds") or 0), len(self.timings), *(_int(t.get("round") or 1) for t in self.tasks)]
         )
-        self.rounds = max(rounds, 1)
+        self.rounds = min(max(rounds, 1), _MAX_ROUNDS)
         n_rows = len(self.tasks) + self.rounds
         if n_rows <= 30:
             self.row_h = 24.0
@@ -182,11 +230,11 @@ class _Drawing:
         self.font = max(7.0, min(12.0, self.row_h - 4))
         self.show_durations = n_rows <= 150
         self.top = 96.0
-        ends = [float(trace.get("total_s") or 0.0)]
+        ends = [_num(trace.get("total_s") or 0.0)]
         for t in self.tasks:
-            ends.extend(float(t[k]) for k in ("start", "end") if t.get(k) is not None)
+            ends.extend(_num(t[k]) for k in ("start", "end") if t.get(k) is not None)
         for tm in self.timings:
-            ends.extend(float(v) for k, v in tm.items() if k != "round" and v is not None)
+            ends.extend(_num(v) for k, v in tm.items() if k != "round" and v is not None)
         self.span = max(max(ends), 1e-3)
 
     def x(self, t: float) -> float:
@@ -227,18 +275,18 @@ class _Drawing:
         """Rows top to bottom: ``("round", R)`` lanes and ``("task", task)`` rows."""
         by_round: dict[int, list[Mapping[str, Any]]] = {}
         for t in self.tasks:
-            by_round.setdefault(int(t.get("round") or 1), []).append(t)
+            by_round.setdefault(_int(t.get("round") or 1), []).append(t)
         rows: list[tuple[str, Any]] = []
         for r in range(1, self.rounds + 1):
             rows.append(("round", r))
-            rows.extend(("task", t) for t in sorted(by_round.get(r, ()), key=lambda t: int(t["idx"])))
+            rows.extend(("task", t) for t in sorted(by_round.get(r, ()), key=lambda t: _int(t["idx"])))
         return rows
 
     def header(self) -> list[str]:
         title = one_line(str(self.trace.get("question") or "llmcompiler run"), 130)
         out = [
-            f'<text x="12" y="22" font-size="15" font-weight="bold">{escape(_text(title))}</text>',
-            f'<text x="12" y="42" font-size="11" fill="#444">{escape(_text(_summary(self.trace)))}</text>',
+            f'<text x="12" y="22" font-size="15" font-weight="bold">{escape(title)}</text>',
+            f'<text x="12" y="42" font-size="11" fill="#444">{escape(_summary(self.trace))}</text>',
         ]
         x = 12.0
         legend = [("plan streaming", _PLAN_COLOUR), ("joiner", _JOIN_COLOUR)]
@@ -289,21 +337,21 @@ class _Drawing:
             ):
                 if a is None or b is None:
                     continue
-                xa, xb = self.x(float(a)), self.x(float(b))
+                xa, xb = self.x(_num(a)), self.x(_num(b))
                 w = max(xb - xa, 1.5)
                 band_h = max(y1 - y0 - self.row_h, 0.0)
                 out.append(
                     f'<rect class="{name}-band" x="{xa:.1f}" y="{y0 + self.row_h:.1f}" width="{w:.1f}" '
                     f'height="{band_h:.1f}" fill="{colour}" opacity="0.10"/>'
                 )
-                tip = f"round {r} {what}: {_secs(float(a))} → {_secs(float(b))} ({_secs(float(b) - float(a))})"
+                tip = f"round {r} {what}: {_secs(_num(a))} → {_secs(_num(b))} ({_secs(_num(b) - _num(a))})"
                 out.append(
                     f'<rect id="{name}-{r}" class="{name}" x="{xa:.1f}" y="{by:.1f}" width="{w:.1f}" '
                     f'height="{bar_h:.1f}" fill="{colour}"><title>{escape(tip)}</title></rect>'
                 )
             first = tm.get("plan_first_chunk")
             if first is not None:
-                xf = self.x(float(first))
+                xf = self.x(_num(first))
                 out.append(
                     f'<line x1="{xf:.1f}" y1="{by:.1f}" x2="{xf:.1f}" y2="{by + bar_h:.1f}" stroke="#1565c0" '
                     'stroke-width="1.5"><title>first plan text</title></line>'
@@ -320,33 +368,33 @@ class _Drawing:
                 out.append(f'<text x="8" y="{y:.1f}" font-weight="bold">round {item}: plan · join</text>')
             else:
                 text = one_line(_call_text(item), limit)
-                out.append(f'<text x="8" y="{y:.1f}">{escape(_text(text))}</text>')
+                out.append(f'<text x="8" y="{y:.1f}">{escape(text)}</text>')
         out.append("</g>")
         return out
 
     def positions(self, rows: Sequence[tuple[str, Any]]) -> dict[int, tuple[float, float, float, Mapping[str, Any]]]:
         """Each task's bar: x start, x end, row centre."""
         pos: dict[int, tuple[float, float, float, Mapping[str, Any]]] = {}
-        plan_end = {int(tm.get("round") or n): float(tm.get("plan_end") or 0.0) for n, tm in enumerate(self.timings, 1)}
+        plan_end = {_int(tm.get("round") or n): _num(tm.get("plan_end") or 0.0) for n, tm in enumerate(self.timings, 1)}
         for i, (kind, task) in enumerate(rows):
             if kind != "task":
                 continue
             y = self.top + (i + 0.5) * self.row_h
             if task.get("start") is not None:
-                xa = self.x(float(task["start"]))
-                xb = self.x(float(task["end"] if task.get("end") is not None else task["start"]))
+                xa = self.x(_num(task["start"]))
+                xb = self.x(_num(task["end"] if task.get("end") is not None else task["start"]))
             else:  # never ran: mark it where it was given up, after its dependencies
-                dep_ends = [pos[d][1] for d in task.get("deps", ()) if d in pos]
-                xa = max(dep_ends) if dep_ends else self.x(plan_end.get(int(task.get("round") or 1), 0.0))
+                dep_ends = [pos[d][1] for d in _deps(task) if d in pos]
+                xa = max(dep_ends) if dep_ends else self.x(plan_end.get(_int(task.get("round") or 1), 0.0))
                 xb = xa
-            pos[int(task["idx"])] = (xa, xb, y, task)
+            pos[_int(task["idx"])] = (xa, xb, y, task)
         return pos
 
     def arrows(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:
         out: list[str] = []
         opacity = 0.5 if len(pos) <= 60 else 0.25
         for idx, (xa, _, y, task) in pos.items():
-            for dep in task.get("deps", ()):
+            for dep in _deps(task):
                 if dep not in pos:
                     continue
                 x1, y1 = pos[dep][1], pos[dep][2]
@@ -371,12 +419,12 @@ class _Drawing:
             out.append(
                 f'<rect id="task-{idx}" class="task {escape(state)}" x="{xa:.1f}" y="{y - bar_h / 2:.1f}" '
                 f'width="{width:.1f}" height="{bar_h:.1f}" fill="{fill}"{stroke}>'
-                f"<title>{escape(_text(_tooltip(task)))}</title></rect>"
+                f"<title>{escape(_tooltip(task))}</title></rect>"
             )
             if self.show_durations and task.get("duration") is not None:
                 out.append(
                     f'<text x="{xa + width + 4:.1f}" y="{y + self.font * 0.35:.1f}" font-size="{self.font - 1:g}" '
-                    f'fill="#555">{_secs(float(task["duration"]))}</text>'
+                    f'fill="#555">{_secs(_num(task["duration"]))}</text>'
                 )
         return out
 
@@ -384,58 +432,64 @@ class _Drawing:
 def _tooltip(task: Mapping[str, Any]) -> str:
     lines = [one_line(_call_text(task), 300)]
     if task.get("args"):
-        lines.append("args: " + one_line(", ".join(f"{k}={v!r}" for k, v in task["args"].items()), 300))
+        lines.append("args: " + one_line(_args_text(task), 300))
     state = task.get("state")
     if task.get("start") is not None:
-        lines.append(f"{state}: {_secs(float(task['start']))} → {_secs(float(task.get('end') or task['start']))}")
-        if (task.get("attempts") or 0) > 1:
-            lines.append(f"attempts: {task['attempts']}")
+        lines.append(f"{state}: {_secs(_num(task['start']))} → {_secs(_num(task.get('end') or task['start']))}")
+        if _int(task.get("attempts")) > 1:
+            lines.append(f"attempts: {_int(task['attempts'])}")
     else:
         lines.append(f"{state} (never ran)")
-    if task.get("deps"):
-        lines.append("after: " + ", ".join(str(d) for d in task["deps"]))
+    if _deps(task):
+        lines.append("after: " + ", ".join(str(d) for d in _deps(task)))
     if task.get("thought"):
-        lines.append("thought: " + one_line(str(task["thought"]), 300))
+        lines.append("thought: " + one_line(_text(task["thought"]), 300))
     if task.get("error"):
-        lines.append("error: " + one_line(str(task["error"]), 300))
+        lines.append("error: " + one_line(_text(task["error"]), 300))
     else:
         lines.append("result: " + one_line(_plain(task.get("result")), 300))
     return "\n".join(lines)
 
 
 def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else repr(value)
+    return _text(value) if isinstance(value, str) else _text(_repr(value))
+
+
+def _repr(value: Any) -> str:
+    """A result as Python writes it (``[1, 'a']``), or its safe text when that fails."""
+    try:
+        return repr(value)
+    except Exception:  # a trace value too deep or too long to print
+        return safe_text(value)
 
 
 def _html(trace: Mapping[str, Any]) -> str:
     svg = _Drawing(trace).svg()
     title = _text(trace.get("question") or "llmcompiler run")
     rows = []
-    for t in trace.get("tasks", ()):
-        if t.get("tool") == "join":
-            continue
-        start = "" if t.get("start") is None else _secs(float(t["start"]))
-        end = "" if t.get("end") is None else _secs(float(t["end"]))
+    for t in _tasks(trace):
+        start = "" if t.get("start") is None else _secs(_num(t["start"]))
+        end = "" if t.get("end") is None else _secs(_num(t["end"]))
         outcome = t.get("error") if t.get("error") else _plain(t.get("result"))
         rows.append(
-            f'<tr class="{html.escape(str(t.get("state")))}"><td>{t["idx"]}</td>'
-            f"<td>{html.escape(_text(t['tool']))}</td><td>{html.escape(_text(t.get('state')))}</td>"
+            f'<tr class="{escape(t.get("state"))}"><td>{escape(t.get("idx"))}</td>'
+            f"<td>{escape(t.get('tool'))}</td><td>{escape(t.get('state'))}</td>"
             f"<td>{start}</td><td>{end}</td>"
-            f"<td>{html.escape(', '.join(str(d) for d in t.get('deps', ())))}</td>"
-            f"<td>{html.escape(one_line(_text(outcome), 300))}</td></tr>"
+            f"<td>{escape(', '.join(str(d) for d in _deps(t)))}</td>"
+            f"<td>{escape(one_line(_text(outcome), 300))}</td></tr>"
         )
     colours = "".join(f"tr.{s} td:nth-child(3){{color:{c}}}" for s, c in STATE_COLOURS.items())
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(one_line(title, 80))} · llmcompiler timeline</title>"
+        f"<title>{escape(one_line(title, 80))} · llmcompiler timeline</title>"
         "<style>body{font-family:sans-serif;margin:16px}svg{max-width:100%;height:auto}"
         "rect.task:hover{stroke:#000;stroke-width:1.5}table{border-collapse:collapse;font-size:12px;margin-top:16px}"
         "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}" + colours + "</style>"
         "</head><body>\n"
-        f"<h1>{html.escape(one_line(title, 200))}</h1>\n"
-        f"<p>{html.escape(_text(_summary(trace)))}</p>\n"
-        f"<p><b>Answer:</b> {html.escape(_text(trace.get('answer') or trace.get('error') or ''))}</p>\n"
+        f"<h1>{escape(one_line(title, 200))}</h1>\n"
+        f"<p>{escape(_summary(trace))}</p>\n"
+        f"<p><b>Answer:</b> {escape(trace.get('answer') or trace.get('error') or '')}</p>\n"
         f"{svg}\n"
         "<table><thead><tr><th>#</th><th>tool</th><th>state</th><th>start</th><th>end</th><th>after</th>"
         "<th>result or error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n"
