@@ -6,7 +6,10 @@ arguments, dependencies, state, duration, result) that updates in place; anywher
 a CI log) plain lines, one per event. ``finish(result)`` prints the answer, the total time,
 the tokens, the cost and the time the same tasks would have taken one after another.
 
-Every text shown passes through ``scrub``: API keys and authorisation headers never appear.
+Every text shown passes through ``scrub`` (API keys and authorisation headers never appear),
+``safe_text`` (any result can be shown) and ``escape_controls``: a result or an answer holding
+terminal escape sequences, other control characters or bidirectional overrides is shown with
+them escaped (``\x1b[2J``), never written to the terminal as they are.
 """
 
 from __future__ import annotations
@@ -25,11 +28,10 @@ from rich.table import Table
 from rich.text import Text
 
 from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
-from llmcompiler._literals import to_text
 from llmcompiler._plan import JOIN, ParseError, TaskParsed
 from llmcompiler._records import RunResult
-from llmcompiler._text import one_line
-from llmcompiler._trace import scrub
+from llmcompiler._text import escape_controls, one_line, safe_text
+from llmcompiler.models._redact import scrub
 
 __all__ = ["LiveView", "RowState"]
 
@@ -46,6 +48,7 @@ _PLAIN_LABELS = {"done": "done ", "failed": "fail ", "skipped": "skip "}
 _PLAN_LINES = 10  # plan lines shown while it streams
 
 _CELL = 200  # characters of a table cell before it is cut
+_MARGIN = 256  # characters rendered beyond what is shown, so a secret at the cut is scrubbed whole
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +73,19 @@ def _args_text(line: str, tool: str) -> str:
         return ""
     inner = line[head + len(tool) + 1 :].rstrip()
     return inner[:-1] if inner.endswith(")") else inner
+
+
+def shown(value: object, limit: int = 300) -> str:
+    """``value`` as one line fit for a terminal: safe text, secrets out, controls escaped, cut."""
+    # Scrub before cutting, and render a margin beyond what is kept: a secret at the cut is still
+    # whole when it is scrubbed, so no part of it shows.
+    text = safe_text(value) if isinstance(value, str) else safe_text(value, 4 * limit + _MARGIN)
+    return one_line(escape_controls(scrub(text)[: 4 * limit], keep="\n\t\r"), limit)
+
+
+def shown_block(text: str) -> str:
+    """Text of several lines (a plan, an answer) fit for a terminal: lines kept, the rest as ``shown``."""
+    return escape_controls(scrub(safe_text(text)))
 
 
 def _secs(t: float) -> str:
@@ -162,7 +178,7 @@ class LiveView:
             self.plan_chunks = []
             self.plan_done = False
             if event.round > 1:
-                feedback = one_line(event.feedback or "", _CELL)
+                feedback = shown(event.feedback or "", _CELL)
                 self._line(now, "[blue]round[/]", f"{event.round}: a new plan ({feedback})")
         elif isinstance(event, PlanChunk):
             self.plan_chunks.append(event.text)
@@ -173,7 +189,7 @@ class LiveView:
                 self.rows[event.idx] = _Row(
                     idx=event.idx,
                     tool=event.tool,
-                    args=one_line(scrub(_args_text(event.line, event.tool)), _CELL),
+                    args=shown(_args_text(event.line, event.tool), _CELL),
                     deps=tuple(sorted(event.deps)),
                     round=max(self.round, 1),
                 )
@@ -191,12 +207,12 @@ class LiveView:
         elif isinstance(event, TaskFinished):
             rec = event.record
             if rec.tool != JOIN:
-                outcome = one_line(scrub(to_text(rec.result) if rec.ok else (rec.error or "")), _CELL)
+                outcome = shown(rec.result if rec.ok else (rec.error or ""), _CELL)
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
                     tool=rec.tool,
-                    args=old.args if old is not None else one_line(scrub(_args_text(rec.line, rec.tool)), _CELL),
+                    args=old.args if old is not None else shown(_args_text(rec.line, rec.tool), _CELL),
                     deps=tuple(sorted(rec.deps)),
                     round=rec.round,
                     state=rec.state,
@@ -209,7 +225,7 @@ class LiveView:
         elif isinstance(event, JoinerDecided):
             self.plan_done = True
             text = "answer ready" if event.action == "finish" else f"new plan needed: {event.text}"
-            self.joiner.append(one_line(scrub(f"round {max(self.round, 1)}: {text}"), 160))
+            self.joiner.append(shown(f"round {max(self.round, 1)}: {text}", 160))
             self._line(now, "[blue]join [/]", text)
         if self._live is not None and not self.auto_refresh:
             self._live.refresh()
@@ -225,7 +241,7 @@ class LiveView:
         if self.live:
             return
         at = now - (self.start if self.start is not None else now)
-        line = f"[dim]{at:6.2f}s[/] {label} {escape(one_line(scrub(text), 300))}"
+        line = f"[dim]{at:6.2f}s[/] {label} {escape(shown(text, 300))}"
         self.console.print(line, highlight=False, soft_wrap=True)  # one event, one line: no wrapping
 
     # -- the end
@@ -243,7 +259,7 @@ class LiveView:
             f"{ran} task(s), {result.rounds} round(s); tokens {usage.prompt_tokens} in / "
             f"{usage.completion_tokens} out; {cost}"
         )
-        answer = escape(scrub(result.answer))
+        answer = escape(shown_block(result.answer))
         if self.live:
             self.console.print(Panel(answer, title="Answer", title_align="left", border_style="green"))
         else:
@@ -256,7 +272,7 @@ class LiveView:
         rows = list(self.rows.values())  # one atomic copy: a refresh thread may draw while events arrive
         now = self.clock()
         parts: list[RenderableType] = []
-        plan_text = scrub("".join(list(self.plan_chunks)))
+        plan_text = shown_block("".join(list(self.plan_chunks)))
         lines = plan_text.strip("\n").splitlines()
         if not self.final:
             shown = lines[-_PLAN_LINES:]
