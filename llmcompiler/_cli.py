@@ -5,7 +5,15 @@
 
 On a terminal it shows the plan as it streams and a table of tasks updating in place; in a
 pipe or a CI log, plain lines. Then the answer, the total time, the tokens, the cost and the
-time the same tool calls would have taken one after another.
+time the same tool calls would have taken one after another. Everything shown has its secrets
+taken out and its control characters escaped; ``--quiet`` prints the answer alone, with control
+characters escaped when standard output is a terminal (newlines and tabs kept) and as it is in
+a pipe.
+
+``--tools mytools:TOOLS`` imports ``mytools`` from the current directory (the module or package
+alone: the directory is never put on ``sys.path``, so a file there named like a library cannot
+shadow it), else as an installed module. A bad ``--tools`` or ``--timeline`` is one line on
+standard error and exit status 2; a failed run is exit status 1.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
@@ -26,15 +36,21 @@ from rich.markup import escape
 
 from llmcompiler._agent import LLMCompiler
 from llmcompiler._errors import LLMCompilerError, RunError, UserError
-from llmcompiler._live import LiveView
+from llmcompiler._live import LiveView, shown_block
 from llmcompiler._records import RunResult
+from llmcompiler._text import escape_controls, safe_text
 from llmcompiler._timeline import write_timeline
-from llmcompiler._trace import scrub, trace_dict
+from llmcompiler._trace import trace_dict
 from llmcompiler.models._base import Usage
+from llmcompiler.models._redact import scrub
 
 __all__ = ["main"]
 
 _TIMELINE_SUFFIXES = (".svg", ".html", ".htm")
+
+
+class _UsageError(UserError):
+    """A command-line option that cannot be used: exit status 2, like argparse's own errors."""
 
 
 def _load_tools(spec: str | None) -> list[Any]:
@@ -44,18 +60,69 @@ def _load_tools(spec: str | None) -> list[Any]:
         return list(DEMO_TOOLS)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise UserError(f"--tools takes module:attribute (e.g. mytools:TOOLS), got {spec!r}")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, "")  # a user's tools module next to where they run the command
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"--tools: cannot import {module_name!r}: {exc}") from None
+        raise _UsageError(f"--tools takes module:attribute (e.g. mytools:TOOLS), got {spec!r}")
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise _UsageError(f"--tools: {module_name!r} is not a module name (relative names are not accepted)")
+    module = _import_tools_module(module_name)
     try:
         value = getattr(module, attr)
     except AttributeError:
-        raise UserError(f"--tools: module {module_name!r} has no attribute {attr!r}") from None
+        raise _UsageError(f"--tools: module {module_name!r} has no attribute {attr!r}") from None
+    except Exception as exc:  # a module __getattr__ that fails is the user's error, in one line
+        raise _UsageError(f"--tools: reading {module_name}.{attr} failed: {_exc_line(exc)}") from None
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _import_tools_module(name: str) -> ModuleType:
+    """Import the tools module: from the current directory if it is there, else as installed.
+
+    Only that module (or package) is imported from the current directory; the directory is
+    never put on ``sys.path``, so a file there named like a library (``openai.py``) cannot
+    shadow it for the rest of the run.
+    """
+    top = name.partition(".")[0]
+    here = _in_cwd(top)
+    loaded = sys.modules.get(top)
+    if here is not None and loaded is not None and getattr(loaded, "__file__", None) != str(here):
+        raise _UsageError(
+            f"--tools: {here.name} in the current directory has the name of the module {top!r}, "
+            "which is already imported; rename it"
+        )
+    try:
+        if here is not None and loaded is None:
+            _import_from_cwd(top, here)
+        return importlib.import_module(name)
+    except (Exception, SystemExit) as exc:  # the user's module failing on import: one line
+        raise _UsageError(f"--tools: cannot import {name!r}: {_exc_line(exc)}") from None
+
+
+def _in_cwd(name: str) -> Path | None:
+    """The file of top-level module or package ``name`` in the current directory, if there is one."""
+    cwd = Path.cwd()
+    for candidate in (cwd / name / "__init__.py", cwd / f"{name}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _import_from_cwd(name: str, path: Path) -> None:
+    """Import top-level module or package ``name`` from its file ``path``, without ``sys.path``."""
+    search = [str(path.parent)] if path.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: the module can find itself (dataclasses, pickling)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+
+
+def _exc_line(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +136,11 @@ def _parser() -> argparse.ArgumentParser:
         "--tools",
         default=None,
         metavar="MODULE:ATTR",
-        help="your tools: a function, Tool or LangChain tool, or a list of them (default: the demo tools)",
+        help=(
+            "your tools: a function, Tool or LangChain tool, or a list of them (default: the demo tools); "
+            "MODULE is imported from the current directory (that module alone: the directory is not put on "
+            "the import path) or else as installed"
+        ),
     )
     run.add_argument("--max-replans", type=int, default=2, metavar="N")
     run.add_argument("--trace", default=None, metavar="FILE.json", help="write the run's trace as JSON")
@@ -96,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     try:
         if args.timeline is not None and not args.timeline.lower().endswith(_TIMELINE_SUFFIXES):
-            raise UserError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
+            raise _UsageError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
         from llmcompiler.models._loader import load_model
 
         tools = _load_tools(args.tools)
@@ -108,17 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print("[red]interrupted[/]")
         return 130
     except LLMCompilerError as exc:
-        errors.print(f"[red]error:[/] {escape(scrub(str(exc)))}")
-        return 1
+        errors.print(f"[red]error:[/] {escape(shown_block(safe_text(exc)))}", soft_wrap=True)
+        return 2 if isinstance(exc, _UsageError) else 1
     status = 0
     if outcome.result is not None:
         result = outcome.result
         if args.quiet:
-            print(scrub(result.answer))
+            print(_quiet_answer(result.answer, sys.stdout.isatty()))
     else:
         assert outcome.error is not None
         status = 1
-        errors.print(f"[red]error:[/] {escape(scrub(str(outcome.error)))}")
+        errors.print(f"[red]error:[/] {escape(shown_block(safe_text(outcome.error)))}", soft_wrap=True)
         result = RunResult(
             answer="",
             tasks=outcome.error.tasks,
@@ -131,10 +202,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_files(args, result, outcome, llm.model_name)
     except OSError as exc:
         errors.print(
-            f"[red]error:[/] cannot write {escape(str(exc.filename or ''))}: {escape(exc.strerror or str(exc))}"
+            f"[red]error:[/] cannot write {escape(shown_block(safe_text(exc.filename or '')))}: "
+            f"{escape(shown_block(exc.strerror or safe_text(exc)))}"
         )
         return 1
     return status
+
+
+def _quiet_answer(answer: str, terminal: bool) -> str:
+    """The answer ``--quiet`` prints: secrets out and lone surrogates escaped always; on a
+    terminal, control characters escaped too (newlines and tabs kept). In a pipe the answer is
+    data for the next program, so it is written as it is."""
+    text = scrub(safe_text(answer))
+    return escape_controls(text) if terminal else text
 
 
 async def _run(agent: LLMCompiler, question: str, view: LiveView | None) -> _Outcome:

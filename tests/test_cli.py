@@ -51,7 +51,8 @@ def test_user_tools_load_from_module_attr(monkeypatch: pytest.MonkeyPatch, capsy
     ],
 )
 def test_bad_tools_option_is_one_clear_line(tools: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli.main(["run", "q", "--model", "openai:gpt-4o-mini", "--tools", tools]) == 1
+    # A usage error, like argparse's (issue 10 row 29).
+    assert _cli.main(["run", "q", "--model", "openai:gpt-4o-mini", "--tools", tools]) == 2
     err = capsys.readouterr().err
     assert "error:" in err
     assert message in err.replace("\n", " ")
@@ -169,7 +170,7 @@ def test_a_failed_run_still_writes_its_trace(
 
 
 def test_timeline_needs_svg_or_html(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli.main(["run", "q", "--timeline", "out.png"]) == 1
+    assert _cli.main(["run", "q", "--timeline", "out.png"]) == 2  # a usage error, like argparse
     assert "--timeline writes .svg or .html files" in capsys.readouterr().err
 
 
