@@ -14,12 +14,18 @@ The tree::
 
 A failed task does not raise: its error is a message on its ``TaskRecord`` and the joiner
 sees it. ``RunError`` subclasses raised out of a run carry the task records that were
-finished before the failure in ``tasks``, so nothing already computed is lost.
+finished before the failure in ``tasks``, so nothing already computed is lost. Every
+``RunError`` message is scrubbed of secrets (API keys, passwords, bearer tokens) when it is
+made, whatever text it quotes.
+
+``ReplyCut`` (a signal inside the library, not a ``RunError``) and ``unwrap_group`` (the one
+exception a run raises in place of an exception group) live here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,10 +37,12 @@ __all__ = [
     "ModelError",
     "PlanParseError",
     "ReplanLimitExceeded",
+    "ReplyCut",
     "RunError",
     "ScriptExhausted",
     "ToolError",
     "UserError",
+    "unwrap_group",
 ]
 
 
@@ -50,7 +58,9 @@ class RunError(LLMCompilerError):
     """A run could not finish. ``tasks`` holds the task records completed before it stopped."""
 
     def __init__(self, message: str, *, tasks: Sequence[TaskRecord] = ()) -> None:
-        super().__init__(message)
+        # Scrubbed here, once for every subclass: a message may quote a model's reply, a stream
+        # error or a tool's arguments, and any of them may hold a key from the environment.
+        super().__init__(_scrub(message))
         self.tasks: list[TaskRecord] = list(tasks)
 
 
@@ -147,3 +157,43 @@ class ReplyCut(Exception):
         super().__init__(f"the reply was cut short ({reason})")
         self.reason = reason
 
+
+def unwrap_group(exc: BaseException) -> BaseException:
+    """The one exception to raise in place of ``exc``: ``exc`` itself, or one leaf of an exception group.
+
+    A run never raises a group: of its leaves, a ``KeyboardInterrupt`` wins (Ctrl-C must stop
+    the program), then a ``SystemExit``, then the first leaf that is not a
+    ``CancelledError`` (the failure, not the cancellations it caused), else the first leaf.
+    Raise the result outside the ``except`` block that caught the group, so the group does not
+    ride along as its ``__context__``.
+
+    Example:
+        >>> unwrap_group(ExceptionGroup("round", [ValueError("bad")]))
+        ValueError('bad')
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = list(_leaves(exc))
+    for kind in (KeyboardInterrupt, SystemExit):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    for leaf in leaves:
+        if not isinstance(leaf, asyncio.CancelledError):
+            return leaf
+    return leaves[0] if leaves else exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _scrub(text: str) -> str:
+    # Imported here: the models package imports this module.
+    from llmcompiler.models._redact import scrub
+
+    return scrub(text)
