@@ -12,9 +12,9 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from llmcompiler._errors import ModelError, ScriptExhausted
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Usage
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
 
-__all__ = ["FunctionLLM", "Reply", "ScriptedLLM", "StreamCut", "estimate_tokens"]
+__all__ = ["FunctionLLM", "Reply", "ScriptedLLM", "StreamCut", "TokenLimit", "estimate_tokens"]
 
 _TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
 
@@ -27,8 +27,25 @@ class StreamCut:
         self.message = message
 
 
-Reply = str | Sequence[ToolCall] | StreamCut | BaseException
-"""One model reply: text, native tool calls, a cut stream, or an exception to raise."""
+class TokenLimit:
+    """A scripted reply that the model cut short at its token limit.
+
+    It streams ``text`` (then ``calls``, for native tool calling) and its usage, then
+    ``Truncated(reason)``, as a provider's stream does when ``max_tokens`` runs out.
+
+    Example:
+        >>> llm = ScriptedLLM([TokenLimit('1. search("x")\n2. search("y'), "Action: Finish(x)"])
+    """
+
+    def __init__(self, text: str = "", *, calls: Sequence[ToolCall] = (), reason: str = "length") -> None:
+        self.text = text
+        self.calls = tuple(calls)
+        self.reason = reason
+
+
+Reply = str | Sequence[ToolCall] | StreamCut | TokenLimit | BaseException
+"""One model reply: text, native tool calls, a cut stream, a reply cut at the token limit, or
+an exception to raise."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -59,7 +76,8 @@ class _Streaming:
         prompt_tokens = sum(estimate_tokens(m.content) for m in request.messages)
         if self.ttft:
             await asyncio.sleep(self.ttft)
-        if isinstance(reply, (str, StreamCut)):
+        completion = 0
+        if isinstance(reply, (str, StreamCut, TokenLimit)):
             text = reply if isinstance(reply, str) else reply.text
             for stop in request.stop:
                 cut = text.find(stop)
@@ -73,12 +91,17 @@ class _Streaming:
             if isinstance(reply, StreamCut):
                 raise ModelError(self._name, reply.message)
             completion = sum(1 for t in tokens if not t.isspace())
-        else:
+        calls: list[ToolCall] = []
+        if isinstance(reply, TokenLimit):
+            calls = list(reply.calls)
+        elif not isinstance(reply, (str, StreamCut)):
             calls = list(reply)
-            for call in calls:
-                yield call
-            completion = sum(estimate_tokens(f"{c.name}{dict(c.args)}") for c in calls)
+        for call in calls:
+            yield call
+        completion += sum(estimate_tokens(f"{c.name}{dict(c.args)}") for c in calls)
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, calls=1)
+        if isinstance(reply, TokenLimit):
+            yield Truncated(reply.reason)
 
 
 class ScriptedLLM(_Streaming):

@@ -11,7 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from llmcompiler.models._base import ChatModel, Message, ModelEvent, ModelRequest, Purpose, ToolCall, Usage
+from llmcompiler.models._base import (
+    ChatModel,
+    Message,
+    ModelEvent,
+    ModelRequest,
+    Purpose,
+    ToolCall,
+    Truncated,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from llmcompiler.models._anthropic import AnthropicChat
@@ -34,6 +43,7 @@ __all__ = [
     "OpenAIChat",
     "Purpose",
     "ToolCall",
+    "Truncated",
     "Usage",
     "cost_usd",
     "load_model",

@@ -10,13 +10,17 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from llmcompiler._errors import ModelError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
 from llmcompiler.models._wire import ToolNames, assign_call_ids, json_schema, tool_call
 
 __all__ = ["NO_KEY", "AnthropicChat"]
 
 PROVIDER = "anthropic"
+
+# The stop reasons of a reply cut by a token limit (``max_tokens``, or the context window):
+# what the model wrote is only the start of its reply.
+CUT_REASONS = frozenset({"max_tokens", "model_context_window_exceeded"})
 
 _ANTHROPIC = SdkProvider(
     name=PROVIDER,
@@ -112,7 +116,8 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream the reply: text chunks as they arrive, each tool call when its block ends, then one ``Usage``.
+        """Stream the reply: text chunks as they arrive, each tool call when its block ends, then one
+        ``Usage``, then ``Truncated`` when the reply was cut by the token limit (``stop_reason="max_tokens"``).
 
         Raises:
             ModelError: the call failed after its retries, the stream reported an error, or it
@@ -127,6 +132,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         prompt_tokens = 0
         completion_tokens = 0
         stopped = False
+        stop_reason: str | None = None
         blocks: dict[int, _ToolUse] = {}
         async with events:
             try:
@@ -151,6 +157,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                         if use is not None:
                             yield tool_call(PROVIDER, names.from_wire(use.name), use.id, "".join(use.json))
                     elif kind == "message_delta":
+                        stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
                         if event.usage is not None:
                             completion_tokens = event.usage.output_tokens or completion_tokens
                             if getattr(event.usage, "input_tokens", None):
@@ -168,6 +175,8 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         if blocks:
             raise ModelError(PROVIDER, f"{self.model}: a tool_use block never ended; the reply is incomplete")
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, calls=1)
+        if stop_reason is not None and stop_reason in CUT_REASONS:
+            yield Truncated(stop_reason)
 
 
 def _input_tokens(usage: Any) -> int:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from llmcompiler._tools import Tool
 
-__all__ = ["ChatModel", "Message", "ModelEvent", "ModelRequest", "Purpose", "ToolCall", "Usage"]
+__all__ = ["ChatModel", "Message", "ModelEvent", "ModelRequest", "Purpose", "ToolCall", "Truncated", "Usage"]
 
 Purpose = str
 """Why a model is called: ``"plan"``, ``"join"``, or a baseline's own word (``"react"``, ...)."""
@@ -93,8 +93,30 @@ class ModelRequest:
     native_tools: bool = False
 
 
-ModelEvent = str | ToolCall | Usage
-"""What a model stream yields: text chunks, native tool calls, and one or more usage reports."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Truncated:
+    """The reply was cut short by a token limit: what came before it is all the model wrote.
+
+    An adapter yields it as the last event of a stream whose provider reported a cut
+    (OpenAI ``finish_reason="length"``, Anthropic ``stop_reason="max_tokens"``, the local
+    model's token budget, a LangChain chunk that says so). The LLMCompiler agent runs a cut
+    plan's complete tasks and tells the joiner the rest was never written; a cut joiner reply,
+    ReAct step or native tool-calling turn is a ``ModelError``.
+
+    Attributes:
+        reason: the provider's word for it (``"length"``, ``"max_tokens"``, ...).
+
+    Example:
+        >>> Truncated("length")
+        Truncated(reason='length')
+    """
+
+    reason: str
+
+
+ModelEvent = str | ToolCall | Usage | Truncated
+"""What a model stream yields: text chunks, native tool calls, one or more usage reports and,
+last, ``Truncated`` when the reply was cut short by a token limit."""
 
 
 @runtime_checkable
@@ -103,7 +125,9 @@ class ChatModel(Protocol):
 
     ``stream`` yields text chunks as they arrive, native ``ToolCall``s when the request asks
     for them, and ``Usage`` reports (summed by the caller). A stream that ends without the
-    provider's end marker must raise ``ModelError``, never end quietly.
+    provider's end marker must raise ``ModelError``, never end quietly; a reply the provider
+    cut at its token limit ends with a ``Truncated`` event. Whatever else ``stream`` raises
+    reaches the caller of a run as a ``ModelError`` (with the original as ``__cause__``).
     """
 
     @property

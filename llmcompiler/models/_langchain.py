@@ -16,7 +16,8 @@ from langchain_core.messages import (
 )
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler._text import safe_text
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._failures import one_line
 from llmcompiler.models._redact import redact
 from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments
@@ -25,13 +26,21 @@ __all__ = ["LangChainChat"]
 
 PROVIDER = "langchain"
 
+# Where chat models put why a reply ended (``response_metadata``): OpenAI and Google say
+# ``finish_reason``, Anthropic ``stop_reason``, Ollama ``done_reason``, Bedrock ``stopReason``.
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason", "stopReason")
+# Those of a reply cut by a token limit, lower-cased (Google writes ``MAX_TOKENS``).
+CUT_REASONS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+
 
 class LangChainChat:
     """A LangChain chat model, streamed through ``astream``.
 
     Text chunks pass through as they arrive (cut before the first stop sequence, even when
     the model ignores ``stop``); usage comes from the chunks' ``usage_metadata`` when the
-    model reports it; native tool calls go through ``bind_tools``.
+    model reports it; native tool calls go through ``bind_tools``. A reply whose chunks'
+    ``response_metadata`` says it hit the token limit (``finish_reason="length"``,
+    ``stop_reason="max_tokens"``, ...) ends with ``Truncated``.
 
     Args:
         chat_model: any ``BaseChatModel``, e.g. ``ChatOpenAI(model="gpt-4o-mini")``.
@@ -59,7 +68,8 @@ class LangChainChat:
         return f"{PROVIDER}:{self._name}"
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream the reply: text chunks, then native tool calls, then one ``Usage``.
+        """Stream the reply: text chunks, then native tool calls, then one ``Usage``, then
+        ``Truncated`` when the model reported a cut at its token limit.
 
         Raises:
             UserError: native tools were asked for and the model has no ``bind_tools``.
@@ -76,6 +86,7 @@ class LangChainChat:
         stop = _StopFilter(request.stop)
         aggregate: AIMessageChunk | None = None
         whole: list[AIMessage] = []
+        finish: str | None = None  # the last reason the model gave for ending
         # The error is raised outside the ``except`` block so the model's own exception (whose
         # text may quote a key) does not ride along as ``__context__``.
         failure: ModelError | None = None
@@ -85,13 +96,17 @@ class LangChainChat:
                     aggregate = item if aggregate is None else aggregate + item
                 elif isinstance(item, AIMessage):
                     whole.append(item)
+                if isinstance(item, BaseMessage):
+                    finish = _finish_reason(item) or finish
                 text = stop.feed(_text(item.content)) if isinstance(item, BaseMessage) else ""
                 if text:
                     yield text
         except LLMCompilerError:
             raise
         except Exception as exc:
-            failure = ModelError(PROVIDER, f"{self._name}: {one_line(redact(f'{type(exc).__name__}: {exc}'))}")
+            failure = ModelError(
+                PROVIDER, f"{self._name}: {one_line(redact(f'{type(exc).__name__}: {safe_text(exc)}'))}"
+            )
         if failure is not None:
             raise failure
         tail = stop.flush()
@@ -111,6 +126,9 @@ class LangChainChat:
                 prompt += message.usage_metadata.get("input_tokens", 0)
                 completion += message.usage_metadata.get("output_tokens", 0)
         yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
+        # A reply that reached a stop sequence is whole, whatever the model did after it.
+        if finish is not None and finish.lower() in CUT_REASONS and not stop.stopped:
+            yield Truncated(finish)
 
 
 class _StopFilter:
@@ -144,6 +162,18 @@ class _StopFilter:
     def flush(self) -> str:
         out, self.buffer = ("" if self.stopped else self.buffer), ""
         return out
+
+
+def _finish_reason(message: BaseMessage) -> str | None:
+    """Why the model says its reply ended, if this message (chunk) says."""
+    metadata = getattr(message, "response_metadata", None)
+    if not isinstance(metadata, dict):
+        return None
+    for key in _FINISH_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _model_id(model: BaseChatModel) -> str:

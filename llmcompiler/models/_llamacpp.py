@@ -38,7 +38,8 @@ import numpy as np
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler._prompts import load, render
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler._text import safe_text
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Truncated, Usage
 from llmcompiler.models._grammar import PlanLimits, join_grammar, plan_grammar, react_grammar
 
 if TYPE_CHECKING:
@@ -387,6 +388,8 @@ class LlamaCppChat:
         The first report carries the prompt's tokens (and ``calls=1``); each later one the
         tokens decoded since the last, sent just before the text they produced, so a consumer
         that stops reading early has counted what it read. Their sum is the call's usage.
+        A reply that used its whole token budget (``max_tokens``, or what was left of
+        ``n_ctx``) before an end token or a stop sequence ends with ``Truncated("length")``.
 
         Raises:
             ModelError: the model could not be loaded, the prompt does not fit in ``n_ctx``,
@@ -447,7 +450,7 @@ class LlamaCppChat:
         except LLMCompilerError as exc:
             put(("error", exc))
         except Exception as exc:
-            put(("error", ModelError(self.model_name, f"llama.cpp failed: {type(exc).__name__}: {exc}")))
+            put(("error", ModelError(self.model_name, f"llama.cpp failed: {type(exc).__name__}: {safe_text(exc)}")))
         finally:
             put(_END)
 
@@ -503,18 +506,21 @@ class LlamaCppChat:
             pending = ""
             unreported = 0
             stopped_by_sequence = False
+            cut = True  # until an end token or a stop sequence ends the reply within its budget
             for produced in range(1, budget + 1):
                 if stop.is_set():
                     return
                 token = picker.pick()
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    cut = False
                     break
                 unreported += 1
                 pending += decoder.decode(llm.detokenize([token]))
-                cut = _first_stop(pending, stops)
-                if cut is not None:
-                    pending = pending[:cut]
+                at = _first_stop(pending, stops)
+                if at is not None:
+                    pending = pending[:at]
                     stopped_by_sequence = True
+                    cut = False
                     break
                 keep = _stop_prefix_len(pending, stops)
                 if len(pending) > keep:
@@ -530,6 +536,8 @@ class LlamaCppChat:
                 put(("event", Usage(completion_tokens=unreported)))
             if pending:
                 put(("event", pending))
+            if cut:
+                put(("event", Truncated("length")))
         finally:
             picker.close()
 

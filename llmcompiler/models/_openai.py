@@ -12,13 +12,17 @@ import openai
 from openai import AsyncOpenAI
 
 from llmcompiler._errors import ModelError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Usage
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
 from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, tool_call
 
 __all__ = ["NO_KEY", "OpenAIChat"]
 
 PROVIDER = "openai"
+
+# The finish reasons of a reply cut by a token limit (``max_tokens`` / ``max_completion_tokens``,
+# or the context window): what the model wrote is only the start of its reply.
+CUT_REASONS = frozenset({"length"})
 
 _OPENAI = SdkProvider(
     name=PROVIDER,
@@ -109,7 +113,8 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream the reply: text chunks as they arrive, then native tool calls, then one ``Usage``.
+        """Stream the reply: text chunks as they arrive, then native tool calls, then one ``Usage``,
+        then ``Truncated`` when the reply was cut by the token limit (``finish_reason="length"``).
 
         Raises:
             ModelError: the call failed after its retries, or the stream ended before its
@@ -157,6 +162,8 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         for built in calls:
             yield tool_call(PROVIDER, names.from_wire(built.name), built.id, "".join(built.arguments))
         yield usage or Usage(calls=1)
+        if finish is not None and finish in CUT_REASONS:
+            yield Truncated(finish)
 
 
 def _add_fragment(fragment: Any, calls: list[_CallBuilder], current: dict[int, _CallBuilder]) -> None:

@@ -115,12 +115,18 @@ def message_stop() -> str:
 
 
 def text_stream(
-    pieces: Sequence[str | Gate], *, usage: tuple[int, int] = (12, 6), stop: bool = True
+    pieces: Sequence[str | Gate],
+    *,
+    usage: tuple[int, int] = (12, 6),
+    stop: bool = True,
+    stop_reason: str = "end_turn",
 ) -> list[str | Gate]:
-    """A whole text reply: start, ping, one text block, message_delta, message_stop."""
+    """A whole text reply: start, ping, one text block, message_delta, message_stop.
+
+    ``stop_reason="max_tokens"`` makes it a reply cut by the token limit."""
     frames: list[str | Gate] = [message_start(usage[0]), ping(), *text_block(0, pieces)]
     if stop:
-        frames += [message_delta("end_turn", usage[1]), message_stop()]
+        frames += [message_delta(stop_reason, usage[1]), message_stop()]
     return frames
 
 
@@ -129,6 +135,7 @@ def tool_use_stream(
     *,
     text: Sequence[str] = (),
     usage: tuple[int, int] = (20, 12),
+    stop_reason: str = "tool_use",
 ) -> list[str | Gate]:
     """A whole tool-calling reply: start, ping, an optional text block, one ``tool_use`` block per
     call (its input streamed as ``input_json_delta`` pieces), ``stop_reason: tool_use``, stop.
@@ -137,6 +144,7 @@ def tool_use_stream(
         calls: (id, wire name, input JSON pieces) per call.
         text: text pieces written before the calls (none: no text block).
         usage: (input, output) tokens.
+        stop_reason: ``"max_tokens"`` for a reply cut by the token limit.
     """
     frames: list[str | Gate] = [message_start(usage[0]), ping()]
     first = 0
@@ -145,7 +153,7 @@ def tool_use_stream(
         first = 1
     for k, (tool_id, name, pieces) in enumerate(calls):
         frames += tool_use_block(first + k, tool_id, name, pieces)
-    frames += [message_delta("tool_use", usage[1]), message_stop()]
+    frames += [message_delta(stop_reason, usage[1]), message_stop()]
     return frames
 
 

@@ -93,11 +93,12 @@ def text_stream(
     return frames
 
 
-def text_reply(text: str, *, usage: tuple[int, int] = (10, 5)) -> SSE:
-    """A streamed text reply, split into word-sized deltas."""
+def text_reply(text: str, *, usage: tuple[int, int] = (10, 5), finish: str = "stop") -> SSE:
+    """A streamed text reply, split into word-sized deltas; ``finish="length"`` makes it a reply
+    cut by the token limit."""
     words = text.split(" ")
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-    return SSE(text_stream(pieces, usage=usage))
+    return SSE(text_stream(pieces, usage=usage, finish=finish))
 
 
 def tool_stream(
