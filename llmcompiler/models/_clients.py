@@ -56,6 +56,10 @@ class LoopClients(Generic[C]):
         try:
             await loop.create_future()
         finally:
+            # The keeper task and the lock hold their loop: left in the maps, they would keep
+            # every loop ``run()`` ever started alive (the weak keys never die).
+            self._keepers.pop(loop, None)
+            self._locks.pop(loop, None)
             if self._clients.get(loop) is client:
                 del self._clients[loop]
                 await self._close(client)
@@ -64,6 +68,7 @@ class LoopClients(Generic[C]):
         """Close the running loop's client, if it has one."""
         loop = asyncio.get_running_loop()
         client = self._clients.pop(loop, None)
+        self._locks.pop(loop, None)
         keeper = self._keepers.pop(loop, None)
         if keeper is not None:
             keeper.cancel()
