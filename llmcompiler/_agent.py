@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Literal, overload
 
-from llmcompiler._errors import ModelError, ReplanLimitExceeded, RunError, UserError
+from llmcompiler._boundary import RunBoundary
+from llmcompiler._errors import ModelError, ReplanLimitExceeded, ReplyCut, RunError, UserError
 from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
 from llmcompiler._executor import Executor, Limits, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
@@ -14,9 +16,11 @@ from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, load, render, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Usage
+from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
+from llmcompiler.models._reading import model_events, model_name
 
 __all__ = ["LLMCompiler"]
 
@@ -33,7 +37,13 @@ class LLMCompiler:
         timeout: seconds a tool call may take when its own limits set none.
         tool_limits: per-tool limits by name, replacing the tools' own.
         examples: few-shot plan examples for the planner prompt (default: a generic one).
-        on_event: called with each ``RunEvent`` of every run.
+        on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
+            run: its exception leaves ``arun`` as itself, with the task records finished by
+            then in its ``tasks`` attribute.
+
+    Every run raises only ``RunError`` (with the finished records in ``tasks``; a failing or
+    cut-short model is a ``ModelError``), ``UserError``, or an ``on_event`` handler's own
+    exception; never an exception group.
 
     Example:
         >>> from llmcompiler import LLMCompiler, tool
@@ -93,9 +103,15 @@ class LLMCompiler:
             question: what to answer.
             on_event: called with each ``RunEvent`` of this run (besides the agent's own handler).
 
+        A plan the model cut short at its token limit runs the tasks it wrote in full; the
+        line it was writing fails, and the joiner is told the plan was cut.
+
         Raises:
             RunError: the planner or joiner failed, or replans ran out; ``tasks`` holds the
-                records finished before that.
+                records finished before that. A model that raised, or whose joiner reply was
+                cut short by its token limit, is a ``ModelError`` (the model's exception is its
+                ``__cause__``).
+            Exception: what an ``on_event`` handler raised, as itself (see the class).
         """
         return await _Run(self, question, on_event).go()
 
@@ -109,6 +125,7 @@ class LLMCompiler:
 
         Raises:
             RunError: as ``arun`` does, after the events that came before it.
+            Exception: what the agent's ``on_event`` handler raised, as ``arun`` does.
 
         Example:
             >>> import asyncio, contextlib
@@ -161,7 +178,7 @@ class LLMCompiler:
         concurrency: int = ...,
         on_event: EventHandler | None = ...,
         return_exceptions: Literal[True],
-    ) -> list[RunResult | RunError]: ...
+    ) -> list[RunResult | Exception]: ...
 
     async def arun_many(
         self,
@@ -170,7 +187,7 @@ class LLMCompiler:
         concurrency: int = 8,
         on_event: EventHandler | None = None,
         return_exceptions: bool = False,
-    ) -> list[RunResult] | list[RunResult | RunError]:
+    ) -> list[RunResult] | list[RunResult | Exception]:
         """Answer many questions concurrently, at most ``concurrency`` at once.
 
         The runs share the agent's limits: ``max_concurrency``, each tool's concurrency and
@@ -183,15 +200,17 @@ class LLMCompiler:
             questions: the questions.
             concurrency: questions answered at once.
             on_event: called with each ``RunEvent`` of every run (besides the agent's own handler).
-            return_exceptions: put a failed question's ``RunError`` in its place in the list
-                instead of cancelling the others and raising it.
+            return_exceptions: put a failed question's exception (a ``RunError``, or what an
+                ``on_event`` handler raised) in its place in the list; the other questions go on.
+                Without it the first failure cancels the others and is raised as itself.
 
         Returns:
-            One ``RunResult`` (or ``RunError``) per question, in order.
+            One ``RunResult`` (or exception) per question, in order.
 
         Raises:
             UserError: ``concurrency`` is less than 1.
             RunError: a question failed and ``return_exceptions`` is false.
+            Exception: an ``on_event`` handler raised and ``return_exceptions`` is false.
 
         Example:
             >>> import asyncio
@@ -217,17 +236,28 @@ class _Run:
     def __init__(self, agent: LLMCompiler, question: str, on_event: EventHandler | None) -> None:
         self.agent = agent
         self.question = question
-        self.handlers = [h for h in (agent.on_event, on_event) if h is not None]
+        self.boundary = RunBoundary([h for h in (agent.on_event, on_event) if h is not None])
         self.usage = Usage()
         self.cost: float | None = 0.0  # None once a call's price is unknown
-        self.executor = Executor(agent.tools, limits=agent.limits, on_event=self.emit)
+        # With no listener the executor skips building its events.
+        self.executor = Executor(
+            agent.tools, limits=agent.limits, on_event=self.boundary.emit if self.boundary.listening else None
+        )
         self.executor.share_limits(agent._gates)  # limits hold across every run of the agent
 
     def emit(self, event: RunEvent) -> None:
-        for handler in self.handlers:
-            handler(event)
+        self.boundary.emit(event)
+
+    def records(self) -> list[TaskRecord]:
+        """Every task record of the run so far, in task order."""
+        records = self.executor.records
+        return [records[i] for i in sorted(records)]
 
     async def go(self) -> RunResult:
+        """The run, inside its boundary (see ``llmcompiler._boundary``)."""
+        return await self.boundary.run(self.rounds(), self.records)
+
+    async def rounds(self) -> RunResult:
         now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
         start = now()
         tasks: list[TaskRecord] = []
@@ -327,34 +357,54 @@ class _Run:
             purpose="join",
             tools=tuple(agent.tools.values()),
         )
-        reply = "".join([chunk async for chunk in self.text(agent.joiner_llm, request)])
+        chunks: list[str] = []
+        reason: str | None = None
+        try:
+            async for chunk in self.text(agent.joiner_llm, request):
+                chunks.append(chunk)
+        except ReplyCut as cut:
+            reason = cut.reason
+        reply = "".join(chunks)
+        if reason is not None:
+            # A cut "Finish(" would answer with half a sentence: no answer beats a wrong one.
+            raise ModelError(
+                model_name(agent.joiner_llm),
+                f"the joiner's reply was cut short by the model's token limit ({reason}) before it ended; "
+                f"raise the model's max_tokens. The reply so far: {one_line(reply, 200)!r}",
+            )
         decision = parse_join_reply(reply)
         text = decision.answer if isinstance(decision, Finish) else decision.feedback
         self.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
         return decision
 
     async def text(self, llm: ChatModel, request: ModelRequest) -> AsyncIterator[str]:
-        """The text chunks of a model stream; usage is summed on the side."""
-        stream = llm.stream(request)
-        try:
-            async for event in stream:
+        """The text chunks of a model stream; usage is summed on the side.
+
+        Raises:
+            ReplyCut: after the last chunk, when the model cut the reply short at its token limit.
+            ModelError: the model raised (its exception is the ``__cause__``) or called a tool.
+        """
+        name = model_name(llm)
+        cut: str | None = None
+        async with contextlib.aclosing(model_events(llm, request)) as events:
+            async for event in events:
                 if isinstance(event, str):
                     if event:
                         yield event
                 elif isinstance(event, Usage):
                     self.usage += event
-                    cost = cost_usd(llm.model_name, event)
+                    cost = cost_usd(name, event)
                     self.cost = None if cost is None or self.cost is None else self.cost + cost
+                elif isinstance(event, Truncated):
+                    cut = event.reason  # read on: a usage report may follow
                 elif isinstance(event, ToolCall):
                     raise ModelError(
-                        llm.model_name,
+                        name,
                         f"the {request.purpose} call answered with a native tool call ({event.name}); "
                         "LLMCompiler needs text",
                     )
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        if cut is not None:
+            raise ReplyCut(cut)
 
     def next_idx(self) -> int:
         return max(self.executor.records, default=0) + 1

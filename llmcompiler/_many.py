@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from llmcompiler._errors import RunError, UserError
+from llmcompiler._errors import UserError, unwrap_group
 
 __all__ = ["run_many"]
 
@@ -24,44 +24,48 @@ async def run_many(
     *,
     concurrency: int,
     return_exceptions: bool = False,
-) -> list[T | RunError]:
+) -> list[T | Exception]:
     """Run ``run_one`` on every question, at most ``concurrency`` at once.
 
     Args:
         run_one: answers one question.
         questions: the questions.
         concurrency: questions in flight at once.
-        return_exceptions: put a question's ``RunError`` in its place in the list instead of
-            stopping every other question and raising it.
+        return_exceptions: put the exception a question raised in its place in the list and go
+            on with the others, instead of stopping every other question and raising it.
 
     Returns:
-        One result per question, in order.
+        One result (or, with ``return_exceptions``, exception) per question, in order.
 
     Raises:
         UserError: ``concurrency`` is less than 1.
-        RunError: a question failed (unless ``return_exceptions``); the others are cancelled.
+        Exception: the first exception a question raised (unless ``return_exceptions``), as
+            itself, never in a group; the other questions are cancelled. ``KeyboardInterrupt``
+            and a cancellation of the caller pass as themselves either way.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise UserError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
-    results: list[T | RunError | None] = [None] * len(questions)
+    results: list[T | Exception | None] = [None] * len(questions)
     jobs = iter(enumerate(questions))
 
     async def worker() -> None:
         for i, question in jobs:  # one shared iterator: each question goes to exactly one worker
             try:
                 results[i] = await run_one(question)
-            except RunError as exc:
+            except Exception as exc:
                 if not return_exceptions:
                     raise
-                results[i] = exc
+                failure = unwrap_group(exc)
+                results[i] = failure if isinstance(failure, Exception) else exc
 
+    failure: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             for _ in range(min(concurrency, len(questions))):
                 tg.create_task(worker())
     except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+        failure = unwrap_group(group)
+    if failure is not None:
+        # Raised outside the ``except`` block: the group must not ride along as its context.
+        raise failure
     return results  # type: ignore[return-value]  # every slot was filled

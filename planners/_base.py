@@ -4,17 +4,24 @@ usage and cost summed, and observations as a model reads them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from llmcompiler._errors import RunError, UserError
+from llmcompiler._boundary import RunBoundary
+from llmcompiler._errors import ModelError, RunError, UserError
 from llmcompiler._events import EventHandler, RunEvent
+from llmcompiler._executor import Executor
 from llmcompiler._literals import to_text
 from llmcompiler._prompts import MAX_OBSERVATION_CHARS
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
-from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler._text import one_line
+from llmcompiler.models._base import ChatModel, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
+from llmcompiler.models._reading import model_events, model_name
+
+T = TypeVar("T")
 
 __all__ = ["Agent", "TurnLimitExceeded", "observation_text"]
 
@@ -57,6 +64,11 @@ def observation_text(record: TaskRecord) -> str:
     return text
 
 
+def ordered_records(executor: Executor) -> list[TaskRecord]:
+    """Every task record of ``executor`` so far, in task order."""
+    return [executor.records[i] for i in sorted(executor.records)]
+
+
 def check_limit(name: str, value: int) -> None:
     """Refuse a turn limit below 1."""
     if value < 1:
@@ -88,28 +100,48 @@ class Turn:
 
 
 class Meter:
-    """Calls models for one run: sums every call's usage and cost, and tells listeners."""
+    """Calls models for one run: sums every call's usage and cost, and tells listeners.
+
+    The run goes through a ``RunBoundary`` (``guard``): a failing listener ends it and leaves
+    as itself with the finished records; a failing model is a ``ModelError``; nothing leaves
+    as an exception group.
+    """
 
     def __init__(self, handlers: Sequence[EventHandler]) -> None:
-        self.handlers = list(handlers)
+        self.boundary = RunBoundary(handlers)
         self.usage = Usage()
         self.cost: float | None = 0.0  # None once a call's price is unknown
         self.now = asyncio.get_running_loop().time
 
     def emit(self, event: RunEvent) -> None:
-        """Pass ``event`` to every listener."""
-        for handler in self.handlers:
-            handler(event)
+        """Pass ``event`` to every listener (the first that raises ends the run)."""
+        self.boundary.emit(event)
 
-    async def call(self, llm: ChatModel, request: ModelRequest) -> Turn:
-        """Read a whole reply: text, native tool calls and usage."""
+    async def guard(self, body: Coroutine[Any, Any, T], records: Callable[[], Sequence[TaskRecord]]) -> T:
+        """Run ``body`` inside the run's boundary (see ``llmcompiler._boundary``)."""
+        return await self.boundary.run(body, records)
+
+    async def call(self, llm: ChatModel, request: ModelRequest, *, step: str) -> Turn:
+        """Read a whole reply: text, native tool calls and usage.
+
+        Args:
+            llm: the model.
+            request: the call.
+            step: the turn in words, for errors (``"ReAct step 3"``).
+
+        Raises:
+            ModelError: the model raised (its exception is the ``__cause__``), or cut the reply
+                short at its token limit: a cut step is never taken as complete (a cut
+                ``Finish(`` would answer with half a sentence, a cut call run half its arguments).
+        """
+        name = model_name(llm)
         start = self.now()
         first: float | None = None
         text: list[str] = []
         calls: list[ToolCall] = []
-        stream: AsyncIterator[ModelEvent] = llm.stream(request)
-        try:
-            async for event in stream:
+        cut: str | None = None
+        async with contextlib.aclosing(model_events(llm, request)) as events:
+            async for event in events:
                 if isinstance(event, str):
                     if event:
                         first = self.now() if first is None else first
@@ -119,12 +151,17 @@ class Meter:
                     calls.append(event)
                 elif isinstance(event, Usage):
                     self.usage += event
-                    cost = cost_usd(llm.model_name, event)
+                    cost = cost_usd(name, event)
                     self.cost = None if cost is None or self.cost is None else self.cost + cost
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+                elif isinstance(event, Truncated):
+                    cut = event.reason
+        if cut is not None:
+            wrote = f"{len(calls)} tool call(s) and text " if calls else ""
+            raise ModelError(
+                name,
+                f"the reply to {step} was cut short by the model's token limit ({cut}) before it ended; "
+                f"raise the model's max_tokens. It wrote {wrote}{one_line(''.join(text), 200)!r}",
+            )
         return Turn(text="".join(text), calls=calls, start=start, first_chunk=first, end=self.now())
 
     def result(

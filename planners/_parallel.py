@@ -18,7 +18,16 @@ from llmcompiler._executor import Executor, Limits
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
 from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall
-from planners._base import Meter, TurnLimitExceeded, check_limit, observation_text, run_blocking, timings
+from llmcompiler.models._reading import model_name
+from planners._base import (
+    Meter,
+    TurnLimitExceeded,
+    check_limit,
+    observation_text,
+    ordered_records,
+    run_blocking,
+    timings,
+)
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ParallelToolCallAgent"]
 
@@ -104,11 +113,17 @@ class ParallelToolCallAgent:
 
         Raises:
             TurnLimitExceeded: the model still called tools after ``max_turns`` turns.
-            RunError: a model call failed, or the model replied with neither text nor calls.
-                ``tasks`` holds the records finished before.
+            RunError: a model call failed, a turn was cut short by the model's token limit (a
+                ``ModelError``: its calls are not run), or the model replied with neither text
+                nor calls. ``tasks`` holds the records finished before.
+            Exception: what an ``on_event`` handler raised, as itself, with the finished
+                records in its ``tasks`` attribute (the handler's failure ends the run).
         """
         meter = Meter([h for h in (self.on_event, on_event) if h is not None])
-        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit)
+        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit if meter.boundary.listening else None)
+        return await meter.guard(self._turns(question, meter, executor), lambda: ordered_records(executor))
+
+    async def _turns(self, question: str, meter: Meter, executor: Executor) -> RunResult:
         start = meter.now()
         messages: list[Message] = []
         if self.system_prompt:
@@ -122,7 +137,7 @@ class ParallelToolCallAgent:
             meter.emit(RoundStarted(round=turn_no, feedback=None))
             request = ModelRequest(messages=tuple(messages), purpose="tools", tools=tools, native_tools=True)
             try:
-                turn = await meter.call(self.llm, request)
+                turn = await meter.call(self.llm, request, step=f"tool-calling turn {turn_no}")
             except RunError as exc:
                 exc.tasks = tasks + exc.tasks
                 raise
@@ -131,7 +146,7 @@ class ParallelToolCallAgent:
                 round_timings.append(timings(turn, [], turn.end))
                 if not text:
                     raise RunError(
-                        f"{self.llm.model_name} replied with neither text nor tool calls (turn {turn_no})", tasks=tasks
+                        f"{model_name(self.llm)} replied with neither text nor tool calls (turn {turn_no})", tasks=tasks
                     )
                 meter.emit(JoinerDecided(action="finish", text=text, thought=None))
                 return meter.result(

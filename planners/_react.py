@@ -22,7 +22,16 @@ from llmcompiler._prompts import describe_tools, load, render
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
 from llmcompiler.models._base import ChatModel, Message, ModelRequest
-from planners._base import Meter, TurnLimitExceeded, check_limit, observation_text, run_blocking, timings
+from llmcompiler.models._reading import model_name
+from planners._base import (
+    Meter,
+    TurnLimitExceeded,
+    check_limit,
+    observation_text,
+    ordered_records,
+    run_blocking,
+    timings,
+)
 
 __all__ = ["ReActAgent", "ReActStep", "parse_react_reply"]
 
@@ -187,10 +196,16 @@ class ReActAgent:
 
         Raises:
             TurnLimitExceeded: no ``Finish`` within ``max_steps`` turns.
-            RunError: a model call failed. ``tasks`` holds the records finished before.
+            RunError: a model call failed, or a step was cut short by the model's token limit
+                (a ``ModelError``). ``tasks`` holds the records finished before.
+            Exception: what an ``on_event`` handler raised, as itself, with the finished
+                records in its ``tasks`` attribute (the handler's failure ends the run).
         """
         meter = Meter([h for h in (self.on_event, on_event) if h is not None])
-        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit)
+        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit if meter.boundary.listening else None)
+        return await meter.guard(self._steps(question, meter, executor), lambda: ordered_records(executor))
+
+    async def _steps(self, question: str, meter: Meter, executor: Executor) -> RunResult:
         start = meter.now()
         system = render("react_system", tools=describe_tools(self.tools.values()), examples=self.examples)
         messages = [
@@ -207,13 +222,13 @@ class ReActAgent:
                 messages=tuple(messages), purpose="react", stop=(OBSERVATION,), tools=tuple(self.tools.values())
             )
             try:
-                turn = await meter.call(self.llm, request)
+                turn = await meter.call(self.llm, request, step=f"ReAct step {step}")
             except RunError as exc:
                 exc.tasks = tasks + exc.tasks
                 raise
             if turn.calls:
                 failure = ModelError(
-                    self.llm.model_name,
+                    model_name(self.llm),
                     f"the react call answered with a native tool call ({turn.calls[0].name}); ReAct needs text",
                 )
                 failure.tasks = list(tasks)
