@@ -24,6 +24,7 @@ import pytest
 
 from llmcompiler import LLMCompiler, Message, ModelError, ModelRequest, ParseError, TaskParsed, Usage, parse_plan
 from llmcompiler.demo import DEMO_TOOLS
+from llmcompiler.models import Truncated
 from llmcompiler.models._llamacpp import DEFAULT_MODEL_NAME, LlamaCppChat, default_model_path
 from llmcompiler.models._openai import OpenAIChat
 
@@ -73,6 +74,19 @@ async def test_stop_sequences_end_the_reply(local_chat: LlamaCppChat) -> None:
     )
     chunks, _ = await _collect(chat, request)
     assert "," not in "".join(chunks)
+
+
+async def test_a_reply_cut_by_its_token_budget_ends_with_truncated(local_chat: LlamaCppChat) -> None:
+    # issue 10 row 22: the budget running out is a cut, a stop sequence is not
+    chat = LlamaCppChat(max_tokens=3)
+    events = [e async for e in chat.stream(_chat_request("Write a long story about a lighthouse keeper."))]
+    assert events[-1] == Truncated("length")
+    assert "".join(e for e in events if isinstance(e, str)).strip()
+    request = ModelRequest(
+        messages=(Message(role="user", content="Count: 1, 2, 3, 4, 5, 6, 7, 8"),), purpose="chat", stop=(",",)
+    )
+    events = [e async for e in LlamaCppChat(max_tokens=40).stream(request)]
+    assert not any(isinstance(e, Truncated) for e in events)
 
 
 async def test_closing_the_stream_stops_decoding(local_chat: LlamaCppChat) -> None:

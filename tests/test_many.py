@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmcompiler import LLMCompiler, Message, RunError, Tool, ToolLimits, UserError, tool
+from llmcompiler import LLMCompiler, Message, RunError, RunResult, Tool, ToolLimits, UserError, tool
 from llmcompiler.models._base import Purpose
 from llmcompiler.testing import FunctionLLM, Reply
 from tests.fakeclock import run_with_fake_clock
@@ -140,7 +140,7 @@ async def test_return_exceptions_keeps_the_failure_in_its_place() -> None:
     numbers = [10, 11, 12, FAILING, 14, 15]
     results = await agent.arun_many([f"question {i}" for i in numbers], concurrency=4, return_exceptions=True)
     assert isinstance(results[3], RunError) and "cannot read the joiner's reply" in str(results[3])
-    assert [r.answer if not isinstance(r, RunError) else None for r in results] == [
+    assert [r.answer if isinstance(r, RunResult) else None for r in results] == [
         "20",
         "22",
         "24",
