@@ -6,17 +6,82 @@ container element becomes a ``Ref`` (the dependency's result is passed as it is,
 type); a reference inside a string makes the string a ``Template`` (the result is spliced in
 as text). Inside a string, ``$N`` that names no earlier task stays as written, so
 ``"games priced $20-$30"`` survives.
+
+Model-written text is read as the model meant it wherever that is clear, and otherwise fails
+only its own task; nothing here raises anything but the documented errors, for any input:
+
+- **Escapes.** ``\\n``, ``\\x41``, ``\\u00e9``, ``\\U0001F600``, octal and ``\\N{name}`` are
+  decoded when they name a real character. Any other escape stays as written, backslash and
+  all, as Python keeps ``"\\d"``: a Windows path ``"C:\\users\\x"`` (``\\u`` without four hex
+  digits, ``\\x`` without two), ``\\U00110000`` (beyond U+10FFFF), ``\\N{no such name}``, and a
+  lone surrogate such as ``\\ud800``, so no parsed string ever holds one. A JSON-style
+  surrogate pair ``\\ud83d\\ude00`` is the one character it encodes. An escape never fails a
+  task.
+- **Numbers.** A number token longer than ``sys.get_int_max_str_digits()`` characters (4300
+  when that limit is off), in any base, fails its task; ``int()`` is never asked to convert it.
+- **Task numbers** have at most ``MAX_TASK_DIGITS`` digits. ``$N`` with more fails its task;
+  inside a string it names no task, so ``"cost $<5,000 digits>"`` stays text.
+- **Brackets.** A closing bracket that does not match the open one (``(x="a"], y=2)``) is a
+  bracket mismatch; containers nested deeper than ``MAX_DEPTH`` fail the task.
+- **Invisible characters** (BOM U+FEFF, zero-width space/non-joiner/joiner U+200B to U+200D,
+  word joiner U+2060) are blanks between tokens. Inside a string they are the model's text
+  and are kept: a zero-width joiner builds emoji sequences and some scripts need it.
+- Error messages quote model text shortened with an ellipsis, never whole.
+
+Resolution (``resolve``, ``to_text``) splices results into strings; a result that cannot be
+written as text (an int beyond the digit limit, a list nested too deeply, an object whose
+``__str__`` raises) raises ``ResolveError`` naming the reference, and nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import sys
 from collections.abc import Callable, Container
 from typing import Any
 
-__all__ = ["ArgumentSyntaxError", "Arguments", "Ref", "Template", "parse_arguments", "resolve", "to_text"]
+__all__ = [
+    "INVISIBLE",
+    "MAX_DEPTH",
+    "MAX_TASK_DIGITS",
+    "ArgumentSyntaxError",
+    "Arguments",
+    "Ref",
+    "ResolveError",
+    "Template",
+    "clip",
+    "parse_arguments",
+    "resolve",
+    "to_text",
+]
+
+MAX_DEPTH = 100
+"""How deeply containers may nest in one argument list."""
+
+MAX_TASK_DIGITS = 9
+"""The most digits a task number (``N. tool(...)``, ``$N``) may have."""
+
+_DEFAULT_MAX_DIGITS = 4300  # CPython's default int/str conversion limit
+INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+"""Format characters a model emits by accident: BOM, zero-width space/non-joiner/joiner, word joiner."""
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` shortened to about ``limit`` characters, its middle replaced by an ellipsis."""
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2 - 10, 1)
+    return f"{text[:half]}…({len(text) - 2 * half} characters)…{text[-half:]}"
+
+
+_SAFE_DIGITS = 640  # the lowest limit Python allows (sys.int_info.str_digits_check_threshold)
+
+
+def _max_digits() -> int:
+    return sys.get_int_max_str_digits() or _DEFAULT_MAX_DIGITS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,15 +117,20 @@ class ArgumentSyntaxError(ValueError):
     """An argument list that is not Python literals and ``$N`` references."""
 
 
+class ResolveError(ValueError):
+    """A result that cannot be spliced into text; the message names its reference (``$N``)."""
+
+
+_BLANK = rf"[\s{INVISIBLE}]"
 _TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+|\#[^\n]*)
+    rf"""
+    (?P<ws>{_BLANK}+|\#[^\n]*)
    |(?P<str>(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'))
-   |(?P<ref>\$\{\s*\d+\s*\}|\$\d+)
+   |(?P<ref>\$\{{{_BLANK}*\d+{_BLANK}*\}}|\$\d+)
    |(?P<num>[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
         |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)(?![\w.]))
    |(?P<name>[A-Za-z_]\w*)
-   |(?P<op>[()\[\]{},:=])
+   |(?P<op>[()\[\]{{}},:=])
    |(?P<bad>.)
     """,
     re.VERBOSE | re.DOTALL,
@@ -73,7 +143,20 @@ _CONSTANTS: dict[str, Any] = {
     "false": False,
     "null": None,
 }
-_ESCAPE = re.compile(r"\\(N\{[^}]*\}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|\n|.)", re.DOTALL)
+# A Unicode name is letters, digits, spaces and hyphens, at most 88 characters: bounding it keeps
+# the scan of an unclosed "\N{" short. A surrogate pair is tried before a single "\u" escape.
+_ESCAPE = re.compile(
+    r"""\\(
+        N\{[A-Za-z0-9 \-]{1,100}\}
+       |x[0-9a-fA-F]{2}
+       |u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}
+       |u[0-9a-fA-F]{4}
+       |U[0-9a-fA-F]{8}
+       |[0-7]{1,3}
+       |\n
+       |.)""",
+    re.VERBOSE | re.DOTALL,
+)
 _SIMPLE_ESCAPES = {
     "n": "\n",
     "t": "\t",
@@ -90,6 +173,7 @@ _SIMPLE_ESCAPES = {
 }
 _TEXT_REF = re.compile(r"\$\{(\d+)\}|\$(\d+)")
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = frozenset(_CLOSE.values())
 
 
 def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
@@ -101,18 +185,21 @@ def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
         known: numbers of the tasks that exist before this one.
 
     Raises:
-        ArgumentSyntaxError: naming what is wrong.
+        ArgumentSyntaxError: naming what is wrong; the only error raised, for any text.
     """
     if not text or text.isspace():
         return Arguments((), {}, _NO_DEPS)  # the commonest call, ``tool()``: skip the tokenizer
-    return _Parser(text, idx, known).arguments()
+    try:
+        return _Parser(text, idx, known).arguments()
+    except RecursionError:  # MAX_DEPTH keeps this away, unless the caller is itself deep in the stack
+        raise ArgumentSyntaxError("arguments nested too deeply") from None
 
 
 _NO_DEPS: frozenset[int] = frozenset()
 
 
 class _Parser:
-    __slots__ = ("deps", "idx", "known", "pos", "text", "tokens")
+    __slots__ = ("deps", "depth", "idx", "known", "pos", "text", "tokens")
 
     def __init__(self, text: str, idx: int, known: Container[int]) -> None:
         self.text = text
@@ -121,6 +208,7 @@ class _Parser:
         self.deps: set[int] = set()
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0
 
     # -- token helpers
     def peek(self, ahead: int = 0) -> tuple[str, str]:
@@ -132,9 +220,11 @@ class _Parser:
         self.pos += 1
         return tok
 
-    def expect(self, op: str) -> None:
+    def expect(self, op: str, opener: str | None) -> None:
         kind, value = self.take()
         if kind != "op" or value != op:
+            if kind == "op" and value in _CLOSERS:
+                raise _mismatch(value, opener)
             raise ArgumentSyntaxError(f"expected {op!r} but found {_show(kind, value)}")
 
     # -- grammar
@@ -146,18 +236,18 @@ class _Parser:
             if kind == "name" and self.peek(1) == ("op", "="):
                 self.pos += 2
                 if value in kwargs:
-                    raise ArgumentSyntaxError(f"argument {value!r} is given twice")
-                kwargs[value] = self.value()
+                    raise ArgumentSyntaxError(f"argument {clip(value, 60)!r} is given twice")
+                kwargs[value] = self.value(None)
             else:
                 if kwargs:
                     raise ArgumentSyntaxError("a positional argument follows a keyword argument")
-                args.append(self.value())
+                args.append(self.value(None))
             if self.peek()[0] == "end":
                 break
-            self.expect(",")
+            self.expect(",", None)
         return Arguments(tuple(args), kwargs, frozenset(self.deps))
 
-    def value(self) -> Any:
+    def value(self, opener: str | None) -> Any:
         kind, text = self.take()
         if kind == "str":
             parts = [_decode_string(text)]
@@ -167,19 +257,24 @@ class _Parser:
         if kind == "num":
             return _number(text)
         if kind == "ref":
-            ref = int(text.strip("${} "))
-            self.check_ref(ref)
+            digits = text.strip(f"${{}} {INVISIBLE}")
+            ref = self.check_ref(digits)
             self.deps.add(ref)
             return Ref(ref)
         if kind == "name":
             if text in _CONSTANTS:
                 return _CONSTANTS[text]
-            raise ArgumentSyntaxError(f"unknown name {text!r}: strings need quotes")
+            raise ArgumentSyntaxError(f"unknown name {clip(text, 60)!r}: strings need quotes")
         if kind == "op" and text in _CLOSE:
             return self.container(text)
+        if kind == "op" and text in _CLOSERS:
+            raise _mismatch(text, opener)
         raise ArgumentSyntaxError(f"expected a value but found {_show(kind, text)}")
 
     def container(self, opener: str) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ArgumentSyntaxError(f"arguments nested too deeply (more than {MAX_DEPTH} brackets)")
         closer = _CLOSE[opener]
         items: list[Any] = []
         pairs: dict[Any, Any] = {}
@@ -189,27 +284,29 @@ class _Parser:
             if self.peek()[0] == "end":
                 raise ArgumentSyntaxError(f"{opener!r} is not closed")
             if opener == "{":
-                key = self.value()
+                key = self.value(opener)
                 if self.peek() == ("op", ":"):
                     if not is_dict or items:
                         raise ArgumentSyntaxError("a set literal cannot hold key: value pairs")
                     self.pos += 1
+                    value = self.value(opener)
                     try:
-                        pairs[key] = self.value()
+                        pairs[key] = value
                     except TypeError:
-                        raise ArgumentSyntaxError(f"dict key {key!r} is not hashable") from None
+                        raise ArgumentSyntaxError(f"dict key {clip(repr(key), 60)} is not hashable") from None
                 else:
                     if pairs:
                         raise ArgumentSyntaxError("a dict entry needs 'key: value'")
                     is_dict = False
                     items.append(key)
             else:
-                items.append(self.value())
+                items.append(self.value(opener))
             if self.peek() == ("op", closer):
                 break
-            self.expect(",")
+            self.expect(",", opener)
             saw_comma = True
         self.pos += 1
+        self.depth -= 1
         if opener == "[":
             return items
         if opener == "(":
@@ -223,13 +320,17 @@ class _Parser:
         except TypeError:
             raise ArgumentSyntaxError("a set literal holds an unhashable value") from None
 
-    def check_ref(self, ref: int) -> None:
+    def check_ref(self, digits: str) -> int:
+        if len(digits) > MAX_TASK_DIGITS:
+            raise ArgumentSyntaxError(f"${clip(digits, 40)} is not a task number: at most {MAX_TASK_DIGITS} digits")
+        ref = int(digits)
         if ref == self.idx:
             raise ArgumentSyntaxError(f"${ref} refers to this task itself")
         if ref > self.idx:
             raise ArgumentSyntaxError(f"${ref} refers to task {ref}, which comes later in the plan")
         if ref not in self.known:
             raise ArgumentSyntaxError(f"${ref} refers to task {ref}, which does not exist")
+        return ref
 
     def template(self, text: str) -> str | Template:
         if "$" not in text:
@@ -237,7 +338,10 @@ class _Parser:
         parts: list[str | Ref] = []
         last = 0
         for m in _TEXT_REF.finditer(text):
-            ref = int(m.group(1) or m.group(2))
+            digits = m.group(1) or m.group(2)
+            if len(digits) > MAX_TASK_DIGITS:
+                continue  # too long to be a task number: "cost $<5,000 digits>" is text
+            ref = int(digits)
             if ref >= self.idx or ref not in self.known:
                 continue  # not an earlier task: "$20" is money, not a reference
             if m.start() > last:
@@ -252,6 +356,12 @@ class _Parser:
         return Template(tuple(parts))
 
 
+def _mismatch(closer: str, opener: str | None) -> ArgumentSyntaxError:
+    if opener is None:
+        return ArgumentSyntaxError(f"bracket mismatch: {closer!r} closes nothing")
+    return ArgumentSyntaxError(f"bracket mismatch: {closer!r} does not close {opener!r}")
+
+
 def _tokenize(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     for m in _TOKEN.finditer(text):
@@ -260,9 +370,10 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             continue
         value = m.group()
         if kind == "bad":
+            at = clip(text[m.start() : m.start() + 40], 30)
             if value in "\"'":
-                raise ArgumentSyntaxError(f"unterminated string starting at {text[m.start() :][:30]!r}")
-            raise ArgumentSyntaxError(f"unexpected character {value!r} at {text[m.start() :][:30]!r}")
+                raise ArgumentSyntaxError(f"unterminated string starting at {at!r}")
+            raise ArgumentSyntaxError(f"unexpected character {value!r} at {at!r}")
         tokens.append((kind, value))
     return tokens
 
@@ -279,25 +390,35 @@ def _decode_string(token: str) -> str:
 
 
 def _unescape(m: re.Match[str]) -> str:
+    """One escape, decoded when it names a real character and kept as written otherwise."""
     code = m.group(1)
     if code in _SIMPLE_ESCAPES:
         return _SIMPLE_ESCAPES[code]
     head = code[0]
-    if head in "xuU":
-        return chr(int(code[1:], 16))
-    if head == "N":
+    if len(code) == 1:
+        pass  # "\x", "\u", "\U", "\N" and letters with no escape meaning: kept below
+    elif head in "xuU":
+        if len(code) == 11:  # a surrogate pair, "\ud83d\ude00": the character it encodes
+            high, low = int(code[1:5], 16), int(code[7:], 16)
+            return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+        point = int(code[1:], 16)
+        if point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF:
+            return chr(point)
+    elif head == "N":
         import unicodedata
 
         try:
             return unicodedata.lookup(code[2:-1])
         except KeyError:
-            raise ArgumentSyntaxError(f"unknown character name in \\{code}") from None
-    if head.isdigit():
+            pass
+    elif head in "01234567":
         return chr(int(code, 8))
-    return "\\" + code  # unknown escapes stay as written, as in Python
+    return "\\" + code  # unknown or invalid escapes stay as written, as in Python
 
 
 def _number(text: str) -> int | float:
+    if len(text) > _SAFE_DIGITS and len(text) > (limit := _max_digits()):
+        raise ArgumentSyntaxError(f"the number {clip(text, 40)} is too long: at most {limit} digits")
     if text.isdecimal():  # the common case: plain digits (what _TOKEN's \d matches), read by int()
         return int(text)
     clean = text.replace("_", "")
@@ -310,44 +431,120 @@ def _number(text: str) -> int | float:
         else:
             value = int(clean)
     except ValueError:
-        raise ArgumentSyntaxError(f"{text!r} is not a number") from None
+        raise ArgumentSyntaxError(f"{clip(text, 40)!r} is not a number") from None
     return value
 
 
 def _show(kind: str, value: str) -> str:
-    return "the end of the arguments" if kind == "end" else repr(value)
+    return "the end of the arguments" if kind == "end" else repr(clip(value, 60))
 
 
 # --------------------------------------------------------------------------- resolution
 
 
 def resolve(value: Any, result_of: Callable[[int], Any]) -> Any:
-    """Replace every ``Ref`` and ``Template`` in ``value`` with the results they name."""
+    """Replace every ``Ref`` and ``Template`` in ``value`` with the results they name.
+
+    Raises:
+        ResolveError: a result cannot be spliced into a ``Template`` as text, or cannot be a
+            dict key or set member where a reference put it.
+    """
     if isinstance(value, Ref):
         return result_of(value.idx)
     if isinstance(value, Template):
-        return "".join(p if isinstance(p, str) else to_text(result_of(p.idx)) for p in value.parts)
+        return "".join(p if isinstance(p, str) else to_text(result_of(p.idx), name=f"${p.idx}") for p in value.parts)
     if isinstance(value, list):
         return [resolve(v, result_of) for v in value]
     if isinstance(value, tuple):
         return tuple(resolve(v, result_of) for v in value)
     if isinstance(value, dict):
-        return {resolve(k, result_of): resolve(v, result_of) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key, item = resolve(k, result_of), resolve(v, result_of)
+            try:
+                out[key] = item
+            except Exception as exc:  # an unhashable result, or one whose __hash__ raises
+                raise ResolveError(f"{_name(k)} cannot be a dict key: {_unhashable(key, exc)}") from None
+        return out
     if isinstance(value, set):
-        return {resolve(v, result_of) for v in value}
+        members: set[Any] = set()
+        for v in value:
+            member = resolve(v, result_of)
+            try:
+                members.add(member)
+            except Exception as exc:
+                raise ResolveError(f"{_name(v)} cannot be a set member: {_unhashable(member, exc)}") from None
+        return members
     return value
 
 
-def to_text(value: Any) -> str:
-    """How a result reads when spliced into a string or shown to a model."""
+def to_text(value: Any, *, name: str = "the value") -> str:
+    """How a result reads when spliced into a string or shown to a model.
+
+    Args:
+        value: any result.
+        name: how error messages call the value, e.g. ``"$1"``.
+
+    Raises:
+        ResolveError: the value cannot be written as text; the message starts with ``name``.
+    """
     if isinstance(value, str):
         return value
+    try:
+        return _as_text(value)
+    except Exception as exc:
+        raise ResolveError(f"{name} cannot be spliced into text: {_failure(value, exc)}") from None
+
+
+def _as_text(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         try:
             return json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
-            return str(value)
+            return str(value)  # not JSON (tuple keys, a cycle): Python's own rendering
     dump = getattr(value, "model_dump_json", None)
     if callable(dump):
         return str(dump())
     return str(value)
+
+
+def _name(value: Any) -> str:
+    return f"${value.idx}" if isinstance(value, Ref) else "a value"
+
+
+def _failure(value: Any, exc: Exception) -> str:
+    """Why ``value`` could not be used, without touching its own (possibly failing) methods."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = _digits(value)
+        if digits > _max_digits():
+            return f"an int of {digits} digits (Python writes at most {_max_digits()} as text)"
+    kind = type(value).__name__
+    if isinstance(exc, RecursionError):
+        return f"a {kind} nested too deeply to write as text"
+    return f"a {kind} that cannot be written as text ({_describe(exc)})"
+
+
+def _unhashable(value: Any, exc: Exception) -> str:
+    return f"a {type(value).__name__} is not hashable ({_describe(exc)})"
+
+
+def _describe(exc: Exception) -> str:
+    """``Type: message`` of an exception, short and on one line, even when its ``__str__`` raises."""
+    try:
+        detail = clip(" ".join(str(exc).split()), 120)
+    except Exception:
+        detail = ""
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _digits(value: int) -> int:
+    """The number of decimal digits of ``value``, without converting it to text."""
+    value = abs(value)
+    if value < 10:
+        return 1
+    digits = int(math.log10(value)) + 1
+    if 10 ** (digits - 1) > value:  # log10 rounded up across a power of ten
+        digits -= 1
+    elif 10**digits <= value:
+        digits += 1
+    return digits
