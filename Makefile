@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-reliability clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: lint typecheck unit  ## lint, typecheck and every test
 bench-engine: $(STAMP)  ## engine overhead, dispatch latency, makespan vs critical path
 	$(PY) -m benchmarks.engine
 
+bench-reliability: $(STAMP)  ## fuzzed plans, injected faults, cancellations, rate accuracy
+	$(PY) -m benchmarks.reliability
+
 bench-local: $(STAMP)  ## the local model: tokens/s, time to first token, the demo end to end
 	$(PY) -m benchmarks.local_model
 
@@ -53,7 +56,7 @@ bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a mi
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks run --suite all --mode oracle --limit 3 --out-dir /tmp/llmcompiler-bench-quick
 
-bench: bench-engine bench-local bench-scale bench-suites  ## every benchmark
+bench: bench-engine bench-reliability bench-local bench-scale bench-suites  ## every benchmark
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
