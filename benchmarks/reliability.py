@@ -196,12 +196,13 @@ async def _wait_until(done: Callable[[], bool], limit_s: float) -> None:
 
 
 async def _settle_threads(baseline: set[int], settle_s: float) -> dict[str, Any]:
-    """Wait up to ``settle_s`` for the threads started since ``baseline`` to end (idle pool workers
-    end after their idle timeout); report those still running something and the idle ones."""
+    """Wait up to ``settle_s`` for the threads started since ``baseline`` to finish what they run;
+    report those still running something, and the idle pool workers (they end after their pool's
+    idle timeout and are not counted as left over)."""
     deadline = time.monotonic() + settle_s
     while True:
         busy, idle = _thread_census(baseline)
-        if (not busy and not idle) or time.monotonic() >= deadline:
+        if not busy or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.05)
     return {"threads_left": len(busy), "threads_left_names": sorted(Counter(busy).items()), "idle_workers": idle}
