@@ -21,6 +21,7 @@ from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
 from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.models._reading import model_events, model_name
+from llmcompiler.models._redact import scrub
 
 __all__ = ["LLMCompiler"]
 
@@ -370,7 +371,7 @@ class _Run:
             raise ModelError(
                 model_name(agent.joiner_llm),
                 f"the joiner's reply was cut short by the model's token limit ({reason}) before it ended; "
-                f"raise the model's max_tokens. The reply so far: {one_line(reply, 200)!r}",
+                f"raise the model's max_tokens. The reply so far: {one_line(scrub(reply), 200)!r}",
             )
         decision = parse_join_reply(reply)
         text = decision.answer if isinstance(decision, Finish) else decision.feedback

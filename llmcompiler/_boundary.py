@@ -34,6 +34,7 @@ from llmcompiler._errors import LLMCompilerError, RunError, unwrap_group
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._records import TaskRecord
 from llmcompiler._text import one_line, safe_text
+from llmcompiler.models._redact import scrub
 
 __all__ = ["RunBoundary"]
 
@@ -119,7 +120,8 @@ class RunBoundary:
         if isinstance(leaf, asyncio.CancelledError):
             reason = "the run was cancelled from inside (by a tool or a model, not by its caller)"
         else:
-            reason = f"the run failed unexpectedly: {one_line(f'{type(leaf).__name__}: {safe_text(leaf)}')}"
+            detail = one_line(scrub(f"{type(leaf).__name__}: {safe_text(leaf)}"))
+            reason = f"the run failed unexpectedly: {detail}"
         error = RunError(reason, tasks=records())
         error.__cause__ = leaf
         return error

@@ -114,7 +114,8 @@ class JoinParseError(RunError):
     """The joiner's reply holds neither ``Action: Finish(...)`` nor ``Action: Replan(...)``."""
 
     def __init__(self, reply: str, reason: str) -> None:
-        shown = reply if len(reply) <= 300 else reply[:300] + "..."
+        shown = _scrub(reply)  # before the cut, which could leave half a secret unrecognised
+        shown = shown if len(shown) <= 300 else shown[:300] + "..."
         super().__init__(f"cannot read the joiner's reply ({reason}): {shown!r}")
         self.reply = reply
         self.reason = reason
@@ -138,7 +139,7 @@ class ScriptExhausted(RunError):
 
 
 def _short_args(args: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    text = _scrub(", ".join(f"{k}={_repr(v)}" for k, v in args.items()))  # before the cut
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -197,3 +198,12 @@ def _scrub(text: str) -> str:
     from llmcompiler.models._redact import scrub
 
     return scrub(text)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # an int too long to print, a broken __repr__
+        from llmcompiler._text import safe_text
+
+        return safe_text(value, 60)

@@ -20,6 +20,7 @@ from llmcompiler._text import one_line
 from llmcompiler.models._base import ChatModel, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.models._reading import model_events, model_name
+from llmcompiler.models._redact import scrub
 
 T = TypeVar("T")
 
@@ -160,7 +161,7 @@ class Meter:
             raise ModelError(
                 name,
                 f"the reply to {step} was cut short by the model's token limit ({cut}) before it ended; "
-                f"raise the model's max_tokens. It wrote {wrote}{one_line(''.join(text), 200)!r}",
+                f"raise the model's max_tokens. It wrote {wrote}{one_line(scrub(''.join(text)), 200)!r}",
             )
         return Turn(text="".join(text), calls=calls, start=start, first_chunk=first, end=self.now())
 

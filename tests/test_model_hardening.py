@@ -28,10 +28,12 @@ from llmcompiler import (
     ModelError,
     ModelRequest,
     RoundStarted,
+    RunError,
     RunResult,
     TaskFinished,
     TaskStarted,
     ToolCall,
+    ToolError,
     Usage,
     tool,
 )
@@ -712,3 +714,44 @@ def test_sdk_clients_keep_no_event_loop_alive(openai_server: tuple[LoopbackServe
     gc.collect()
     assert not llm._clients._clients and not llm._clients._keepers and not llm._clients._locks
     assert [ref() for ref in loops] == [None, None, None]
+
+
+# ---------------------------------------------------------------- row 26 (model side): secrets in our messages
+
+ENV_SECRET = "hunter2-DISTINCTIVE-db-password"
+
+
+async def test_a_model_failure_quoting_a_secret_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 10 row 26
+    monkeypatch.setenv("DB_PASSWORD", ENV_SECRET)
+    agent = LLMCompiler(llm=_joiner_raises(ConnectionError(f"login with {ENV_SECRET} refused")), tools=[add])
+    with pytest.raises(ModelError) as caught:
+        await agent.arun("q")
+    assert ENV_SECRET not in str(caught.value) and "[redacted]" in str(caught.value)
+
+
+async def test_a_cut_reply_quoting_a_key_is_scrubbed_before_it_is_shortened(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 10 row 26: the secret straddles the 200-character cut of the quoted reply
+    monkeypatch.setenv("DB_PASSWORD", ENV_SECRET)
+    reply = "Action: Finish(" + "x" * 172 + ENV_SECRET  # the cut at 200 falls 12 characters into it
+    agent = LLMCompiler(llm=ScriptedLLM([PLAN, TokenLimit(reply)], chunk_tokens=50), tools=[add])
+    with pytest.raises(ModelError) as caught:
+        await agent.arun("q")
+    assert ENV_SECRET[:12] not in str(caught.value)
+
+
+async def test_a_joiner_reply_that_cannot_be_read_is_shown_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 10 row 26
+    monkeypatch.setenv("DB_PASSWORD", ENV_SECRET)
+    agent = LLMCompiler(llm=ScriptedLLM([PLAN, f"I used {ENV_SECRET}."]), tools=[add], max_replans=0)
+    with pytest.raises(RunError) as caught:
+        await agent.arun("q")
+    assert "cannot read the joiner's reply" in str(caught.value)
+    assert ENV_SECRET not in str(caught.value)
+    assert _added(caught.value.tasks)
+
+
+def test_a_tool_error_with_an_unprintable_argument_still_has_a_message() -> None:
+    # issue 10 rows 10, 26: building an error never fails
+    error = ToolError(1, "add", {"x": 10**5000, "key": f"api_key={ENV_SECRET}"}, "boom")
+    assert "task 1 add(" in str(error) and ENV_SECRET not in str(error)

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from llmcompiler._errors import ModelError
 from llmcompiler._text import one_line
-from llmcompiler.models._redact import redact
+from llmcompiler.models._redact import scrub
 
 __all__ = ["CallSite", "is_transport_error", "one_line", "sdk_failure", "status_hint", "stream_cut"]
 
@@ -45,7 +45,7 @@ def stream_cut(site: CallSite, exc: Exception) -> ModelError:
     """A transport error the SDK let through while streaming."""
     if "timeout" in type(exc).__name__.lower():
         return _stalled(site)
-    detail = one_line(redact(f"{type(exc).__name__}: {exc}", [site.key]), 160)
+    detail = one_line(scrub(f"{type(exc).__name__}: {exc}", [site.key]), 160)
     return ModelError(
         site.provider, f"{site.model}: the stream was cut before its end ({detail}); the reply is incomplete"
     )
@@ -63,7 +63,7 @@ def sdk_failure(site: CallSite, exc: Exception, sdk: ModuleType, *, started: boo
         )
     if isinstance(exc, sdk.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
-        detail = one_line(redact(str(cause or exc), [site.key]), 160)
+        detail = one_line(scrub(str(cause or exc), [site.key]), 160)
         if started:
             return ModelError(
                 site.provider, f"{site.model}: the stream was cut before its end ({detail}); the reply is incomplete"
@@ -74,7 +74,7 @@ def sdk_failure(site: CallSite, exc: Exception, sdk: ModuleType, *, started: boo
             f"check base_url= or {site.base_url_env}",
         )
     if isinstance(exc, sdk.APIStatusError):
-        detail = one_line(redact(exc.message, [site.key]))
+        detail = one_line(scrub(exc.message, [site.key]))
         if started:  # an error event inside a 200 stream (e.g. Anthropic's overloaded_error)
             return ModelError(site.provider, f"{site.model}: the stream reported an error: {detail}")
         return ModelError(
@@ -82,7 +82,7 @@ def sdk_failure(site: CallSite, exc: Exception, sdk: ModuleType, *, started: boo
             f"{site.model}: {status_hint(exc.status_code, site.key_env)}: {detail}",
             status=exc.status_code,
         )
-    detail = one_line(redact(str(exc), [site.key]))
+    detail = one_line(scrub(str(exc), [site.key]))
     return ModelError(site.provider, f"{site.model}: {'the stream failed: ' if started else ''}{detail}")
 
 

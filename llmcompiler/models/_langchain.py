@@ -19,7 +19,7 @@ from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler._text import safe_text
 from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._failures import one_line
-from llmcompiler.models._redact import redact
+from llmcompiler.models._redact import scrub
 from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments
 
 __all__ = ["LangChainChat"]
@@ -105,7 +105,7 @@ class LangChainChat:
             raise
         except Exception as exc:
             failure = ModelError(
-                PROVIDER, f"{self._name}: {one_line(redact(f'{type(exc).__name__}: {safe_text(exc)}'))}"
+                PROVIDER, f"{self._name}: {one_line(scrub(f'{type(exc).__name__}: {safe_text(exc)}'))}"
             )
         if failure is not None:
             raise failure

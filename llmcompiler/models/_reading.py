@@ -18,6 +18,7 @@ from typing import Any
 from llmcompiler._errors import LLMCompilerError, ModelError, ReplyCut
 from llmcompiler._text import one_line, safe_text
 from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler.models._redact import scrub
 
 __all__ = ["model_events", "model_name"]
 
@@ -103,5 +104,5 @@ def _model_fault(exc: BaseException) -> bool:
 
 
 def _failure(llm: ChatModel, request: ModelRequest, exc: BaseException) -> ModelError:
-    detail = one_line(f"{type(exc).__name__}: {safe_text(exc)}")
+    detail = one_line(scrub(f"{type(exc).__name__}: {safe_text(exc)}"))  # scrubbed whole, then cut
     return ModelError(model_name(llm), f"the {request.purpose} call failed: {detail}")
