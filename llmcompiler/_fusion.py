@@ -21,9 +21,10 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple
 
+from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import Tool, ToolLimits
 
-__all__ = ["BatchFailed", "Batcher", "Fused"]
+__all__ = ["BatchFailed", "Batcher", "Fused", "really_cancelled"]
 
 
 class Fused(NamedTuple):
@@ -36,12 +37,19 @@ class Fused(NamedTuple):
 
 
 class BatchFailed(Exception):
-    """A call's share of a batch failed."""
+    """A call's share of a batch failed.
 
-    def __init__(self, started: float, message: str) -> None:
+    Attributes:
+        started: when the batch started.
+        message: what went wrong, when no exception says it (a short result list).
+        cause: what the tool (or its batch implementation) raised, or returned for this call.
+    """
+
+    def __init__(self, started: float, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.started = started
         self.message = message
+        self.cause = cause
 
 
 class _Item:
@@ -64,11 +72,6 @@ class _Item:
         self.batch: tuple[asyncio.Task[None], list[_Item]] | None = None
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class Batcher:
     """Collects the ready calls of one tool into batches, on one event loop.
 
@@ -76,6 +79,7 @@ class Batcher:
         tool: the tool; it has a batch implementation.
         limits: its limits (``batch_window``, ``max_batch``).
         slot: enters the tool's gates (concurrency, rate) for one invocation.
+        threads: the thread pool a sync implementation runs in.
     """
 
     def __init__(
@@ -83,8 +87,11 @@ class Batcher:
         tool: Tool,
         limits: ToolLimits,
         slot: Callable[[], AbstractAsyncContextManager[None]],
+        *,
+        threads: ThreadPool | None = None,
     ) -> None:
         self.tool = tool
+        self._threads = threads
         self.window = limits.batch_window
         self.max_batch = limits.max_batch
         self._slot = slot
@@ -151,11 +158,18 @@ class Batcher:
                     item.on_start(started)
                 try:
                     if len(live) == 1:
-                        results = [await self.tool.call(live[0].kwargs)]
+                        results = [await self.tool.call(live[0].kwargs, threads=self._threads)]
                     else:
-                        results = await self.tool.call_batch([item.kwargs for item in live])
-                except Exception as exc:
-                    self._fail(live, started, f"{self.tool.name} raised {_describe(exc)}")
+                        results = await self.tool.call_batch([item.kwargs for item in live], threads=self._threads)
+                except asyncio.CancelledError:
+                    if really_cancelled():
+                        raise
+                    self._fail(live, started, "", asyncio.CancelledError())
+                    return
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # SystemExit and the like fail the batch, not the process
+                    self._fail(live, started, "", exc)
                     return
             if len(results) != len(live):
                 self._fail(
@@ -163,6 +177,7 @@ class Batcher:
                     started,
                     f"the batch implementation of {self.tool.name} returned {len(results)} results "
                     f"for {len(live)} calls",
+                    None,
                 )
                 return
             size = len(live)
@@ -170,7 +185,7 @@ class Batcher:
                 if item.future.done():
                     continue
                 if isinstance(result, BaseException):
-                    item.future.set_exception(BatchFailed(started, f"{self.tool.name} raised {_describe(result)}"))
+                    item.future.set_exception(BatchFailed(started, "", result))
                 else:
                     mates = tuple(o.idx for o in live if o.owner is item.owner and o is not item)
                     item.future.set_result(Fused(started, result, mates, size))
@@ -180,10 +195,17 @@ class Batcher:
                     item.future.cancel()
             raise
         except Exception as exc:  # a gate failed: no caller may be left waiting
-            self._fail(items, started if started is not None else self._loop.time(), _describe(exc))
+            self._fail(items, started if started is not None else self._loop.time(), "", exc)
 
     @staticmethod
-    def _fail(items: list[_Item], started: float, message: str) -> None:
+    def _fail(items: list[_Item], started: float, message: str, cause: BaseException | None) -> None:
         for item in items:
             if not item.future.done():
-                item.future.set_exception(BatchFailed(item.started or started, message))
+                item.future.set_exception(BatchFailed(item.started or started, message, cause))
+
+
+def really_cancelled() -> bool:
+    """Whether the running task was asked to stop: a real cancellation, not a ``CancelledError``
+    a tool raised by itself (the call layer and the batcher tell the two apart with it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -7,7 +7,9 @@ the calls waiting at that moment but not kept: the next equal call runs the tool
 
 Arguments are compared by a canonical form that tells types apart (``1``, ``1.0`` and ``True``
 are different arguments even though Python finds them equal) and ignores dict key order.
-Arguments with no such form (arbitrary objects that are not hashable) are not memoised.
+Arguments with no such form (arbitrary objects that are not hashable, or whose ``__hash__``
+raises) are not memoised. Callers never see the cached object itself: the call layer gives every
+consumer its own copy, so the cache cannot be changed after the fact.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _canonical(value: Any, depth: int = 0) -> Hashable:
         return (kind.__name__, frozenset(_canonical(v, depth + 1) for v in value))
     try:
         hash(value)
-    except TypeError:
+    except Exception:  # unhashable, or a __hash__ that raises: not memoised
         raise _Unhashable from None
     return (kind.__module__, kind.__qualname__, value)
 
@@ -63,7 +65,7 @@ def memo_key(tool: str, kwargs: Mapping[str, Any]) -> Hashable | None:
     """
     try:
         return (tool, _canonical(kwargs))
-    except _Unhashable:
+    except (_Unhashable, RecursionError):
         return None
 
 

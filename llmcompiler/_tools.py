@@ -2,12 +2,12 @@
 
 A ``Tool`` knows its name, description and JSON Schema, validates a dict of arguments
 against that schema (naming the argument at fault), and calls the underlying function.
-Sync functions run in a worker thread so nothing a tool does blocks the event loop.
+Sync functions run in a worker thread (the executor's own pool) so nothing a tool does blocks
+the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import functools
@@ -23,6 +23,7 @@ import jsonschema
 import pydantic
 
 from llmcompiler._errors import UserError
+from llmcompiler._threads import Job, ThreadPool, default_pool
 
 __all__ = ["ArgumentError", "Tool", "ToolLike", "ToolLimits", "as_tool", "coerce_tools", "normalize_schema", "tool"]
 
@@ -256,11 +257,28 @@ class Tool:
         """
         return self._validate(args)
 
-    async def call(self, kwargs: dict[str, Any]) -> Any:
+    async def call(
+        self,
+        kwargs: dict[str, Any],
+        *,
+        threads: ThreadPool | None = None,
+        jobs: list[Job] | None = None,
+    ) -> Any:
         """Call the function with already validated keyword arguments.
 
-        Sync functions run in a worker thread (``compute_bound`` ones in a process pool);
-        awaitables they return are awaited.
+        Async functions run on the event loop; sync functions in a thread of ``threads`` (the
+        executor's own pool; a shared default outside an executor), ``compute_bound`` ones in
+        the process pool. Awaitables a sync function returns are awaited.
+
+        Args:
+            kwargs: the validated arguments.
+            threads: the thread pool for a sync function.
+            jobs: if given, the thread's ``Job`` is appended to it, so a caller that gives up
+                waiting (a timeout) can still wait for the thread to end before trying again.
+
+        Raises:
+            Whatever the function raises; a ``BaseException`` raised in a thread that must not
+            travel as itself (``SystemExit``, ``StopIteration``, ...) as ``ToolBaseException``.
         """
         if self._is_async:
             return await self._fn(**kwargs)
@@ -268,16 +286,19 @@ class Tool:
             from llmcompiler._offload import run_in_process
 
             return await run_in_process(self._fn, kwargs)
-        result = await asyncio.to_thread(self._fn, **kwargs)
+        job = await (threads or default_pool()).start(self._fn, **kwargs)
+        if jobs is not None:
+            jobs.append(job)
+        result = await job.result()
         if inspect.isawaitable(result):
             result = await result
         return result
 
-    async def call_batch(self, calls: list[dict[str, Any]]) -> list[Any]:
+    async def call_batch(self, calls: list[dict[str, Any]], *, threads: ThreadPool | None = None) -> list[Any]:
         """Call the batch implementation with already validated argument dicts.
 
-        Runs like ``call``: a sync implementation in a thread (a process for ``compute_bound``
-        tools). Returns its results as a list.
+        Runs like ``call``: a sync implementation in a thread of ``threads`` (a process for
+        ``compute_bound`` tools). Returns its results as a list.
 
         Raises:
             UserError: the tool has no batch implementation.
@@ -293,7 +314,8 @@ class Tool:
 
             results = await run_in_process(batch, {}, args=(calls,))
         else:
-            results = await asyncio.to_thread(batch, calls)
+            job = await (threads or default_pool()).start(batch, calls)
+            results = await job.result()
             if inspect.isawaitable(results):
                 results = await results
         if not isinstance(results, (list, tuple)):

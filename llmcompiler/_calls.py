@@ -1,0 +1,401 @@
+"""The call layer: one task's calls of its tool, under the gates, with retries, and its record.
+
+A task is called in one place: on the event loop (async tools), in the executor's own thread
+pool (sync tools), in the process pool (``compute_bound`` tools) or inside a fused batch (tools
+with a batch implementation). Each attempt passes the gates in one order: a rate-limit token
+first (so a throttled tool waits without holding a slot others could use), then the run-wide
+concurrency slot, then the tool's own slot; then the call, under the tool's timeout.
+
+What a tool does fails at most its own task, with a message naming the tool:
+- any ``Exception``; ``BaseException``s that are not the caller's to see (``SystemExit`` from
+  argparse or ``sys.exit`` in a helper, ``GeneratorExit``, ``StopIteration`` from a sync tool,
+  an ``asyncio.CancelledError`` the tool raised itself). Only ``KeyboardInterrupt`` and a real
+  cancellation of the run propagate.
+- a ``TimeoutError`` the tool raises is its own failure, told apart from the executor's timeout.
+- a retry never overlaps a still-running attempt of the same task: after a timed-out attempt
+  whose thread is still running, the retry waits (up to the tool's timeout) for it to end.
+
+Every argument a tool receives is its own copy (a deep copy of mutable values): a tool that
+mutates a list it was given changes neither the record it came from, nor the memo's cached
+result, nor what another consumer of the same result gets, nor the arguments of its own retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import weakref
+from collections.abc import AsyncIterator, Hashable
+from typing import TYPE_CHECKING, Any
+
+from llmcompiler._events import TaskStarted
+from llmcompiler._fusion import Batcher, BatchFailed, really_cancelled
+from llmcompiler._graph import Node
+from llmcompiler._literals import resolve
+from llmcompiler._memo import Memo, memo_key
+from llmcompiler._ratelimit import RateLimiter
+from llmcompiler._records import TaskRecord
+from llmcompiler._threads import Job, ThreadPool, ToolBaseException
+from llmcompiler._tools import ArgumentError, Tool, ToolLimits
+from llmcompiler.models._redact import scrub
+
+if TYPE_CHECKING:
+    from llmcompiler._executor import Executor, Limits
+
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "isolated"]
+
+DEFAULT_THREADS = 64
+"""Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
+
+MAX_ERROR_CHARS = 2000
+"""The longest error message a task keeps (an exception's text can be a whole HTTP body)."""
+
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes, complex})
+
+
+class Gates:
+    """The gates of one agent (or executor) on one event loop: the run-wide concurrency slot,
+    each tool's slot and rate limiter, the batchers of tools with a batch implementation, and
+    the thread pool sync tools run in. ``arun_many`` and concurrent ``arun`` calls share one."""
+
+    __slots__ = ("batchers", "loop", "per_tool", "shared", "threads")
+
+    def __init__(self, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.shared = asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None
+        self.per_tool: dict[str, tuple[asyncio.Semaphore | None, RateLimiter | None]] = {}
+        self.batchers: dict[str, Batcher] = {}
+        self.threads = ThreadPool(limits.max_concurrency or DEFAULT_THREADS)
+
+    def for_tool(self, name: str, lim: ToolLimits) -> tuple[asyncio.Semaphore | None, RateLimiter | None]:
+        """The tool's own concurrency slot and rate limiter (either may be ``None``)."""
+        gates = self.per_tool.get(name)
+        if gates is None:
+            sem = asyncio.Semaphore(lim.max_concurrency) if lim.max_concurrency else None
+            limiter = RateLimiter(lim.rate_limit, lim.period) if lim.rate_limit is not None else None
+            gates = self.per_tool[name] = (sem, limiter)
+        return gates
+
+    @contextlib.asynccontextmanager
+    async def slot(self, name: str, lim: ToolLimits) -> AsyncIterator[None]:
+        """Pass the gates for one invocation: a rate token, then the run-wide and tool slots."""
+        sem, limiter = self.for_tool(name, lim) if (lim.max_concurrency or lim.rate_limit) else (None, None)
+        if limiter is not None:
+            await limiter.acquire()
+        async with contextlib.AsyncExitStack() as stack:
+            if self.shared is not None:
+                await stack.enter_async_context(self.shared)
+            if sem is not None:
+                await stack.enter_async_context(sem)
+            yield
+
+    def batcher(self, tool: Tool, lim: ToolLimits) -> Batcher:
+        """The batcher fusing the calls of ``tool``."""
+        batcher = self.batchers.get(tool.name)
+        if batcher is None:
+            batcher = self.batchers[tool.name] = Batcher(
+                tool, lim, lambda: self.slot(tool.name, lim), threads=self.threads
+            )
+        return batcher
+
+
+def gates_for(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates], limits: Limits) -> Gates:
+    """The gates of ``registry`` on the running loop, made on first use.
+
+    Gates hold loop-bound objects (semaphores, timers), so each loop has its own. Entries of
+    closed loops are dropped here: an agent whose sync ``run()`` is called 200 times (a new
+    loop each time) keeps one entry, not 200 loops alive.
+    """
+    loop = asyncio.get_running_loop()
+    gates = registry.get(loop)
+    if gates is None:
+        for old in [old for old in registry if old.is_closed()]:
+            registry.pop(old, None)
+        gates = registry[loop] = Gates(limits, loop)
+    return gates
+
+
+class _Failed(Exception):
+    """One failed attempt of a tool call."""
+
+    def __init__(self, started: float, message: str) -> None:
+        super().__init__(message)
+        self.started = started
+        self.message = message
+
+
+class Calls:
+    """Calls the tasks of one round and makes their records.
+
+    Args:
+        executor: the executor (its limits, memo, events and retry sleep).
+        gates: the gates to pass.
+        round: the round number for the records.
+    """
+
+    def __init__(self, executor: Executor, gates: Gates, round: int) -> None:
+        self.ex = executor
+        self.gates = gates
+        self.round = round
+        self.first_dispatch: float | None = None
+        self.records = executor.records
+        self._direct: dict[str, bool] = {}  # per tool: no gate, timeout or batching to pass
+        # The loop's clock: time.monotonic() on standard loops, and a test's fake clock under looptime.
+        self.now = gates.loop.time
+
+    def _result_of(self, idx: int) -> Any:
+        return self.records[idx].result
+
+    async def run(self, node: Node) -> TaskRecord:
+        """Call a task's tool (retrying as its limits allow) and return its record."""
+        tool = node.tool
+        kwargs = node.kwargs
+        try:
+            if node.deps:
+                kwargs = {k: resolve(v, self._result_of) for k, v in kwargs.items()}
+            validated = tool.validate(kwargs)
+        except RecursionError:
+            return self.record(node, kwargs, None, f"invalid arguments for {tool.name}: nested too deeply", None, None)
+        except (ArgumentError, ValueError, TypeError) as exc:
+            return self.record(
+                node, kwargs, None, _clip(f"invalid arguments for {tool.name}: {_text(exc)}"), None, None
+            )
+        except Exception as exc:
+            return self.record(
+                node, kwargs, None, _clip(f"invalid arguments for {tool.name}: {describe(exc)}"), None, None
+            )
+        if tool.pure:
+            key = memo_key(tool.name, validated)
+            if key is not None:
+                return await self._memoised(node, kwargs, validated, self.ex.memo(), key)
+        result, error, start, attempts = await self._attempts(node, validated)
+        end = self.now() if start is not None else None
+        return self.record(node, kwargs, result, error, start, end, attempts=attempts)
+
+    async def _memoised(
+        self, node: Node, kwargs: dict[str, Any], validated: dict[str, Any], memo: Memo, key: Hashable
+    ) -> TaskRecord:
+        try:
+            shared = memo.lookup(key)
+        except Exception:  # an argument whose __eq__ raises: the call is not memoised
+            result, error, start, attempts = await self._attempts(node, validated)
+            end = self.now() if start is not None else None
+            return self.record(node, kwargs, result, error, start, end, attempts=attempts)
+        if shared is not None:
+            start = self.now()
+            # shield: a waiter that is cancelled must not cancel the call it shares.
+            result, error = shared.result() if shared.done() else await asyncio.shield(shared)
+            return self.record(node, kwargs, result, error, start, self.now(), attempts=0, cached=True)
+        claim = memo.claim(key)
+        try:
+            result, error, start, attempts = await self._attempts(node, validated)
+        except BaseException:
+            memo.abandon(key, claim)
+            raise
+        memo.settle(key, claim, result, error)
+        end = self.now() if start is not None else None
+        return self.record(node, kwargs, result, error, start, end, attempts=attempts)
+
+    async def _attempts(self, node: Node, validated: dict[str, Any]) -> tuple[Any, str | None, float | None, int]:
+        """Attempt the call until it succeeds or the retries are spent.
+
+        Returns:
+            ``(result, error, first start, attempts)``.
+        """
+        tool = node.tool
+        lim = self.ex.limits_for(tool)
+        direct = self._direct.get(tool.name)
+        if direct is None:
+            direct = self._direct[tool.name] = (
+                self.gates.shared is None
+                and lim.timeout is None
+                and not (lim.max_concurrency or lim.rate_limit)
+                and tool.batch is None
+            )
+        attempts = 0
+        start: float | None = None
+        jobs: list[Job] = []
+        while True:
+            attempts += 1
+            try:
+                if direct:
+                    started, result = await self._direct_attempt(node, tool, validated)
+                else:
+                    started, result = await self._guarded_attempt(node, tool, validated, lim, jobs)
+                return result, None, start if start is not None else started, attempts
+            except _Failed as failed:
+                start = start if start is not None else failed.started
+                error = failed.message
+            if attempts > lim.retries:
+                return None, error, start, attempts
+            await self.ex._sleep(_backoff(lim, attempts))
+            if jobs and not await self._previous_ended(jobs, lim):
+                error += "; not retried: the timed-out attempt is still running"
+                return None, error, start, attempts
+
+    async def _previous_ended(self, jobs: list[Job], lim: ToolLimits) -> bool:
+        """Wait (up to the tool's timeout) for the threads of earlier attempts to end."""
+        try:
+            async with asyncio.timeout(lim.timeout):
+                for job in jobs:
+                    await job.ended()
+        except TimeoutError:
+            return False
+        jobs.clear()
+        return True
+
+    def _started(self, node: Node) -> float:
+        started = self.now()
+        if self.first_dispatch is None:
+            self.first_dispatch = started
+        if self.ex._on_event is not None:
+            self.ex._on_event(TaskStarted(idx=node.idx, tool=node.name, time=started))
+        return started
+
+    async def _direct_attempt(self, node: Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
+        """One attempt of a tool with no gate, no timeout and no batch: the fast path."""
+        started = self._started(node)
+        try:
+            return started, await tool.call(isolated(kwargs) if kwargs else kwargs, threads=self.gates.threads)
+        except asyncio.CancelledError:
+            if really_cancelled():
+                raise
+            raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise _Failed(started, _failure(tool.name, exc)) from None
+
+    async def _guarded_attempt(
+        self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits, jobs: list[Job]
+    ) -> tuple[float, Any]:
+        """One attempt under the rate, concurrency and time limits."""
+        if tool.batch is not None:
+            return await self._fused_attempt(node, tool, kwargs, lim)
+        async with self.gates.slot(tool.name, lim):
+            started = self._started(node)
+            timer: asyncio.Timeout | None = None
+            try:
+                if lim.timeout is None:
+                    return started, await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+                async with asyncio.timeout(lim.timeout) as timer:
+                    return started, await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+            except TimeoutError as exc:
+                if timer is not None and timer.expired():
+                    raise _Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
+                raise _Failed(started, _failure(tool.name, exc)) from None  # the tool's own TimeoutError
+            except asyncio.CancelledError:
+                if really_cancelled():
+                    raise
+                raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                raise _Failed(started, _failure(tool.name, exc)) from None
+
+    async def _fused_attempt(
+        self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits
+    ) -> tuple[float, Any]:
+        """One attempt of a tool with a batch implementation: wait for its batch window, then
+        share one gated invocation with the calls that arrived in it. The timeout counts from
+        the call's arrival (window and gates included)."""
+        batcher = self.gates.batcher(tool, lim)
+        arrived = self.now()
+        started_at: list[float] = []
+
+        def on_start(started: float) -> None:
+            started_at.append(self._started(node))
+
+        try:
+            if lim.timeout is None:
+                got = await batcher.submit(self.ex, node.idx, isolated(kwargs), on_start)
+            else:
+                async with asyncio.timeout(lim.timeout):
+                    got = await batcher.submit(self.ex, node.idx, isolated(kwargs), on_start)
+        except TimeoutError:
+            started = started_at[0] if started_at else arrived
+            raise _Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
+        except BatchFailed as exc:
+            message = exc.message if exc.cause is None else _failure(tool.name, exc.cause)
+            raise _Failed(exc.started, message) from None
+        node.batch_size = got.batch_size
+        node.fused_with = got.fused_with
+        return got.started, got.result
+
+    def record(
+        self,
+        node: Node,
+        kwargs: dict[str, Any],
+        result: Any,
+        error: str | None,
+        start: float | None,
+        end: float | None,
+        *,
+        attempts: int = 0,
+        cached: bool = False,
+    ) -> TaskRecord:
+        """The record of a task that was called, served from the memo, or refused its arguments."""
+        return TaskRecord(
+            idx=node.idx,
+            tool=node.name,
+            args=kwargs,
+            deps=node.deps,
+            thought=node.thought,
+            result=result if error is None else None,
+            error=error,
+            start=start,
+            end=end,
+            line=node.line,
+            round=self.round,
+            attempts=attempts,
+            cached=cached,
+            batch_size=0 if cached else node.batch_size,
+            fused_with=() if cached else node.fused_with,
+        )
+
+
+def isolated(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a call gets: mutable values deep-copied, so nothing the tool does to them
+    reaches a record, the memo, another consumer or a retry. A value that cannot be copied
+    (a lock, a socket) is passed as it is."""
+    out = kwargs
+    for key, value in kwargs.items():
+        if type(value) not in _SCALARS:
+            if out is kwargs:
+                out = dict(kwargs)
+            try:
+                out[key] = copy.deepcopy(value)
+            except Exception:  # RecursionError included
+                pass  # not copyable (or nested too deeply to copy): shared
+    return out
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` (or just ``Type``) for an exception, never raising, secrets redacted."""
+    text = _text(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        return "<its message could not be read>"
+    return scrub(_clip(text))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _failure(tool: str, exc: BaseException) -> str:
+    original = exc.original if isinstance(exc, ToolBaseException) else exc
+    if isinstance(original, asyncio.CancelledError):
+        return f"{tool} raised CancelledError itself (the run was not cancelled)"
+    return f"{tool} raised {describe(original)}"
+
+
+def _backoff(lim: ToolLimits, attempts: int) -> float:
+    # Capped exponent: 2 ** 1100 as a float overflows.
+    return min(lim.max_backoff, lim.backoff * 2.0 ** min(attempts - 1, 60))

@@ -1,0 +1,364 @@
+"""Tool faults, odd results, limits and threads: each fails at most its own task (issue 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import subprocess
+import sys
+import textwrap
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from llmcompiler import Executor, Limits, LLMCompiler, TaskFinished, TaskRecord, execute_plan, tool
+from llmcompiler.testing import ScriptedLLM
+
+
+@tool
+def echo(x: Any = None) -> Any:
+    """Return x."""
+    return x
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An event hung tool threads wait on; set when the test ends so no thread outlives it."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def by_idx(records: list[TaskRecord]) -> dict[int, TaskRecord]:
+    return {r.idx: r for r in records}
+
+
+# -- exceptions a tool raises
+
+
+async def test_a_tools_own_timeout_error_is_its_failure_not_the_executors_timeout() -> None:  # row 6
+    @tool
+    async def slow(x: int) -> int:
+        """Raise the tool's own TimeoutError."""
+        raise TimeoutError("upstream took too long")
+
+    records = by_idx(await execute_plan("1. slow(1)\n2. echo(2)", [slow, echo], max_concurrency=2))
+    assert records[1].error == "slow raised TimeoutError: upstream took too long"
+    assert records[2].result == 2
+
+
+async def test_a_tools_own_timeout_error_under_a_timeout_is_not_called_a_timeout() -> None:  # row 6
+    @tool(timeout=30)
+    def slow(x: int) -> int:
+        """Raise the tool's own TimeoutError from a thread."""
+        raise TimeoutError
+
+    records = by_idx(await execute_plan("1. slow(1)", [slow]))
+    assert records[1].error == "slow raised TimeoutError"
+
+
+async def test_a_cancelled_error_raised_by_a_tool_fails_only_its_task() -> None:  # row 7
+    @tool
+    async def rude(x: int) -> int:
+        """Raise CancelledError without being cancelled."""
+        raise asyncio.CancelledError
+
+    records = by_idx(await execute_plan("1. rude(1)\n2. echo($1)\n3. echo(3)", [rude, echo], max_concurrency=4))
+    assert records[1].error is not None and "CancelledError" in records[1].error
+    assert records[2].error is not None and records[2].error.startswith("dependency 1 failed")
+    assert records[3].result == 3
+
+
+async def test_a_real_cancellation_still_cancels_the_run() -> None:  # row 7
+    started = asyncio.Event()
+
+    @tool
+    async def wait() -> None:
+        """Wait forever."""
+        started.set()
+        await asyncio.Event().wait()
+
+    run = asyncio.create_task(execute_plan("1. wait()", [wait]))
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def test_a_sync_tool_raising_stop_iteration_fails_its_task() -> None:  # row 8
+    @tool
+    def first(items: list[int]) -> int:
+        """The first item."""
+        return next(iter(items))
+
+    records = by_idx(await execute_plan("1. first([])\n2. first([5])", [first]))
+    assert records[1].error == "first raised StopIteration"
+    assert records[2].result == 5
+
+
+@pytest.mark.parametrize("thread", [True, False], ids=["sync", "async"])
+@pytest.mark.parametrize("exc", [SystemExit(2), GeneratorExit()], ids=["SystemExit", "GeneratorExit"])
+async def test_system_exit_and_generator_exit_fail_only_their_task(thread: bool, exc: BaseException) -> None:  # row 9
+    def body(x: int) -> int:
+        raise exc
+
+    async def abody(x: int) -> int:
+        raise exc
+
+    bad = tool(name="bad")(body if thread else abody)
+    records = by_idx(await execute_plan("1. bad(1)\n2. echo(2)\n3. echo($1)", [bad, echo]))
+    assert records[1].error is not None and records[1].error.startswith(f"bad raised {type(exc).__name__}")
+    assert records[2].result == 2
+    assert records[3].state == "skipped"
+
+
+def test_keyboard_interrupt_still_propagates() -> None:  # row 9
+    @tool
+    async def interrupted() -> None:
+        """Raise KeyboardInterrupt."""
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(execute_plan("1. interrupted()", [interrupted]))
+
+
+# -- odd results
+
+
+async def test_a_result_its_dependents_cannot_use_fails_only_those_dependents() -> None:  # row 10
+    @tool
+    def big() -> int:
+        """A huge number."""
+        return 10**5000
+
+    @tool
+    def deep() -> list[Any]:
+        """A list nested 5,000 deep."""
+        value: list[Any] = []
+        for _ in range(5000):
+            value = [value]
+        return value
+
+    @tool
+    def surrogate() -> str:
+        """A string with a lone surrogate."""
+        return "a\ud800b"
+
+    plan = (
+        '1. big()\n2. echo("v=$1")\n3. echo($1)\n4. deep()\n5. echo("d=$4")\n6. surrogate()\n7. echo("s=$6")\n8. join()'
+    )
+    records = by_idx(await execute_plan(plan, [big, deep, surrogate, echo]))
+    assert records[1].result == 10**5000
+    assert records[2].error is not None and "$1" in records[2].error
+    assert records[3].result == 10**5000
+    assert records[4].ok
+    assert records[5].error is not None or isinstance(records[5].result, str)
+    assert records[7].result == "s=a\ud800b"
+    assert sorted(records) == list(range(1, 9))
+
+
+async def test_consumers_get_their_own_copies_of_a_result() -> None:  # row 11
+    @tool
+    def items() -> list[int]:
+        """A list."""
+        return [1, 2]
+
+    @tool
+    def spoil(xs: Any, tag: int) -> int:
+        """Mutate what it was given."""
+        xs.append(tag)
+        return len(xs)
+
+    records = by_idx(await execute_plan("1. items()\n2. spoil($1, 3)\n3. spoil($1, 4)", [items, spoil]))
+    assert records[1].result == [1, 2]
+    assert records[2].result == 3 and records[3].result == 3
+    assert records[2].args["xs"] == [1, 2]  # the record keeps what was passed, not what the tool did to it
+
+
+async def test_the_memo_cache_never_changes_after_the_fact() -> None:  # row 11
+    calls = 0
+
+    @tool(pure=True)
+    def fetch(key: str) -> list[int]:
+        """A pure lookup."""
+        nonlocal calls
+        calls += 1
+        return [1]
+
+    @tool
+    def spoil(xs: Any) -> int:
+        """Mutate what it was given."""
+        xs.append(99)
+        return len(xs)
+
+    executor = Executor([fetch, spoil])
+    first = await executor.run_round(_chunks('1. fetch("k")\n2. spoil($1)\n3. fetch("k")\n4. spoil($3)'))
+    assert [r.result for r in first.records] == [[1], 2, [1], 2]
+    later = await executor.run_round(_chunks('5. fetch("k")\n6. spoil($5)'), round=2)
+    assert [r.result for r in later.records] == [[1], 2]
+    assert later.records[0].cached
+    assert [executor.records[i].result for i in (1, 3, 5)] == [[1], [1], [1]]
+    assert calls == 1
+
+
+async def test_a_pure_tool_with_an_argument_whose_hash_raises_is_not_memoised() -> None:  # row 12
+    class BadHash:
+        def __hash__(self) -> int:
+            raise RuntimeError("no hash for you")
+
+    @tool
+    def make() -> Any:
+        """An odd object."""
+        return BadHash()
+
+    @tool(pure=True)
+    def use(x: Any) -> str:
+        """Use it."""
+        return type(x).__name__
+
+    records = by_idx(await execute_plan("1. make()\n2. use($1)\n3. use($1)", [make, use]))
+    assert records[2].result == "BadHash" and records[3].result == "BadHash"
+    assert not records[2].cached and not records[3].cached
+
+
+async def test_many_retries_without_backoff_end_in_one_failed_task() -> None:  # row 12
+    @tool(retries=1100, backoff=0)
+    async def flaky() -> None:
+        """Always fail."""
+        raise ValueError("nope")
+
+    (record,) = await execute_plan("1. flaky()", [flaky])
+    assert record.error == "flaky raised ValueError: nope"
+    assert record.attempts == 1101
+
+
+# -- threads
+
+
+async def test_sync_tools_run_as_many_at_once_as_the_limit_allows() -> None:  # row 14
+    barrier = threading.Barrier(16, timeout=10)
+
+    @tool
+    def meet(i: int) -> int:
+        """Wait until 16 calls run at once."""
+        barrier.wait()
+        return i
+
+    plan = "\n".join(f"{i}. meet({i})" for i in range(1, 17))
+    records = await execute_plan(plan, [meet], max_concurrency=16)
+    assert [r.result for r in records] == list(range(1, 17))
+
+
+def test_run_returns_right_after_the_timeout_of_a_hung_sync_tool(release: threading.Event) -> None:  # row 15
+    @tool
+    def hang() -> None:
+        """Hang until the test ends."""
+        release.wait()
+
+    llm = ScriptedLLM(["1. hang()\n2. join()", "Action: Finish(gave up)"])
+    result = LLMCompiler(llm=llm, tools=[hang], timeout=0.2).run("q")
+    assert result.answer == "gave up"
+    assert result.tasks[0].error == "hang timed out after 0.2s"
+    assert not release.is_set()  # run() returned while the thread still hangs
+
+
+@pytest.mark.allow_blocking
+def test_a_hung_tool_thread_never_blocks_the_process_exit() -> None:  # row 15
+    code = textwrap.dedent(
+        """
+        import time
+        from llmcompiler import LLMCompiler, tool
+        from llmcompiler.testing import ScriptedLLM
+
+        @tool
+        def hang() -> None:
+            '''Sleep a minute.'''
+            time.sleep(60)
+
+        llm = ScriptedLLM(["1. hang()\\n2. join()", "Action: Finish(done)"])
+        print(LLMCompiler(llm=llm, tools=[hang], timeout=0.2).run("q").answer)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "done"
+
+
+async def test_calls_after_hung_ones_still_run(release: threading.Event) -> None:  # row 16
+    @tool
+    def hang(i: int) -> None:
+        """Hang until the test ends."""
+        release.wait()
+
+    executor = Executor([hang, echo], limits=Limits(max_concurrency=6, timeout=0.2))
+    outcome = await executor.run_round(_chunks("\n".join(f"{i}. hang({i})" for i in range(1, 7))))
+    assert all(r.error == "hang timed out after 0.2s" for r in outcome.records)
+    outcome = await executor.run_round(_chunks("7. echo(7)"), round=2)
+    assert [r.result for r in outcome.records] == [7]
+
+
+async def test_a_retry_never_overlaps_a_still_running_attempt() -> None:  # row 17
+    running = 0
+    most = 0
+    started = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    @tool(timeout=0.05, retries=2, backoff=0)
+    def effect() -> None:
+        """A side effect that takes longer than the timeout."""
+        nonlocal running, most, started
+        with lock:
+            running += 1
+            started += 1
+            most = max(most, running)
+        gate.wait(0.3)
+        with lock:
+            running -= 1
+
+    try:
+        (record,) = await execute_plan("1. effect()", [effect])
+    finally:
+        gate.set()
+    assert most == 1
+    assert record.error is not None and record.error.startswith("effect timed out after 0.05s")
+    assert started <= record.attempts
+
+
+# -- event loops, handlers
+
+
+def test_many_sync_runs_keep_no_event_loop_alive() -> None:  # row 21
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    def search_many(calls: list[dict[str, Any]]) -> list[str]:
+        return [c["q"] for c in calls]
+
+    @tool(batch=search_many, max_concurrency=1)
+    async def search(q: str) -> str:
+        """Search."""
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return q
+
+    llm = ScriptedLLM(['1. search("a")\n2. search("b")\n3. join()', "Action: Finish(ok)"] * 50)
+    agent = LLMCompiler(llm=llm, tools=[search], max_concurrency=2)
+    for _ in range(50):
+        assert agent.run("q").answer == "ok"
+    gc.collect()
+    alive = {id(loop()) for loop in loops if loop() is not None}
+    assert len(alive) <= 1
+
+
+async def test_a_failing_event_handler_raises_its_own_exception_not_a_group() -> None:  # row 25
+    def handler(event: object) -> None:
+        if isinstance(event, TaskFinished):
+            raise LookupError("handler bug")
+
+    with pytest.raises(LookupError, match="handler bug"):
+        await execute_plan("1. echo(1)\n2. echo($1)", [echo], on_event=handler)
+
+
+async def _chunks(text: str) -> Any:
+    yield text
