@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from llmcompiler import Executor, Limits, LLMCompiler, TaskFinished, TaskRecord, execute_plan, tool
+from llmcompiler._errors import ReplyCut
 from llmcompiler.testing import ScriptedLLM
 
 
@@ -362,3 +363,17 @@ async def test_a_failing_event_handler_raises_its_own_exception_not_a_group() ->
 
 async def _chunks(text: str) -> Any:
     yield text
+
+
+async def test_a_plan_cut_by_the_token_limit_runs_what_it_parsed() -> None:  # row 22
+    async def cut_stream() -> Any:
+        yield '1. echo(1)\n2. echo($1)\n3. echo("half'
+        raise ReplyCut("length")
+
+    executor = Executor([echo])
+    outcome = await executor.run_round(cut_stream())
+    records = by_idx(outcome.records)
+    assert records[1].result == 1 and records[2].result == 1
+    assert records[3].error is not None and "length" in records[3].error
+    assert outcome.ended_by == "cut"
+    assert any("cut" in e for e in outcome.plan_errors)
