@@ -34,7 +34,7 @@ class TokenLimit:
     ``Truncated(reason)``, as a provider's stream does when ``max_tokens`` runs out.
 
     Example:
-        >>> llm = ScriptedLLM([TokenLimit('1. search("x")\n2. search("y'), "Action: Finish(x)"])
+        >>> llm = ScriptedLLM([TokenLimit('1. search("x")\\n2. search("y'), "Action: Finish(x)"])
     """
 
     def __init__(self, text: str = "", *, calls: Sequence[ToolCall] = (), reason: str = "length") -> None:
