@@ -85,6 +85,8 @@ def safe_text(value: object, limit: int | None = None) -> str:
         >>> safe_text(10**5000)
         '<int of 5001 digits: 1000…000>'
     """
+    if limit is None and type(value) is str:  # the common case, first
+        return _no_surrogates(value)
     budget = limit if limit is not None and limit >= 0 else None
     try:
         if isinstance(value, str):

@@ -43,73 +43,90 @@ def to_json_safe(value: Any, *, _depth: int = 0) -> Any:
     Never raises: values nested too deep, cycles, lone surrogates and objects that cannot be
     shown become the text ``safe_text`` gives them.
     """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return int(value) if value.bit_length() <= _INT_BITS else int_summary(value)
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else str(value)
-    if _depth > _MAX_DEPTH:
-        return safe_text(value)
-    if isinstance(value, (Ref, Template)):
-        return safe_text(value)  # a task that never ran keeps its references: $N, '...${N}...'
-    try:
-        return _container(value, _depth)
-    except Exception:  # a value that cannot be walked (a raising items(), a dump that fails) is its text
-        return safe_text(value)
+    return _Json(safe_text).value(value, _depth)
 
 
-def _container(value: Any, depth: int) -> Any:
-    if isinstance(value, Mapping):
-        return {_key(k): to_json_safe(v, _depth=depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_safe(v, _depth=depth + 1) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [to_json_safe(v, _depth=depth + 1) for v in value]
+class _Json:
+    """Turns values into JSON values in one walk, passing every string (keys too) through ``clean``."""
+
+    def __init__(self, clean: Callable[[str], str]) -> None:
+        self.clean = clean
+
+    def value(self, value: Any, depth: int) -> Any:
+        if value is None or value is True or value is False:
+            return value
+        kind = type(value)
+        if kind is str:
+            return self.clean(value)
+        if kind is int:
+            return value if value.bit_length() <= _INT_BITS else int_summary(value)
+        if kind is float:
+            return value if math.isfinite(value) else str(value)
+        if kind is dict or kind is list:
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return self.clean(safe_text(value))
+            if kind is list:
+                return [self.value(v, depth) for v in value]
+            return {self.key(k): self.value(v, depth) for k, v in value.items()}
+        return self.other(value, depth)
+
+    def other(self, value: Any, depth: int) -> Any:
+        """Anything but a plain str, int, float, list or dict (subclasses included)."""
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value) if value.bit_length() <= _INT_BITS else int_summary(value)
+        if isinstance(value, float):
+            return float(value) if math.isfinite(value) else str(value)
+        if isinstance(value, str) or depth >= _MAX_DEPTH or isinstance(value, (Ref, Template)):
+            # Ref and Template: a task that never ran keeps its references ($N, '...${N}...').
+            return self.clean(safe_text(value))
         try:
-            return sorted(items)
-        except TypeError:
-            return items
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):
-        return to_json_safe(dump(mode="json"), _depth=depth + 1)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json_safe(getattr(value, f.name), _depth=depth + 1) for f in dataclasses.fields(value)}
-    return safe_text(value)
+            return self.container(value, depth + 1)
+        except Exception:  # a value that cannot be walked (a raising items(), a dump that fails) is its text
+            return self.clean(safe_text(value))
 
+    def container(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            return {self.key(k): self.value(v, depth) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v, depth) for v in value]
+        if isinstance(value, (set, frozenset)):
+            items = [self.value(v, depth) for v in value]
+            try:
+                return sorted(items)
+            except TypeError:
+                return items
+        dump = getattr(value, "model_dump", None)
+        if callable(dump) and not isinstance(value, type):
+            return self.value(dump(mode="json"), depth)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: self.value(getattr(value, f.name), depth) for f in dataclasses.fields(value)}
+        return self.clean(safe_text(value))
 
-def _key(key: Any) -> str:
-    return key if isinstance(key, str) else safe_text(key, 200)
+    def key(self, key: Any) -> str:
+        return self.clean(key if type(key) is str else safe_text(key, 200))
 
-
-def _scrub_all(value: Any, clean: Callable[[str], str]) -> Any:
-    """Every string of a JSON value (keys too) scrubbed and made writable as UTF-8."""
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, dict):
-        return {clean(k): _scrub_all(v, clean) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_all(v, clean) for v in value]
-    return value
+    def text(self, value: str | None) -> str | None:
+        return None if value is None else self.clean(value if type(value) is str else safe_text(value))
 
 
 def _rel(t: float | None, origin: float) -> float | None:
     return None if t is None else round(t - origin, 6)
 
 
-def _task(record: TaskRecord, origin: float) -> dict[str, Any]:
+def _task(record: TaskRecord, origin: float, json: _Json) -> dict[str, Any]:
     return {
         "idx": record.idx,
-        "tool": record.tool,
-        "args": to_json_safe(record.args),
+        "tool": json.text(record.tool),
+        "args": json.value(record.args, 0),
         "deps": sorted(record.deps),
-        "thought": record.thought,
-        "line": record.line,
+        "thought": json.text(record.thought),
+        "line": json.text(record.line),
         "state": record.state,
-        "result": to_json_safe(record.result) if record.error is None else None,
-        "error": record.error,
+        "result": json.value(record.result, 0) if record.error is None else None,
+        "error": json.text(record.error),
         "start": _rel(record.start, origin),
         "end": _rel(record.end, origin),
         "duration": None if record.duration is None else round(record.duration, 6),
@@ -145,6 +162,8 @@ def trace_dict(
         from the run's start), ``timings`` (one dict per round, same clock), ``plan_errors``
         and ``thoughts``.
     """
+    scrub = scrubber(secrets)  # the environment read once for the whole trace: linear in its size
+    json = _Json(lambda text: scrub(safe_text(text)))
     origin = result.start
     timings = [
         {"round": n, **{f.name: _rel(getattr(t, f.name), origin) for f in dataclasses.fields(t)}}
@@ -153,10 +172,10 @@ def trace_dict(
     usage = result.usage
     trace: dict[str, Any] = {
         "version": TRACE_VERSION,
-        "question": question,
-        "model": model,
-        "answer": result.answer,
-        "error": error,
+        "question": json.text(question),
+        "model": json.text(model),
+        "answer": json.text(result.answer),
+        "error": json.text(error),
         "rounds": result.rounds,
         "total_s": round(result.total_s, 6),
         "sequential_s": round(result.sequential_s, 6),
@@ -167,13 +186,12 @@ def trace_dict(
             "calls": usage.calls,
         },
         "cost_usd": result.cost_usd,
-        "tasks": [_task(r, origin) for r in result.tasks],
+        "tasks": [_task(r, origin, json) for r in result.tasks],
         "timings": timings,
-        "plan_errors": list(result.plan_errors),
-        "thoughts": list(result.thoughts),
+        "plan_errors": json.value(list(result.plan_errors), 0),
+        "thoughts": json.value(list(result.thoughts), 0),
     }
-    scrub = scrubber(secrets)  # the environment read once for the whole trace: linear in its size
-    return dict(_scrub_all(trace, lambda text: scrub(safe_text(text))))
+    return trace
 
 
 def write_trace(

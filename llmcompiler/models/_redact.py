@@ -59,6 +59,9 @@ _ASSIGNED = re.compile(
     (?:\[redacted\]|[^\s"',;}&)\]>]+)
     """
 )
+# What every pattern above needs somewhere in the text: one search rules most texts out.
+# Matched against the lowered text: a case-insensitive pattern is ten times slower.
+_TRIGGER = re.compile(r"bearer|sk-|gh[pousr]_|github_pat_|xox|akia|aiza|hf_|author|key|token|secret|passw|pwd|sig")
 # Environment variables whose values are secrets: OPENAI_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...
 _SECRET_ENV = re.compile(r"(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE_?KEY)")
 _MIN_SECRET = 8  # shorter environment values ("1", "true") are not treated as secrets
@@ -130,7 +133,7 @@ def scrubber(secrets: Iterable[str | None] = ()) -> Callable[[str], str]:
 def _scrub_with(text: str, literal: re.Pattern[str] | None) -> str:
     if literal is not None:
         text = literal.sub(REDACTED, text)
-    if len(text) < _SHORTEST:
+    if len(text) < _SHORTEST or _TRIGGER.search(text.lower()) is None:
         return text
     text = _BEARER.sub(r"\1" + REDACTED, text)
     text = _KEY_SHAPES.sub(REDACTED, text)
