@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from llmcompiler import ParseError, PlanEnded, PlanParser, Ref, TaskParsed, Template, ThoughtParsed, parse_plan
 from llmcompiler._literals import ArgumentSyntaxError, ResolveError, parse_arguments, resolve, to_text
 from llmcompiler._plan import PlanEvent
-from tests.strategies import chunkings, model_plans, physical_lines, split_at, well_formed_plans
+from tests.strategies import arguments, chunkings, model_plans, physical_lines, split_at, well_formed_plans
 
 
 def tasks(events: list[PlanEvent]) -> list[TaskParsed]:
@@ -400,3 +400,14 @@ def test_a_plan_cut_anywhere_ends_as_cut_or_already_ended(text: str, data: st.Da
     if ends[0].reason == "cut":
         assert errors(events)[-1].idx is None and "cut short" in errors(events)[-1].reason
     assert events == feed_pieces([text[:cut]], truncated=reason)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.text(st.characters(codec=None)), arguments()))
+def test_the_argument_parser_raises_only_its_own_error(text: str) -> None:
+    message = ""
+    try:
+        parse_arguments(text, idx=3, known={1, 2})
+    except ArgumentSyntaxError as exc:  # anything else fails the test
+        message = str(exc)
+    assert len(message) < 300  # model text is quoted shortened
