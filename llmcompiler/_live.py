@@ -188,7 +188,7 @@ class LiveView:
             else:
                 self.rows[event.idx] = _Row(
                     idx=event.idx,
-                    tool=event.tool,
+                    tool=shown(event.tool, _CELL),
                     args=shown(_args_text(event.line, event.tool), _CELL),
                     deps=tuple(sorted(event.deps)),
                     round=max(self.round, 1),
@@ -211,7 +211,7 @@ class LiveView:
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
-                    tool=rec.tool,
+                    tool=shown(rec.tool, _CELL),
                     args=old.args if old is not None else shown(_args_text(rec.line, rec.tool), _CELL),
                     deps=tuple(sorted(rec.deps)),
                     round=rec.round,

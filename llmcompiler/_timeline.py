@@ -43,6 +43,7 @@ _WIDTH = _LABEL_W + _PLOT_W + _RIGHT
 _FONTS = "Helvetica, Arial, DejaVu Sans, sans-serif"
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
+_MAX_TEXT = 100_000  # characters of one text of the trace drawn (labels and cells are cut far shorter)
 _MAX_ROUNDS = 10_000  # a damaged trace claiming a billion rounds still draws
 
 Format = Literal["svg", "html"]
@@ -110,7 +111,7 @@ def write_timeline(
 
 def _text(value: Any) -> str:
     """A trace's value as text for the picture: safe, scrubbed, without characters XML refuses."""
-    return _INVALID_XML.sub("", scrub(safe_text(value, 2000)))
+    return _INVALID_XML.sub("", scrub(safe_text(value, _MAX_TEXT)))
 
 
 def escape(value: Any) -> str:

@@ -528,3 +528,19 @@ def test_scrub_sees_a_changed_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert scrub(text) == text
     monkeypatch.setenv("LATE_SERVICE_TOKEN", "fake-late-secret-9Qw")
     assert scrub(text) == "leaked [redacted]"
+
+
+def test_the_cli_runs_tools_with_odd_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 10 row 10: the command line shows, traces and draws odd results
+    plan = '1. make("huge")\n2. make("deep")\n3. make("lone")\n4. join()'
+    llm = ScriptedLLM([plan, "Action: Finish(odd values: \ud800)"])
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", lambda spec, base_url=None: llm)
+    monkeypatch.setattr(_cli, "_load_tools", lambda spec: _odd_tools())
+    trace, timeline = tmp_path / "t.json", tmp_path / "t.svg"
+    assert _cli.main(["run", "odd?", "--trace", str(trace), "--timeline", str(timeline)]) == 0
+    out = capsys.readouterr().out
+    assert "1. make → <int of 5001 digits: 1000…000>" in out and "Answer: odd values: \\ud800" in out
+    assert json.loads(trace.read_bytes().decode("utf-8"))["tasks"][0]["result"] == "<int of 5001 digits: 1000…000>"
+    ET.fromstring(timeline.read_bytes().decode("utf-8").split("\n", 1)[1])
