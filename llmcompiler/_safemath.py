@@ -190,7 +190,9 @@ def _round(value: Number, ndigits: Number | None = None) -> Number:
         return round(value)
     if not isinstance(ndigits, int):
         raise TypeError("round()'s digit count must be a whole number")
-    limit = MAX_INT_BITS  # more digits than any bounded number has: rounding to them changes nothing (or gives 0)
+    # More digits than any number here has (a float has at most 309 before the point and 324 after
+    # it): rounding to them changes nothing, or gives 0, and round() would compute 10**ndigits.
+    limit = _digits(MAX_INT_BITS) + 1
     if ndigits >= limit:
         return value
     if ndigits <= -limit:

@@ -30,3 +30,19 @@ def test_given_secrets_and_key_shaped_strings_are_redacted() -> None:
 def test_text_without_secrets_is_unchanged() -> None:
     text = "set OPENAI_API_KEY or pass api_key= (see the docs)"
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ghp_FAKEfakeFAKEfakeFAKEfake0123",
+        "github_pat_FAKE_fake_FAKE_fake_0123",
+        "xoxb-FAKE-fake-0123456",
+        "AKIAFAKEFAKEFAKE0123",
+        "AIzaFAKEfakeFAKEfakeFAKEfakeFAKEfake012",
+        "hf_FAKEfakeFAKEfakeFAKEfake",
+    ],
+)
+def test_provider_key_shapes_are_redacted(key: str) -> None:
+    # issue 10 row 26: the shapes of other providers' keys, in case a server echoes one back
+    assert redact(f"rejected key {key}.") == "rejected key [redacted]."
