@@ -34,6 +34,7 @@ from llmcompiler._calls import Calls, Gates, describe, gates_for
 from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
 from llmcompiler._graph import Node, Progress, TaskGraph
+from llmcompiler._literals import clip
 from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._records import TaskRecord
@@ -355,14 +356,12 @@ class _Round:
         if tool is None:
             known = ", ".join(sorted(self.ex.tools)) or "none"
             reason = f"unknown tool {ev.tool!r} (tools: {known})"
-            self.fail(
-                ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"plan line {ev.line!r}: {reason}"
-            )
+            self.fail(ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"{_where(ev)}: {reason}")
             return
         try:
             kwargs = _bind(tool, ev.args, ev.kwargs)
         except ArgumentError as exc:
-            self.fail(ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"plan line {ev.line!r}: {exc}")
+            self.fail(ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"{_where(ev)}: {exc}")
             return
         node = Node(
             idx=ev.idx, tool=tool, kwargs=kwargs, deps=ev.deps, thought=ev.thought, line=ev.line, round=self.round
@@ -454,6 +453,11 @@ def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
             raise ArgumentError(f"argument {key!r} is given both by position and by name")
         bound[key] = value
     return bound
+
+
+def _where(ev: TaskParsed) -> str:
+    """``plan line '...'``, a long line cut in the middle."""
+    return f"plan line {clip(ev.line, 300)!r}"
 
 
 def _shown_args(ev: TaskParsed) -> dict[str, Any]:
