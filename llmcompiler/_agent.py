@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Literal, overload
 
 from llmcompiler._boundary import RunBoundary
@@ -361,8 +361,9 @@ class _Run:
         chunks: list[str] = []
         reason: str | None = None
         try:
-            async for chunk in self.text(agent.joiner_llm, request):
-                chunks.append(chunk)
+            async with contextlib.aclosing(self.text(agent.joiner_llm, request)) as stream:
+                async for chunk in stream:
+                    chunks.append(chunk)
         except ReplyCut as cut:
             reason = cut.reason
         reply = "".join(chunks)
@@ -378,7 +379,7 @@ class _Run:
         self.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
         return decision
 
-    async def text(self, llm: ChatModel, request: ModelRequest) -> AsyncIterator[str]:
+    async def text(self, llm: ChatModel, request: ModelRequest) -> AsyncGenerator[str, None]:
         """The text chunks of a model stream; usage is summed on the side.
 
         Raises:
