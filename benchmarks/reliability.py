@@ -1067,12 +1067,23 @@ async def bench_faults(
             counts["records_stray"] += len(stray)
             if lost or doubled or stray:
                 _note(examples, "records", {**label, "lost": lost, "doubled": doubled, "stray": stray})
+            by_idx = {r.idx: r for r in result.tasks}
             for record in result.tasks:
                 task = planned.get(record.idx)
-                if task is not None and record.error is not None:
-                    failed_by_mode[task.mode] += 1
-                    if task.mode == "ok" and not task.deps and "timed out" not in record.error:
-                        _note(examples, "ok_call_failed", {**label, "idx": record.idx, "error": record.error})
+                if task is None or record.error is None:
+                    continue
+                failed_by_mode[task.mode] += 1
+                failed_deps = [d for d in task.deps if d in by_idx and by_idx[d].error is not None]
+                if failed_deps:
+                    # A dependent of a failed task is given up, never run, and says which one failed.
+                    if record.start is not None or f"dependency {failed_deps[0]} failed" not in record.error:
+                        counts["dependents_not_skipped"] += 1
+                        _note(examples, "dependent_not_skipped", {**label, "idx": record.idx, "error": record.error})
+                elif task.tool not in record.error:
+                    counts["errors_without_tool"] += 1
+                    _note(examples, "error_without_tool", {**label, "idx": record.idx, "error": record.error})
+                elif task.mode == "ok" and not task.deps and "timed out" not in record.error:
+                    _note(examples, "ok_call_failed", {**label, "idx": record.idx, "error": record.error})
             loop = asyncio.get_running_loop()
             failures = await loop.run_in_executor(writer, _write_artifacts, result, out_dir, n, error)
             for failure in failures:
@@ -1109,6 +1120,8 @@ async def bench_faults(
         "records_lost": counts["records_lost"],
         "records_doubled": counts["records_doubled"],
         "records_stray": counts["records_stray"],
+        "errors_without_tool": counts["errors_without_tool"],
+        "dependents_not_skipped": counts["dependents_not_skipped"],
         "asyncio_tasks_left": len(leaks.leaked),
         "runs_with_asyncio_tasks_left": leaks.runs_with_leftovers,
         "threads_hung_on_purpose": hung,
@@ -1122,6 +1135,8 @@ async def bench_faults(
     out["met"] = (
         out["records_lost"] == 0
         and out["records_doubled"] == 0
+        and out["errors_without_tool"] == 0
+        and out["dependents_not_skipped"] == 0
         and crashes == 0
         and out["asyncio_tasks_left"] == 0
         and out["threads_left"] == 0
@@ -1439,6 +1454,12 @@ def render(results: dict[str, Any], console: Console) -> None:
             "0",
             f"{ft['runs_raised_other']} / {ft['runs_hung']}",
             _zero(ft["runs_raised_other"] + ft["runs_hung"]),
+        ),
+        (
+            "   failures not naming their tool / dependents not skipped",
+            "0",
+            f"{ft['errors_without_tool']} / {ft['dependents_not_skipped']}",
+            _zero(ft["errors_without_tool"] + ft["dependents_not_skipped"]),
         ),
         ("   asyncio tasks left after a run", "0", str(ft["asyncio_tasks_left"]), _zero(ft["asyncio_tasks_left"])),
         (

@@ -82,6 +82,8 @@ async def test_injected_faults_lose_nothing_and_leave_nothing() -> None:  # issu
     assert out["runs_raised_other"] == 0, out["examples"].get("run_crash")
     assert out["runs_hung"] == 0
     assert out["records_lost"] == out["records_doubled"] == out["records_stray"] == 0, out["examples"].get("records")
+    assert out["errors_without_tool"] == 0, out["examples"].get("error_without_tool")
+    assert out["dependents_not_skipped"] == 0, out["examples"].get("dependent_not_skipped")
     assert out["asyncio_tasks_left"] == 0, out["examples"].get("asyncio_tasks_left")
     assert out["threads_left"] == 0, out["threads_left_names"]
     assert out["processes_left"] == 0
@@ -118,6 +120,8 @@ def _fake_results() -> dict[str, Any]:
         "fault_share_measured": 0.3,
         "records_lost": 0,
         "records_doubled": 0,
+        "errors_without_tool": 0,
+        "dependents_not_skipped": 0,
         "runs_raised_other": 0,
         "runs_hung": 0,
         "asyncio_tasks_left": 0,
