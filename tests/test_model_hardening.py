@@ -244,6 +244,40 @@ async def test_openai_cut_plan_runs_its_complete_tasks_and_tells_the_joiner(
     assert "token limit" in joiner_prompt
 
 
+async def test_anthropic_cut_plan_runs_its_complete_tasks(
+    anthropic_llm: AnthropicChat, anthropic_script: Script
+) -> None:
+    # issue 10 row 22
+    anthropic_script.add(
+        SSE(an.text_stream(["1. add(1, 2)\n", "2. add($1, "], stop_reason="max_tokens")),
+        SSE(an.text_stream(["Action: Finish(3)"])),
+    )
+    result = await LLMCompiler(llm=anthropic_llm, tools=[add], max_replans=0).arun("1 + 2?")
+    assert result.answer == "3"
+    assert result.tasks[0].result == 3
+    assert result.tasks[1].error is not None and "max_tokens" in result.tasks[1].error
+
+
+async def test_a_native_turn_cut_on_the_wire_is_a_model_error_and_runs_nothing(
+    openai_llm: OpenAIChat, openai_script: Script
+) -> None:
+    # issue 10 row 22: the last call's arguments were cut mid-JSON; no call of the turn runs
+    ran: list[int] = []
+
+    @tool
+    def record(n: int) -> int:
+        """Record a number."""
+        ran.append(n)
+        return n
+
+    openai_script.add(
+        SSE(oa.tool_stream([("call_1", "record", ['{"n": 1}']), ("call_2", "record", ['{"n": '])], finish="length"))
+    )
+    with pytest.raises(ModelError, match=r"tool-calling turn 1 was cut short .*\(length\)"):
+        await ParallelToolCallAgent(llm=openai_llm, tools=[record]).arun("record")
+    assert ran == []
+
+
 async def test_scripted_token_limit_streams_text_usage_then_truncated() -> None:
     # issue 10 row 22: the test double can script a cut reply
     llm = ScriptedLLM([TokenLimit("Action: Finish(half", reason="max_tokens")])
