@@ -37,6 +37,7 @@ from llmcompiler import (
     Usage,
     tool,
 )
+from llmcompiler._boundary import RunBoundary
 from llmcompiler._errors import ReplyCut, unwrap_group
 from llmcompiler._events import RunEvent
 from llmcompiler.models import ModelEvent, Purpose, Truncated
@@ -789,3 +790,39 @@ def test_a_tool_error_with_an_unprintable_argument_still_has_a_message() -> None
     # issue 10 rows 10, 26: building an error never fails
     error = ToolError(1, "add", {"x": 10**5000, "key": f"api_key={ENV_SECRET}"}, "boom")
     assert "task 1 add(" in str(error) and ENV_SECRET not in str(error)
+
+
+# ---------------------------------------------------------------- the boundary itself
+
+
+async def test_the_boundary_turns_a_stray_exception_into_a_run_error_with_the_records() -> None:
+    # issue 10 (boundary rule): a bug anywhere still leaves as our error, records kept
+    bug = ValueError("a library bug")
+
+    async def body() -> None:
+        raise ExceptionGroup("round", [bug])
+
+    with pytest.raises(RunError, match="the run failed unexpectedly: ValueError: a library bug") as caught:
+        await RunBoundary([]).run(body(), lambda: ["record"])  # type: ignore[list-item]
+    assert caught.value.__cause__ is bug
+    assert caught.value.tasks == ["record"]  # type: ignore[comparison-overlap]
+
+
+async def test_the_boundary_passes_our_errors_out_of_a_group_as_themselves() -> None:
+    failure = ModelError("m", "down")
+
+    async def body() -> None:
+        raise BaseExceptionGroup("round", [asyncio.CancelledError(), failure])
+
+    with pytest.raises(ModelError) as caught:
+        await RunBoundary([]).run(body(), list)
+    assert caught.value is failure
+
+
+async def test_a_cancellation_from_inside_is_a_run_error_not_a_cancellation_of_the_caller() -> None:
+    async def body() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(RunError, match="cancelled from inside"):
+        await RunBoundary([]).run(body(), list)
+    await asyncio.sleep(0)  # the caller itself was not cancelled
