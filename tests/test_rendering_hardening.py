@@ -263,6 +263,9 @@ def test_scrub_keeps_ordinary_text(secret_env: None) -> None:
     # issue 10 row 26: common words near "key" or "token" are data, not secrets
     text = '{"key": "Oslo", "tokens": 12, "max_tokens": 100} primary key: id; see OPENAI_API_KEY'
     assert scrub(text) == text
+    # A tool's signature and parameter notes in the planner's prompt are not secrets.
+    signature = "1. fetch(url: str, api_key: str, password: str | None = None)\n   - api_key: your service's key"
+    assert scrub(signature) == signature
 
 
 _TEXT = st.text(alphabet=st.characters(codec=None), max_size=40)

@@ -5,8 +5,9 @@
 - the values of environment variables named like secrets (``OPENAI_API_KEY``, ``HF_TOKEN``,
   ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, ...; values of 8 characters or more), as written
   and as they read once quoted in JSON or a URL;
-- ``api_key=``, ``access_token=``, ``password=``, ``secret=`` values (also with ``:``, as in
-  JSON or a header), any ``...token=`` value, and ``key=`` in a URL's query (``key`` alone
+- ``api_key=``, ``access_token=``, ``password=``, ``secret=`` values, also with ``:`` when
+  the name or the value is quoted (JSON, a dict's repr: ``api_key: str`` in a tool's signature
+  is not a secret), any ``...token=`` value, and ``key=`` in a URL's query (``key`` alone
   elsewhere is too common a word: ``{"key": "Oslo"}`` stays);
 - ``Authorization:`` header values and bearer tokens;
 - strings shaped like provider keys (``sk-...``, ``ghp_...``, ``AKIA...``, ...).
@@ -41,23 +42,43 @@ _KEY_SHAPES = re.compile(
 )
 # A bearer token ends at white space, a quote or punctuation that closes or separates ("Bearer sk-abc)").
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"'),;]+")
-# "Authorization: Basic abc", "x-api-key=abc", '"api_key": "abc"', "password=hunter2", "?token=abc".
+# Names whose value is a secret, and what a value is (it ends at white space, a quote or a separator).
+_NAMES = r"""(?:
+      \b[\w-]*api[_-]?key
+    | \b[\w-]*(?:access|auth|refresh|id|session|bearer)[_-]?token
+    | \b[\w-]*secret(?:[_-]?(?:access[_-]?)?key)?
+    | \b[\w-]*passw(?:or)?d | \bpwd
+    | \bclient[_-]?secret
+)"""
+_VALUE = r"""(?:\[redacted\]|[^\s"',;}&)\]>]+)"""
+# "Authorization: Basic abc", "X-Api-Key: abc", '"authorization": "Bearer abc"'.
+_HEADER = re.compile(
+    r"""(?ix)
+    ( \b(?:proxy-)?authorization | \bx-api-key )
+    ( ["']?\s*[:=]\s*["']? )
+    (?:(?:bearer|basic|token|digest)\s+)?"""
+    + _VALUE
+)
+# Assignments and query parameters: "password=hunter2", "?api_key=abc", "&token=abc", "?key=abc".
 _ASSIGNED = re.compile(
     r"""(?ix)
-    (
-      \b(?:proxy-)?authorization
-      | \b[\w-]*api[_-]?key
-      | \b[\w-]*(?:access|auth|refresh|id|session|bearer)[_-]?token
-      | \b[\w-]*token(?=\s*=)
-      | \b[\w-]*secret(?:[_-]?(?:access[_-]?)?key)?
-      | \b[\w-]*passw(?:or)?d | \bpwd
-      | \bclient[_-]?secret
-      | (?<=[?&;])(?:key|token|sig|signature)
-    )
-    (["']?\s*[:=]\s*["']?)
-    (?:(?:bearer|basic|token)\s+)?
-    (?:\[redacted\]|[^\s"',;}&)\]>]+)
-    """
+    ( """
+    + _NAMES
+    + r""" | \b[\w-]*token | (?<=[?&;])(?:key|sig|signature) )
+    ( ["']?\s*=\s*["']? )"""
+    + _VALUE
+)
+# JSON, a dict's repr or YAML with quotes: '"api_key": "abc"', "{'password': 'x'}", 'password: "x"'.
+# A name and a value with no quote at all ("api_key: the key to use", "api_key: str" in a tool's
+# signature) is prose, not a secret.
+_QUOTED = re.compile(
+    r"""(?ix)
+    ( ["']"""
+    + _NAMES
+    + r"""["']\s*:\s*["']? | """
+    + _NAMES
+    + r"""\s*:\s*["'] )"""
+    + _VALUE
 )
 # What every pattern above needs somewhere in the text: one search rules most texts out.
 # Matched against the lowered text: a case-insensitive pattern is ten times slower.
@@ -137,7 +158,9 @@ def _scrub_with(text: str, literal: re.Pattern[str] | None) -> str:
         return text
     text = _BEARER.sub(r"\1" + REDACTED, text)
     text = _KEY_SHAPES.sub(REDACTED, text)
-    return _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _QUOTED.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 def _literal_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
