@@ -44,7 +44,7 @@ from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
 from llmcompiler._timeline import render_timeline, write_timeline
 from llmcompiler._tools import ArgumentError, Tool, ToolLimits, tool
 from llmcompiler._trace import trace_dict, write_trace
-from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Usage
+from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "Message",
     "ModelRequest",
     "ToolCall",
+    "Truncated",
     "Usage",
     # plan language
     "PlanParser",
