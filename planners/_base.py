@@ -13,8 +13,7 @@ from llmcompiler._boundary import RunBoundary
 from llmcompiler._errors import ModelError, RunError, UserError
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._executor import Executor
-from llmcompiler._literals import to_text
-from llmcompiler._prompts import MAX_OBSERVATION_CHARS
+from llmcompiler._prompts import observation
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._text import one_line
 from llmcompiler.models._base import ChatModel, ModelRequest, ToolCall, Truncated, Usage
@@ -59,10 +58,7 @@ def observation_text(record: TaskRecord) -> str:
     history), or the error message."""
     if record.error is not None:
         return record.error
-    text = to_text(record.result)
-    if len(text) > MAX_OBSERVATION_CHARS:
-        text = text[:MAX_OBSERVATION_CHARS] + f" ... [{len(text) - MAX_OBSERVATION_CHARS} more characters]"
-    return text
+    return observation(record.result)
 
 
 def ordered_records(executor: Executor) -> list[TaskRecord]:
