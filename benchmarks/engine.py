@@ -18,6 +18,10 @@ Three measurements, each against a target:
    ``max(its line's arrival, its dependencies' bound) + its duration``; the ratio of the
    measured makespan to the largest such bound shows what the scheduler adds. Arrival times
    are the measured moments each line was yielded, so generator jitter is not counted.
+4. **Large inputs**: a 1 MB plan line streamed in 100-character chunks (one long string, prose,
+   and dense arguments ``[1, 'x'], `` repeated: the worst case, bound by the argument parser's
+   speed per token) through ``PlanParser``; and ``trace_dict`` of a run of 10,000 tasks with dict
+   results (the environment holding 35 variables). Seconds, best of three; targets: under 1 s.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks._machine import header, load_average, machine_info, met
-from llmcompiler import PlanParser, RunEvent, TaskRecord, TaskStarted, execute_plan, tool
+from llmcompiler import PlanParser, RunEvent, RunResult, TaskRecord, TaskStarted, Usage, execute_plan, tool, trace_dict
 
 __all__ = [
     "DEFAULT_JSON",
@@ -499,6 +503,69 @@ async def bench_makespan(
 # -- running and reporting
 
 
+LARGE_TARGET_S = 1.0
+
+
+def _long_lines(size: int) -> dict[str, str]:
+    unit = "[1, 'x'], "
+    return {
+        "one string": '1. echo("' + "a" * size + '")',
+        "prose": "Thought: " + ("the weather in Oslo (and Tokyo) is mild " * (size // 40 + 1))[:size],
+        "dense arguments": "1. echo([" + (unit * (size // len(unit) + 1))[:size] + "])",
+    }
+
+
+def bench_large(*, line_chars: int = 1_000_000, chunk: int = 100, n_tasks: int = 10_000) -> dict[str, Any]:
+    """Seconds to parse a long line streamed in small chunks, and to build a large run's trace."""
+    import os
+
+    lines: dict[str, float] = {}
+    for name, text in _long_lines(line_chars).items():
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            parser = PlanParser()
+            for i in range(0, len(text), chunk):
+                parser.feed(text[i : i + chunk])
+            parser.close()
+            best = min(best, time.perf_counter() - t0)
+        lines[name] = best
+    tasks = [
+        TaskRecord(
+            idx=i,
+            tool="search",
+            args={"query": f"question {i}"},
+            deps=frozenset({i - 1}) if i > 1 else frozenset(),
+            thought=None,
+            result={"title": f"result {i}", "snippets": [f"text {i}", "more"], "score": i / 3},
+            start=float(i),
+            end=float(i) + 0.5,
+            line=f'{i}. search("question {i}")',
+        )
+        for i in range(1, n_tasks + 1)
+    ]
+    result = RunResult(answer="done", tasks=tasks, rounds=1, usage=Usage(), start=0.0, end=float(n_tasks))
+    extra = {f"BENCH_VAR_{i}": f"value-{i}" for i in range(max(0, 35 - len(os.environ)))}
+    os.environ.update(extra)
+    try:
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            trace_dict(result, question="q")
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        for key in extra:
+            del os.environ[key]
+    return {
+        "line_chars": line_chars,
+        "chunk_chars": chunk,
+        "parse_long_line_s": lines,
+        "trace_tasks": n_tasks,
+        "trace_dict_s": best,
+        "target_s": LARGE_TARGET_S,
+    }
+
+
 def run_all(*, quick: bool = False) -> dict[str, Any]:
     """Every measurement, each on a fresh event loop; ``quick`` shrinks the sizes."""
     machine = machine_info()
@@ -507,10 +574,12 @@ def run_all(*, quick: bool = False) -> dict[str, Any]:
         overhead = asyncio.run(bench_overhead(n_tasks=500, repetitions=3))
         dispatch = asyncio.run(bench_dispatch(n_tasks=100))
         makespan = asyncio.run(bench_makespan(n_dags=5, min_tasks=10, max_tasks=25))
+        large = bench_large(line_chars=20_000, n_tasks=500)
     else:
         overhead = asyncio.run(bench_overhead())
         dispatch = asyncio.run(bench_dispatch())
         makespan = asyncio.run(bench_makespan())
+        large = bench_large()
     return {
         "machine": machine,
         "load_average_after": load_average(),
@@ -518,6 +587,7 @@ def run_all(*, quick: bool = False) -> dict[str, Any]:
         "overhead": overhead,
         "dispatch": dispatch,
         "makespan": makespan,
+        "large": large,
         "runtime_s": time.perf_counter() - t0,
     }
 
@@ -590,6 +660,15 @@ def render(results: dict[str, Any], console: Console) -> None:
         f"{max(d['depth'] for d in mk['dags'])}, fan-in up to {max(d['max_fan_in'] for d in mk['dags'])}; "
         f"worst sleep overshoot {max(d['sleep_overshoot_ms_max'] for d in mk['dags']):.2f} ms"
     )
+    lg = results["large"]
+    table = Table(title="4. Large inputs (seconds, best of 3)")
+    for col in ("input", "seconds", f"< {lg['target_s']:g} s"):
+        table.add_column(col, justify="right" if col != "input" else "left")
+    for name, seconds in lg["parse_long_line_s"].items():
+        label = f"{lg['line_chars']:,}-char line, {lg['chunk_chars']}-char chunks: {name}"
+        table.add_row(label, f"{seconds:.3f}", met(seconds < lg["target_s"]))
+    table.add_row(f"trace_dict, {lg['trace_tasks']:,} tasks", f"{lg['trace_dict_s']:.3f}", met(lg["trace_dict_s"] < 1))
+    console.print(table)
     console.print(f"total {results['runtime_s']:.1f} s")
 
 
