@@ -128,6 +128,14 @@ def test_main_quick_writes_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             "excess_ms_max": 0.0,
             "dags": [{"n_tasks": 3, "depth": 1, "max_fan_in": 1, "sleep_overshoot_ms_max": 0.0}],
         },
+        "large": {
+            "line_chars": 10,
+            "chunk_chars": 2,
+            "parse_long_line_s": {"one string": 0.001},
+            "trace_tasks": 1,
+            "trace_dict_s": 0.001,
+            "target_s": 1.0,
+        },
         "runtime_s": 0.0,
     }
 
@@ -141,4 +149,11 @@ def test_main_quick_writes_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert calls == [True]
     written = json.loads(target.read_text(encoding="utf-8"))
     assert written["machine"]["cpu_count"] == machine_info()["cpu_count"]
-    assert {"overhead", "dispatch", "makespan", "machine"} <= set(written)
+    assert {"overhead", "dispatch", "makespan", "large", "machine"} <= set(written)
+
+
+def test_large_inputs_are_measured_at_a_small_size() -> None:
+    result = engine.bench_large(line_chars=2_000, chunk=50, n_tasks=50)
+    assert set(result["parse_long_line_s"]) == {"one string", "prose", "dense arguments"}
+    assert all(seconds > 0 for seconds in result["parse_long_line_s"].values())
+    assert result["trace_tasks"] == 50 and result["trace_dict_s"] > 0
