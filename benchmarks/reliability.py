@@ -21,9 +21,10 @@ Four measurements, each against a target:
    ``CancelledError``, their own ``TimeoutError``, an exception whose message cannot be read),
    time out, hang (a sync tool blocked on an event released at the end; an async tool awaiting
    forever; a compute-bound worker sleeping) or return odd objects (``10**5000``, a list nested
-   5,000 deep, a lone surrogate, an object whose ``__str__``/``__repr__`` raise, a 300,000-character string,
+   5,000 deep, a lone surrogate, an object whose ``__str__``/``__repr__`` raise, a 2 MB string,
    a list holding itself). Each run's trace and timeline are written. Counted: records lost,
-   runs that raised anything but our errors, asyncio tasks left after a run, threads left
+   runs that raised anything but our errors, failed tasks whose error does not name their tool,
+   dependents of a failed task not skipped, asyncio tasks left after a run, threads left
    (besides idle pool workers) after the hung ones are released, child processes beyond the
    process pool, trace and timeline failures. Target: 0 each.
 3. **Cancellations** (200 runs): ``arun`` cancelled at a random moment while the plan streams
@@ -681,9 +682,8 @@ FAULT_MODES: tuple[str, ...] = (*_RAISE_MODES, "slow", "hang", *_ODD_MODES)
 _CPU_MODES = ("raise", "system_exit", "slow", "hang", "big_int", "bad_str")
 _EXCEPTIONS: tuple[type[Exception], ...] = (ValueError, KeyError, RuntimeError, OSError, ZeroDivisionError, TypeError)
 FAULT_TIMEOUT = 0.05
-HUGE_CHARS = 300_000
-"""The huge string a tool returns: past every clipping limit; larger only slows the run (every
-trace, timeline and joiner prompt scrubs it of secrets, at about a microsecond a character)."""
+HUGE_CHARS = 2_000_000
+"""The huge string a tool returns (a web page, a file): far past every clipping limit."""
 CPU_TIMEOUT = 0.5
 
 
