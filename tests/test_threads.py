@@ -103,11 +103,14 @@ async def test_row16_hung_calls_keep_their_slots_and_the_pool_grows_for_later_ca
 async def test_past_its_bound_the_pool_reports_exhaustion_instead_of_waiting(gate: threading.Event) -> None:
     # issue 10 row 16: the growth is bounded; past it a clear error, not a hang.
     pool = ThreadPool(1, max_abandoned=1)
-    for _ in range(2):
-        await abandon_after_timeout(await started(pool, hang, gate))
+    hung = []
+    for _ in range(2):  # the second starts in the slot the pool opens when the first is abandoned
+        hung.append(await started(pool, hang, gate))
+        await abandon_after_timeout(hung[-1])
     with pytest.raises(PoolExhausted, match="2 threads are still running calls that timed out or were cancelled"):
         await pool.start(lambda: None)
     gate.set()
+    await asyncio.wait_for(hung[0].ended(), WAIT)  # one returned: its slot is free again
     assert await asyncio.wait_for(pool.run(lambda: "after"), WAIT) == "after"
 
 
