@@ -117,11 +117,6 @@ class _Outcome:
         return self.value
 
 
-def _settle(future: asyncio.Future[_Outcome], outcome: _Outcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
-
-
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -135,13 +130,15 @@ def _function_name(fn: Callable[..., Any]) -> str:
 class Job:
     """One call running (or about to run) in a pool thread."""
 
-    __slots__ = ("_abandoned", "_call", "_done", "_finished", "_loop", "_pool", "name")
+    __slots__ = ("_abandoned", "_call", "_ended", "_finished", "_loop", "_outcome", "_pool", "_result", "name")
 
     def __init__(self, pool: ThreadPool, loop: asyncio.AbstractEventLoop, call: Callable[[], Any], name: str) -> None:
         self._pool = pool
         self._loop = loop
         self._call: Callable[[], Any] | None = call
-        self._done: asyncio.Future[_Outcome] = loop.create_future()
+        self._result: asyncio.Future[None] = loop.create_future()
+        self._ended: asyncio.Future[None] | None = None  # made by the first ended() that waits
+        self._outcome: _Outcome | None = None  # set on the loop when the thread's answer arrives
         self._finished = False  # set under the pool's lock when the thread is done with the call
         self._abandoned = False
         self.name = name
@@ -164,21 +161,27 @@ class Job:
 
         Cancelling this abandons the call (see ``abandon``).
         """
-        if not self._done.done():
-            try:
-                await asyncio.shield(self._done)
-            except asyncio.CancelledError:
-                self.abandon()
-                raise
-        return self._done.result().unwrap()
+        if self._outcome is None:
+            if self._result.cancelled():  # an earlier caller gave up: wait without a future of our own
+                await self.ended()
+            else:
+                try:
+                    await self._result
+                except asyncio.CancelledError:
+                    self.abandon()
+                    raise
+        assert self._outcome is not None
+        return self._outcome.unwrap()
 
     async def ended(self) -> None:
         """Wait until the thread has really finished the call, whatever it ended with.
 
         Cancelling this only stops the wait.
         """
-        if not self._done.done():
-            await asyncio.shield(self._done)
+        if self._outcome is None:
+            if self._ended is None:
+                self._ended = self._loop.create_future()
+            await asyncio.shield(self._ended)
 
     def abandon(self) -> None:
         """Give up on the call's result: its slot stays held until the thread finishes, and the
@@ -193,11 +196,23 @@ class Job:
         except BaseException as exc:  # every exception of a tool goes back to its caller
             return _Outcome(None, contain(exc))
 
-    def _deliver(self, outcome: _Outcome) -> None:
+    def _deliver(self, outcome: _Outcome, waiters: list[_Waiter]) -> bool:
+        """Send the outcome to the job's loop, with the callers on that loop that got a slot
+        (one wake-up of the loop for both). False if the loop has closed."""
         try:
-            self._loop.call_soon_threadsafe(_settle, self._done, outcome)
+            self._loop.call_soon_threadsafe(self._settle, outcome, waiters)
         except RuntimeError:
-            pass  # the loop has closed: nobody waits for this result any more
+            return False  # the loop has closed: nobody waits for this result any more
+        return True
+
+    def _settle(self, outcome: _Outcome, waiters: list[_Waiter]) -> None:
+        """On the loop: record the outcome and wake whoever waits for it."""
+        self._outcome = outcome
+        for future in (self._result, self._ended):
+            if future is not None and not future.done():
+                future.set_result(None)
+        for waiter in waiters:
+            _resolve(waiter.future)
 
 
 class _Waiter:
@@ -464,9 +479,12 @@ class ThreadPool:
                     self._threads -= 1
                 else:
                     self._idle += 1
-            self._wake(wake)
-            job._deliver(outcome)
-            del job, outcome  # an idle thread keeps no result alive
+            # Callers on the job's loop are woken with its outcome, in one wake-up of that loop.
+            here = [w for w in wake if w.loop is job._loop]
+            if not job._deliver(outcome, here):
+                self._wake(here)  # that loop has closed: this gives their slots back
+            self._wake([w for w in wake if w.loop is not job._loop])
+            del job, outcome, wake, here  # an idle thread keeps no result alive
             if leave:
                 return
 
