@@ -185,27 +185,27 @@ class _ByName:
         return obj  # type: ignore[no-any-return]
 
 
-_refs: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# fn -> its _ByName, or None when fn itself pickles (a value holding fn would keep it alive).
+_refs: weakref.WeakKeyDictionary[Any, _ByName | None] = weakref.WeakKeyDictionary()
 
 
 def _reference(fn: Callable[..., Any]) -> Any:
     """What to send for ``fn``: the function itself when it pickles, else its name."""
     try:
-        return _refs[fn]
+        by_name = _refs[fn]
     except (KeyError, TypeError):  # not seen yet, or not weakly referenceable / hashable
-        pass
-    try:
-        pickle.dumps(fn)
-        ref: Any = fn
-    except Exception:
-        if not _module_level(fn) or inspect.ismethod(fn):
-            raise
-        ref = _ByName(fn.__module__, fn.__qualname__)
-    try:
-        _refs[fn] = ref
-    except TypeError:
-        pass
-    return ref
+        try:
+            pickle.dumps(fn)
+            by_name = None
+        except Exception:
+            if not _module_level(fn) or inspect.ismethod(fn):
+                raise
+            by_name = _ByName(fn.__module__, fn.__qualname__)
+        try:
+            _refs[fn] = by_name
+        except TypeError:
+            pass
+    return fn if by_name is None else by_name
 
 
 # -- the worker process ---------------------------------------------------------------------
