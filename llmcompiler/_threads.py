@@ -498,7 +498,7 @@ def default_pool() -> ThreadPool:
     global _default
     with _default_lock:
         if _default is None:
-            _default = ThreadPool(32, name="llmcompiler-default")
+            _default = ThreadPool(32)  # threads named like an executor's: llmcompiler-tool-N
         return _default
 
 
