@@ -178,6 +178,11 @@ def llama_server() -> Iterator[str]:
         str(port),
         "--n_ctx",
         "1024",
+        # The 270M base model has no chat tuning: under the GGUF's own Gemma chat template
+        # (llama-cpp-python 0.3.36) it ends its turn at once with no text. A plain template makes it
+        # write, which is all this wire test needs.
+        "--chat_format",
+        "chatml",
         "--n_threads",
         str(os.cpu_count() or 1),
     ]
@@ -214,7 +219,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], base_url: str, log: Any) -> str:
 
 async def test_openai_chat_streams_from_the_llama_cpp_server(llama_server: str) -> None:
     llm = OpenAIChat("gemma-3-270m", base_url=llama_server, max_retries=0, timeout=60, max_tokens=12, temperature=0)
-    request = _chat_request("The capital of France is")
+    request = _chat_request("What is the capital of France?")
     chunks: list[str] = []
     usage = Usage()
     async with asyncio.timeout(60):
