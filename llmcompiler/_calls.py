@@ -34,6 +34,7 @@ from llmcompiler._fusion import Batcher, BatchFailed, really_cancelled
 from llmcompiler._graph import Node
 from llmcompiler._literals import resolve
 from llmcompiler._memo import Memo, memo_key
+from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
 from llmcompiler._threads import Job, ThreadPool, ToolBaseException
@@ -43,7 +44,7 @@ from llmcompiler.models._redact import scrub
 if TYPE_CHECKING:
     from llmcompiler._executor import Executor, Limits
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "isolated"]
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "isolated", "thread_pool"]
 
 DEFAULT_THREADS = 64
 """Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
@@ -57,16 +58,17 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes, complex})
 class Gates:
     """The gates of one agent (or executor) on one event loop: the run-wide concurrency slot,
     each tool's slot and rate limiter, the batchers of tools with a batch implementation, and
-    the thread pool sync tools run in. ``arun_many`` and concurrent ``arun`` calls share one."""
+    the agent's thread pool for sync tools (one pool serves every loop). ``arun_many`` and
+    concurrent ``arun`` calls share one."""
 
     __slots__ = ("batchers", "loop", "per_tool", "shared", "threads")
 
-    def __init__(self, limits: Limits, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, limits: Limits, loop: asyncio.AbstractEventLoop, threads: ThreadPool) -> None:
         self.loop = loop
         self.shared = asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None
         self.per_tool: dict[str, tuple[asyncio.Semaphore | None, RateLimiter | None]] = {}
         self.batchers: dict[str, Batcher] = {}
-        self.threads = ThreadPool(limits.max_concurrency or DEFAULT_THREADS)
+        self.threads = threads
 
     def for_tool(self, name: str, lim: ToolLimits) -> tuple[asyncio.Semaphore | None, RateLimiter | None]:
         """The tool's own concurrency slot and rate limiter (either may be ``None``)."""
@@ -100,7 +102,14 @@ class Gates:
         return batcher
 
 
-def gates_for(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates], limits: Limits) -> Gates:
+def thread_pool(limits: Limits) -> ThreadPool:
+    """The thread pool for an agent's sync tools: ``max_concurrency`` threads, else ``DEFAULT_THREADS``."""
+    return ThreadPool(limits.max_concurrency or DEFAULT_THREADS)
+
+
+def gates_for(
+    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates], limits: Limits, threads: ThreadPool
+) -> Gates:
     """The gates of ``registry`` on the running loop, made on first use.
 
     Gates hold loop-bound objects (semaphores, timers), so each loop has its own. Entries of
@@ -112,7 +121,7 @@ def gates_for(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gat
     if gates is None:
         for old in [old for old in registry if old.is_closed()]:
             registry.pop(old, None)
-        gates = registry[loop] = Gates(limits, loop)
+        gates = registry[loop] = Gates(limits, loop, threads)
     return gates
 
 
@@ -393,6 +402,8 @@ def _failure(tool: str, exc: BaseException) -> str:
     original = exc.original if isinstance(exc, ToolBaseException) else exc
     if isinstance(original, asyncio.CancelledError):
         return f"{tool} raised CancelledError itself (the run was not cancelled)"
+    if isinstance(original, RemoteError):  # raised in a worker process; its text names its type
+        return f"{tool} raised {_text(original)}"
     return f"{tool} raised {describe(original)}"
 
 

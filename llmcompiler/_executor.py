@@ -30,7 +30,7 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from llmcompiler._calls import Calls, Gates, describe, gates_for
+from llmcompiler._calls import Calls, Gates, describe, gates_for, thread_pool
 from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
 from llmcompiler._graph import Node, Progress, TaskGraph
@@ -38,6 +38,7 @@ from llmcompiler._literals import clip
 from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._records import TaskRecord
+from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import ArgumentError, Tool, ToolLike, ToolLimits, coerce_tools
 
 __all__ = ["Executor", "Limits", "RoundOutcome", "execute_plan"]
@@ -119,6 +120,7 @@ class Executor:
         self._sleep = sleep
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates] = weakref.WeakKeyDictionary()
         self._memo: tuple[asyncio.AbstractEventLoop, Memo] | None = None
+        self._threads: ThreadPool | None = None  # made on first use; shared by share_limits
         self._tool_limits: dict[str, ToolLimits] = {}
 
     def limits_for(self, tool: Tool) -> ToolLimits:
@@ -198,13 +200,18 @@ class Executor:
             self._on_event(event)
 
     def _gates_here(self) -> Gates:
-        return gates_for(self._gates, self.limits)
+        if self._threads is None:
+            self._threads = thread_pool(self.limits)
+        return gates_for(self._gates, self.limits, self._threads)
 
     def share_limits(self, other: Executor) -> None:
-        """Share ``other``'s gates: the run-wide and per-tool concurrency limits, the rate limits
-        and the batch windows then hold across both executors (``arun_many`` does this for its
-        runs). Records and the results of pure tools stay per executor."""
+        """Share ``other``'s gates: the run-wide and per-tool concurrency limits, the rate limits,
+        the batch windows and the thread pool then hold across both executors (``arun_many`` does
+        this for its runs). Records and the results of pure tools stay per executor."""
+        if other._threads is None:
+            other._threads = thread_pool(other.limits)
         self._gates = other._gates
+        self._threads = other._threads
 
     def memo(self) -> Memo:
         """This executor's results of ``pure`` tools (on the running event loop)."""

@@ -331,7 +331,7 @@ async def test_a_retry_never_overlaps_a_still_running_attempt() -> None:  # row 
 # -- event loops, handlers
 
 
-def test_many_sync_runs_keep_no_event_loop_alive() -> None:  # row 21
+def test_many_sync_runs_keep_no_event_loop_alive_and_threads_flat() -> None:  # row 21
     loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
 
     def search_many(calls: list[dict[str, Any]]) -> list[str]:
@@ -343,13 +343,21 @@ def test_many_sync_runs_keep_no_event_loop_alive() -> None:  # row 21
         loops.append(weakref.ref(asyncio.get_running_loop()))
         return q
 
-    llm = ScriptedLLM(['1. search("a")\n2. search("b")\n3. join()', "Action: Finish(ok)"] * 50)
-    agent = LLMCompiler(llm=llm, tools=[search], max_concurrency=2)
+    @tool
+    def shout(q: str) -> str:
+        """A sync tool: runs in the agent's threads."""
+        return q.upper()
+
+    plan = '1. search("a")\n2. search("b")\n3. shout("c")\n4. shout("d")\n5. join()'
+    llm = ScriptedLLM([plan, "Action: Finish(ok)"] * 50)
+    agent = LLMCompiler(llm=llm, tools=[search, shout], max_concurrency=2)
     for _ in range(50):
         assert agent.run("q").answer == "ok"
     gc.collect()
     alive = {id(loop()) for loop in loops if loop() is not None}
     assert len(alive) <= 1
+    tool_threads = [t for t in threading.enumerate() if t.name.startswith("llmcompiler-tool")]
+    assert len(tool_threads) <= 2 + 32  # the agent's pool (2 slots) and at most the idle default pool
 
 
 async def test_a_failing_event_handler_raises_its_own_exception_not_a_group() -> None:  # row 25
