@@ -122,16 +122,41 @@ class ResolveError(ValueError):
 
 
 _BLANK = rf"[\s{INVISIBLE}]"
+_STR = r"""(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')"""
+_REF = rf"\$\{{{_BLANK}*\d+{_BLANK}*\}}|\$\d+"
+_NUM = r"""[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
+        |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)(?![\w.])"""
+_NAME = r"[A-Za-z_]\w*"
+_OP = r"[()\[\]{},:=]"
+# The tokenizer the error messages come from: one match object per token, so a character that
+# starts no token ("bad") is reported with where it is.
 _TOKEN = re.compile(
     rf"""
     (?P<ws>{_BLANK}+|\#[^\n]*)
-   |(?P<str>(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'))
-   |(?P<ref>\$\{{{_BLANK}*\d+{_BLANK}*\}}|\$\d+)
-   |(?P<num>[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
-        |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)(?![\w.]))
-   |(?P<name>[A-Za-z_]\w*)
-   |(?P<op>[()\[\]{{}},:=])
+   |(?P<str>{_STR})
+   |(?P<ref>{_REF})
+   |(?P<num>{_NUM})
+   |(?P<name>{_NAME})
+   |(?P<op>{_OP})
    |(?P<bad>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# The same tokens as one list of strings, built in C: blanks and comments skipped (possessively,
+# so nothing is ever rescanned), a character that starts no token captured alone, and "" at the
+# end. A token's kind follows from its text (see _Parser); the few that could be read two ways
+# (a "bad" digit, as in "1abc") only ever make the parse fail, and a failed parse asks _TOKEN.
+# Each alternative starts with a literal or a character class, which the regex engine tests
+# before entering it; the string prefixes are _STR's, and a name comes after them.
+_Q2 = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_Q1 = r"'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
+_NUM_BODY = _NUM.removeprefix("[-+]?")
+_TOKENS = re.compile(
+    rf"""
+    {_BLANK}*+(?:\#[^\n]*{_BLANK}*+)*+
+    ( {_OP} | {_Q2} | {_Q1} | [-+]{_NUM_BODY} | {_NUM_BODY}
+    | [rR][bB]?(?:{_Q2}|{_Q1}) | [bB][rR]?(?:{_Q2}|{_Q1}) | [uU](?:{_Q2}|{_Q1})
+    | {_NAME} | {_REF} | . | \Z )
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -191,132 +216,181 @@ def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
         return Arguments((), {}, _NO_DEPS)  # the commonest call, ``tool()``: skip the tokenizer
     try:
         return _Parser(text, idx, known).arguments()
+    except ArgumentSyntaxError as exc:
+        error = exc
     except RecursionError:  # MAX_DEPTH keeps this away, unless the caller is itself deep in the stack
-        raise ArgumentSyntaxError("arguments nested too deeply") from None
+        error = ArgumentSyntaxError("arguments nested too deeply")
+    _tokenize(text)  # a character that starts no token is the error, wherever it is
+    raise error
 
 
 _NO_DEPS: frozenset[int] = frozenset()
+_QUOTES = "\"'"
+_QUOTE_ENDS = frozenset(_QUOTES)
+_REF_EDGES = f"${{}} {INVISIBLE}"  # around the digits of "$N" and "${ N }"
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
 class _Parser:
-    __slots__ = ("deps", "depth", "idx", "known", "pos", "text", "tokens")
+    """Recursive descent over ``_TOKENS``' list, read by index; ``""`` ends it.
+
+    A token's kind is read from its text: a string ends with a quote (and is longer than one
+    character); a reference starts with ``$``, a number with a digit, sign or dot, a name with a
+    letter or ``_`` (each longer than one character when it starts with ``$``, a sign or a dot);
+    an operator is one of ``()[]{},:=``; anything else is a character that starts no token.
+    Each method takes the index of its first token and returns its value and the next index.
+    """
+
+    __slots__ = ("deps", "depth", "idx", "known", "toks")
 
     def __init__(self, text: str, idx: int, known: Container[int]) -> None:
-        self.text = text
         self.idx = idx
         self.known = known
         self.deps: set[int] = set()
-        self.tokens = _tokenize(text)
-        self.pos = 0
+        toks = _TOKENS.findall(text)
+        while toks and not toks[-1]:  # "\Z" may match once or twice at the end
+            toks.pop()
+        toks.append("")
+        self.toks: list[str] = toks
         self.depth = 0
 
-    # -- token helpers
-    def peek(self, ahead: int = 0) -> tuple[str, str]:
-        i = self.pos + ahead
-        return self.tokens[i] if i < len(self.tokens) else ("end", "")
-
-    def take(self) -> tuple[str, str]:
-        tok = self.peek()
-        self.pos += 1
-        return tok
-
-    def expect(self, op: str, opener: str | None) -> None:
-        kind, value = self.take()
-        if kind != "op" or value != op:
-            if kind == "op" and value in _CLOSERS:
-                raise _mismatch(value, opener)
-            raise ArgumentSyntaxError(f"expected {op!r} but found {_show(kind, value)}")
-
-    # -- grammar
     def arguments(self) -> Arguments:
+        toks = self.toks
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        while self.peek()[0] != "end":
-            kind, value = self.peek()
-            if kind == "name" and self.peek(1) == ("op", "="):
-                self.pos += 2
-                if value in kwargs:
-                    raise ArgumentSyntaxError(f"argument {clip(value, 60)!r} is given twice")
-                kwargs[value] = self.value(None)
+        i = 0
+        while t := toks[i]:
+            if toks[i + 1] == "=" and t[0] in _NAME_START and t[-1] not in _QUOTE_ENDS:
+                if t in kwargs:
+                    raise ArgumentSyntaxError(f"argument {clip(t, 60)!r} is given twice")
+                kwargs[t], i = self.value(i + 2, None)
             else:
                 if kwargs:
                     raise ArgumentSyntaxError("a positional argument follows a keyword argument")
-                args.append(self.value(None))
-            if self.peek()[0] == "end":
+                value, i = self.value(i, None)
+                args.append(value)
+            t = toks[i]
+            if not t:
                 break
-            self.expect(",", None)
+            if t != ",":
+                raise _expected(",", t, None)
+            i += 1
         return Arguments(tuple(args), kwargs, frozenset(self.deps))
 
-    def value(self, opener: str | None) -> Any:
-        kind, text = self.take()
-        if kind == "str":
-            parts = [_decode_string(text)]
-            while self.peek()[0] == "str":  # implicit concatenation: "a" "b"
-                parts.append(_decode_string(self.take()[1]))
-            return self.template("".join(parts))
-        if kind == "num":
-            return _number(text)
-        if kind == "ref":
-            digits = text.strip(f"${{}} {INVISIBLE}")
-            ref = self.check_ref(digits)
+    def value(self, i: int, opener: str | None) -> tuple[Any, int]:
+        toks = self.toks
+        t = toks[i]
+        i += 1
+        if t.isdecimal():  # the common number: plain digits (what _TOKENS' \d matches), read by int()
+            return (int(t) if len(t) <= _SAFE_DIGITS else _number(t)), i
+        if len(t) > 1 and t[-1] in _QUOTE_ENDS:
+            text = t[1:-1] if t[0] in _QUOTE_ENDS and "\\" not in t else _decode_string(t)
+            nxt = toks[i]
+            if len(nxt) > 1 and nxt[-1] in _QUOTE_ENDS:  # implicit concatenation: "a" "b"
+                parts = [text]
+                while len(nxt) > 1 and nxt[-1] in _QUOTE_ENDS:
+                    parts.append(_decode_string(nxt))
+                    i += 1
+                    nxt = toks[i]
+                text = "".join(parts)
+            return (self.template(text) if "$" in text else text), i
+        c = t[:1]
+        if c == "$" and len(t) > 1:
+            ref = self.check_ref(t.strip(_REF_EDGES))
             self.deps.add(ref)
-            return Ref(ref)
-        if kind == "name":
-            if text in _CONSTANTS:
-                return _CONSTANTS[text]
-            raise ArgumentSyntaxError(f"unknown name {clip(text, 60)!r}: strings need quotes")
-        if kind == "op" and text in _CLOSE:
-            return self.container(text)
-        if kind == "op" and text in _CLOSERS:
-            raise _mismatch(text, opener)
-        raise ArgumentSyntaxError(f"expected a value but found {_show(kind, text)}")
+            return Ref(ref), i
+        if c in _CLOSE:
+            return self.container(i, c)
+        if c in _NAME_START:
+            if t in _CONSTANTS:
+                return _CONSTANTS[t], i
+            raise ArgumentSyntaxError(f"unknown name {clip(t, 60)!r}: strings need quotes")
+        if len(t) > 1 and (c in "+-." or c.isdecimal()):
+            return _number(t), i
+        if c in _CLOSERS:
+            raise _mismatch(c, opener)
+        raise ArgumentSyntaxError(f"expected a value but found {_show(t)}")
 
-    def container(self, opener: str) -> Any:
+    def container(self, i: int, opener: str) -> tuple[Any, int]:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ArgumentSyntaxError(f"arguments nested too deeply (more than {MAX_DEPTH} brackets)")
+        if opener == "{":
+            return self.braces(i)
+        toks = self.toks
         closer = _CLOSE[opener]
         items: list[Any] = []
-        pairs: dict[Any, Any] = {}
-        is_dict = opener == "{" and self.peek() != ("op", "}")
         saw_comma = False
-        while self.peek() != ("op", closer):
-            if self.peek()[0] == "end":
+        while (t := toks[i]) != closer:
+            if not t:
                 raise ArgumentSyntaxError(f"{opener!r} is not closed")
-            if opener == "{":
-                key = self.value(opener)
-                if self.peek() == ("op", ":"):
-                    if not is_dict or items:
-                        raise ArgumentSyntaxError("a set literal cannot hold key: value pairs")
-                    self.pos += 1
-                    value = self.value(opener)
-                    try:
-                        pairs[key] = value
-                    except TypeError:
-                        raise ArgumentSyntaxError(f"dict key {clip(repr(key), 60)} is not hashable") from None
-                else:
-                    if pairs:
-                        raise ArgumentSyntaxError("a dict entry needs 'key: value'")
-                    is_dict = False
-                    items.append(key)
+            # The commonest items inline: plain digits, and strings with no escape, "$" or neighbour.
+            if t.isdecimal() and len(t) <= _SAFE_DIGITS:
+                items.append(int(t))
+                i += 1
+            elif (
+                t[0] in _QUOTE_ENDS
+                and len(t) > 1
+                and "\\" not in t
+                and "$" not in t
+                and toks[i + 1][-1:] not in _QUOTE_ENDS
+            ):
+                items.append(t[1:-1])
+                i += 1
+            elif t in _CLOSE:
+                value, i = self.container(i + 1, t)
+                items.append(value)
             else:
-                items.append(self.value(opener))
-            if self.peek() == ("op", closer):
+                value, i = self.value(i, opener)
+                items.append(value)
+            t = toks[i]
+            if t == closer:
                 break
-            self.expect(",", opener)
+            if t != ",":
+                raise _expected(",", t, opener)
             saw_comma = True
-        self.pos += 1
+            i += 1
         self.depth -= 1
         if opener == "[":
-            return items
-        if opener == "(":
-            if len(items) == 1 and not saw_comma:
-                return items[0]  # parentheses around one value group it
-            return tuple(items)
+            return items, i + 1
+        if len(items) == 1 and not saw_comma:
+            return items[0], i + 1  # parentheses around one value group it
+        return tuple(items), i + 1
+
+    def braces(self, i: int) -> tuple[Any, int]:
+        """A dict or a set, after its ``{``."""
+        toks = self.toks
+        items: list[Any] = []
+        pairs: dict[Any, Any] = {}
+        is_dict = toks[i] != "}"
+        while (t := toks[i]) != "}":
+            if not t:
+                raise ArgumentSyntaxError("'{' is not closed")
+            key, i = self.value(i, "{")
+            if toks[i] == ":":
+                if not is_dict or items:
+                    raise ArgumentSyntaxError("a set literal cannot hold key: value pairs")
+                value, i = self.value(i + 1, "{")
+                try:
+                    pairs[key] = value
+                except TypeError:
+                    raise ArgumentSyntaxError(f"dict key {clip(repr(key), 60)} is not hashable") from None
+            else:
+                if pairs:
+                    raise ArgumentSyntaxError("a dict entry needs 'key: value'")
+                is_dict = False
+                items.append(key)
+            t = toks[i]
+            if t == "}":
+                break
+            if t != ",":
+                raise _expected(",", t, "{")
+            i += 1
+        self.depth -= 1
         if is_dict or not items:
-            return pairs
+            return pairs, i + 1
         try:
-            return set(items)
+            return set(items), i + 1
         except TypeError:
             raise ArgumentSyntaxError("a set literal holds an unhashable value") from None
 
@@ -362,20 +436,15 @@ def _mismatch(closer: str, opener: str | None) -> ArgumentSyntaxError:
     return ArgumentSyntaxError(f"bracket mismatch: {closer!r} does not close {opener!r}")
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
+def _tokenize(text: str) -> None:
+    """Raise the error for the first character of ``text`` that starts no token, if any."""
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "bad"
-        if kind == "ws":
-            continue
-        value = m.group()
-        if kind == "bad":
+        if m.lastgroup == "bad":
+            value = m.group()
             at = clip(text[m.start() : m.start() + 40], 30)
             if value in "\"'":
                 raise ArgumentSyntaxError(f"unterminated string starting at {at!r}")
             raise ArgumentSyntaxError(f"unexpected character {value!r} at {at!r}")
-        tokens.append((kind, value))
-    return tokens
 
 
 def _decode_string(token: str) -> str:
@@ -435,8 +504,14 @@ def _number(text: str) -> int | float:
     return value
 
 
-def _show(kind: str, value: str) -> str:
-    return "the end of the arguments" if kind == "end" else repr(clip(value, 60))
+def _show(token: str) -> str:
+    return repr(clip(token, 60)) if token else "the end of the arguments"
+
+
+def _expected(op: str, token: str, opener: str | None) -> ArgumentSyntaxError:
+    if token in _CLOSERS:
+        return _mismatch(token, opener)
+    return ArgumentSyntaxError(f"expected {op!r} but found {_show(token)}")
 
 
 # --------------------------------------------------------------------------- resolution
