@@ -141,8 +141,16 @@ _FENCE = re.compile(r"`{3,}[ \t]*(?:[A-Za-z][\w+#.-]*[ \t]*)?|`+")
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _EDGES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + INVISIBLE + "`"
 _CALL_STOPS = re.compile(r"[()\[\]{}\"'#\n]")
+# Inside a call: the text up to the next stop and the stop, a string that ends in the buffer
+# counting as one stop (what _STRING_STOPS would skip: an escape takes the next character; a raw
+# newline stops it, as does the buffer's end, and its quote is then a stop alone). The text after
+# the last stop is a piece too, so every position is matched once and findall never rescans.
+_CALL_PIECES = re.compile(
+    r"""[^()\[\]{}"'#\n]*+(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|[()\[\]{}"'#\n]|\Z)""",
+    re.DOTALL,
+)
+_OPENERS, _CLOSERS, _QUOTES = frozenset("([{"), frozenset(")]}"), frozenset("\"'")
 _STRING_STOPS = {'"': re.compile(r'[\\"\n]'), "'": re.compile(r"[\\'\n]")}
-_OPEN, _CLOSE = "([{", ")]}"
 _OPENER_OF = {")": "(", "]": "[", "}": "{"}
 _COMPACT_AT = 4096  # scanned text beyond this moves out of the buffer (see _compact)
 
@@ -297,47 +305,51 @@ class PlanParser:
                 self._args_start = self._line_start = self._pos = m + 1
                 self._line_checked = True  # the call's own line
             elif mode == _CALL_MODE:
-                m_obj = _CALL_STOPS.search(buf, self._pos)
-                if m_obj is None:
+                # One findall takes the call's text up to each stop, a whole string counting as one.
+                stack = self._stack
+                i = self._pos
+                for piece in _CALL_PIECES.findall(buf, i):
+                    i += len(piece)  # just past the stop, piece[-1]
+                    c = piece[-1:]  # "" or not a stop: the text after the last stop
+                    if c in _OPENERS:
+                        if not self._line_checked:
+                            self._line_checked = True
+                            start = self._line_start
+                            if start >= 0 and i - 1 - start <= _HEAD_LIMIT and _is_head(buf, start, i):
+                                # A new numbered call began while this one was open: this one lacks its ')'.
+                                buf = self._runaway()
+                                break
+                        stack.append(c)
+                    elif c in _CLOSERS:
+                        if stack[-1] == _OPENER_OF[c]:
+                            stack.pop()
+                        else:
+                            self._mismatched(c)
+                        if not stack:  # the call's own ")" (or a mismatched closer of an outer bracket)
+                            if self._mismatch is not None:
+                                self._fail_call(self._mismatch, i, check_string=False)
+                            elif self._done_len:
+                                self._emit_call(self._slice(self._args_start, i - 1), self._slice(-self._done_len, i))
+                            else:
+                                self._emit_call(buf[self._args_start : i - 1], buf[:i])
+                            buf = self._consume(i)
+                            self._mode = _REST_MODE
+                            break
+                    elif c == "\n":
+                        if self._line_start > self._args_start and self._is_thought_line(i - 1):
+                            buf = self._runaway()
+                            break
+                        self._line_start = i
+                        self._line_checked = False
+                    elif c == "#":
+                        self._mode, self._pos = _COMMENT_MODE, i
+                        break
+                    elif c in _QUOTES and piece.index(c) == len(piece) - 1:  # a string not whole in the buffer
+                        self._mode, self._quote, self._pos = _STRING_MODE, c, i
+                        break
+                else:
                     self._pos = len(buf)
                     return
-                i = m_obj.start()
-                c = buf[i]
-                self._pos = i + 1
-                if c in _OPEN:
-                    if not self._line_checked:
-                        self._line_checked = True
-                        start = self._line_start
-                        if start >= 0 and i - start <= _HEAD_LIMIT and _is_head(buf, start, i + 1):
-                            # A new numbered call began while this one was open: this one lacks its ')'.
-                            buf = self._runaway()
-                            continue
-                    self._stack.append(c)
-                elif c in _CLOSE:
-                    stack = self._stack
-                    if stack[-1] == _OPENER_OF[c]:
-                        stack.pop()
-                    else:
-                        self._mismatched(c)
-                    if not stack:  # the call's own ")" (or a mismatched closer of an outer bracket)
-                        if self._mismatch is not None:
-                            self._fail_call(self._mismatch, i + 1, check_string=False)
-                        elif self._done_len:
-                            self._emit_call(self._slice(self._args_start, i), self._slice(-self._done_len, i + 1))
-                        else:
-                            self._emit_call(buf[self._args_start : i], buf[: i + 1])
-                        buf = self._consume(i + 1)
-                        self._mode = _REST_MODE
-                elif c == "#":
-                    self._mode = _COMMENT_MODE
-                elif c == "\n":
-                    if self._line_start > self._args_start and self._is_thought_line(i):
-                        buf = self._runaway()
-                        continue
-                    self._line_start = i + 1
-                    self._line_checked = False
-                else:
-                    self._mode, self._quote = _STRING_MODE, c
             elif mode == _STRING_MODE:
                 m_obj = _STRING_STOPS[self._quote].search(buf, self._pos)
                 if m_obj is None:
