@@ -265,16 +265,7 @@ class Calls:
     async def _direct_attempt(self, node: Node, tool: Tool, kwargs: dict[str, Any]) -> tuple[float, Any]:
         """One attempt of a tool with no gate, no timeout and no batch: the fast path."""
         started = self._started(node)
-        try:
-            return started, await tool.call(isolated(kwargs) if kwargs else kwargs, threads=self.gates.threads)
-        except asyncio.CancelledError:
-            if really_cancelled():
-                raise
-            raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            raise _Failed(started, _failure(tool.name, exc)) from None
+        return started, await self._invoke(tool, kwargs, started, None, None)
 
     async def _guarded_attempt(
         self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits, jobs: list[Job]
@@ -284,24 +275,31 @@ class Calls:
             return await self._fused_attempt(node, tool, kwargs, lim)
         async with self.gates.slot(tool.name, lim):
             started = self._started(node)
-            timer: asyncio.Timeout | None = None
-            try:
-                if lim.timeout is None:
-                    return started, await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
-                async with asyncio.timeout(lim.timeout) as timer:
-                    return started, await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
-            except TimeoutError as exc:
-                if timer is not None and timer.expired():
-                    raise _Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
-                raise _Failed(started, _failure(tool.name, exc)) from None  # the tool's own TimeoutError
-            except asyncio.CancelledError:
-                if really_cancelled():
-                    raise
-                raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
-            except KeyboardInterrupt:
+            return started, await self._invoke(tool, kwargs, started, lim.timeout, jobs)
+
+    async def _invoke(
+        self, tool: Tool, kwargs: dict[str, Any], started: float, timeout: float | None, jobs: list[Job] | None
+    ) -> Any:
+        """The call itself, in its place; whatever the tool raises becomes ``_Failed`` except a
+        ``KeyboardInterrupt`` and a real cancellation."""
+        timer: asyncio.Timeout | None = None
+        try:
+            if timeout is None:
+                return await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+            async with asyncio.timeout(timeout) as timer:
+                return await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+        except TimeoutError as exc:
+            if timer is not None and timer.expired():
+                raise _Failed(started, f"{tool.name} timed out after {timeout:g}s") from None
+            raise _Failed(started, _failure(tool.name, exc)) from None  # the tool's own TimeoutError
+        except asyncio.CancelledError:
+            if really_cancelled():
                 raise
-            except BaseException as exc:
-                raise _Failed(started, _failure(tool.name, exc)) from None
+            raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise _Failed(started, _failure(tool.name, exc)) from None
 
     async def _fused_attempt(
         self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits

@@ -356,8 +356,8 @@ def test_many_sync_runs_keep_no_event_loop_alive_and_threads_flat() -> None:  # 
     gc.collect()
     alive = {id(loop()) for loop in loops if loop() is not None}
     assert len(alive) <= 1
-    tool_threads = [t for t in threading.enumerate() if t.name.startswith("llmcompiler-tool")]
-    assert len(tool_threads) <= 2 + 32  # the agent's pool (2 slots) and at most the idle default pool
+    pool = agent._gates._threads  # the agent's one pool, shared by every run on every loop
+    assert pool is not None and pool.threads <= 2
 
 
 async def test_a_failing_event_handler_raises_its_own_exception_not_a_group() -> None:  # row 25
