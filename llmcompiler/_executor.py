@@ -121,6 +121,7 @@ class Executor:
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates] = weakref.WeakKeyDictionary()
         self._memo: tuple[asyncio.AbstractEventLoop, Memo] | None = None
         self._threads: ThreadPool | None = None  # made on first use; shared by share_limits
+        self._owns_threads = True
         self._tool_limits: dict[str, ToolLimits] = {}
 
     def limits_for(self, tool: Tool) -> ToolLimits:
@@ -204,6 +205,15 @@ class Executor:
             self._threads = thread_pool(self.limits)
         return gates_for(self._gates, self.limits, self._threads)
 
+    def close(self) -> None:
+        """Let go of the threads this executor made: idle ones end now, busy ones (a call that
+        timed out and still runs) when their call returns. Does not wait. A thread pool shared
+        from another executor (``share_limits``) is left to its owner. Later calls make a new pool."""
+        threads, self._threads = self._threads, None
+        if threads is not None and self._owns_threads:
+            threads.shutdown()
+        self._owns_threads = True
+
     def share_limits(self, other: Executor) -> None:
         """Share ``other``'s gates: the run-wide and per-tool concurrency limits, the rate limits,
         the batch windows and the thread pool then hold across both executors (``arun_many`` does
@@ -212,6 +222,7 @@ class Executor:
             other._threads = thread_pool(other.limits)
         self._gates = other._gates
         self._threads = other._threads
+        self._owns_threads = False
 
     def memo(self) -> Memo:
         """This executor's results of ``pure`` tools (on the running event loop)."""
@@ -526,5 +537,8 @@ async def execute_plan(
         on_event=on_event,
     )
     source = _chunks_of(plan) if isinstance(plan, str) else plan
-    outcome = await executor.run_round(source)
+    try:
+        outcome = await executor.run_round(source)
+    finally:
+        executor.close()
     return outcome.records

@@ -203,7 +203,10 @@ class ReActAgent:
         """
         meter = Meter([h for h in (self.on_event, on_event) if h is not None])
         executor = Executor(self.tools, limits=self.limits, on_event=meter.emit if meter.boundary.listening else None)
-        return await meter.guard(self._steps(question, meter, executor), lambda: ordered_records(executor))
+        try:
+            return await meter.guard(self._steps(question, meter, executor), lambda: ordered_records(executor))
+        finally:
+            executor.close()  # its threads end with the run
 
     async def _steps(self, question: str, meter: Meter, executor: Executor) -> RunResult:
         start = meter.now()

@@ -385,3 +385,24 @@ async def test_a_plan_cut_by_the_token_limit_runs_what_it_parsed() -> None:  # r
     assert records[3].error is not None and "length" in records[3].error
     assert outcome.ended_by == "cut"
     assert any("cut" in e for e in outcome.plan_errors)
+
+
+@pytest.mark.allow_blocking  # joins the threads the plans left, after the runs
+def test_execute_plan_leaves_no_threads_behind() -> None:  # row 21 (threads flat)
+    @tool
+    def work(x: int) -> int:
+        """A sync tool: runs in the executor's threads."""
+        return x
+
+    before = set(threading.enumerate())
+
+    async def main() -> None:
+        for _ in range(30):
+            records = await execute_plan("1. work(1)\n2. work(2)\n3. work($1)", [work])
+            assert [r.result for r in records] == [1, 2, 1]
+
+    asyncio.run(main())
+    made = [t for t in set(threading.enumerate()) - before if t.name.startswith("llmcompiler-tool")]
+    for thread in made:
+        thread.join(timeout=5)
+    assert not [t for t in made if t.is_alive()]
