@@ -13,10 +13,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from llmcompiler import Executor, Limits, LLMCompiler, TaskFinished, TaskRecord, execute_plan, tool
+from llmcompiler import (
+    Executor,
+    Limits,
+    LLMCompiler,
+    ParseError,
+    TaskFinished,
+    TaskParsed,
+    TaskRecord,
+    execute_plan,
+    tool,
+)
 from llmcompiler._errors import ReplyCut
 from llmcompiler.testing import ScriptedLLM
+from tests.strategies import chunkings, model_plans
 
 
 @tool
@@ -406,3 +419,35 @@ def test_execute_plan_leaves_no_threads_behind() -> None:  # row 21 (threads fla
     for thread in made:
         thread.join(timeout=5)
     assert not [t for t in made if t.is_alive()]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=model_plans(), data=st.data())
+async def test_model_written_plans_run_with_a_record_per_task_whatever_the_chunking(
+    text: str, data: st.DataObject
+) -> None:
+    """Plans as models write them (bad escapes, huge numbers, invisible characters, ``\\r``, fences,
+    deep or broken nesting, NUL), streamed in random pieces: no run raises, every parsed task ends
+    with exactly one record."""
+    pieces = data.draw(chunkings(text))
+    parsed: list[int] = []
+
+    def seen(event: object) -> None:
+        if isinstance(event, TaskParsed | ParseError) and event.idx is not None:
+            parsed.append(event.idx)
+
+    async def stream() -> Any:
+        for piece in pieces:
+            yield piece
+
+    records = await execute_plan(stream(), [echo, search], on_event=seen)
+    assert sorted(r.idx for r in records) == sorted(parsed)
+    assert len({r.idx for r in records}) == len(records)
+    for record in records:
+        assert record.ok or record.error
+
+
+@tool
+def search(query: Any = None, x: Any = None, y: Any = None) -> str:
+    """A search with loose arguments."""
+    return f"results for {query}"
