@@ -178,6 +178,9 @@ class Calls:
             key = memo_key(tool.name, validated)
             if key is not None:
                 return await self._memoised(node, kwargs, validated, self.ex.memo(), key)
+        return await self._called(node, kwargs, validated)
+
+    async def _called(self, node: Node, kwargs: dict[str, Any], validated: dict[str, Any]) -> TaskRecord:
         result, error, start, attempts = await self._attempts(node, validated)
         end = self.now() if start is not None else None
         return self.record(node, kwargs, result, error, start, end, attempts=attempts)
@@ -188,14 +191,12 @@ class Calls:
         try:
             shared = memo.lookup(key)
         except Exception:  # an argument whose __eq__ raises: the call is not memoised
-            result, error, start, attempts = await self._attempts(node, validated)
-            end = self.now() if start is not None else None
-            return self.record(node, kwargs, result, error, start, end, attempts=attempts)
+            return await self._called(node, kwargs, validated)
         if shared is not None:
-            start = self.now()
+            waited = self.now()
             # shield: a waiter that is cancelled must not cancel the call it shares.
             result, error = shared.result() if shared.done() else await asyncio.shield(shared)
-            return self.record(node, kwargs, result, error, start, self.now(), attempts=0, cached=True)
+            return self.record(node, kwargs, result, error, waited, self.now(), attempts=0, cached=True)
         claim = memo.claim(key)
         try:
             result, error, start, attempts = await self._attempts(node, validated)
