@@ -38,6 +38,9 @@ from llmcompiler.models._redact import scrub
 
 __all__ = ["RunBoundary"]
 
+# What a handler raises that cannot leave a coroutine as itself and keep its meaning.
+_CANNOT_TRAVEL = (asyncio.CancelledError, StopIteration, StopAsyncIteration, GeneratorExit)
+
 T = TypeVar("T")
 
 
@@ -96,6 +99,12 @@ class RunBoundary:
         failure: BaseException
         try:
             result = await task
+        except GeneratorExit:
+            # This coroutine is being closed (its event loop is going away, e.g. after a
+            # KeyboardInterrupt): let it close. Tools' and models' own GeneratorExits never get here.
+            if not task.done():
+                task.cancel()
+            raise
         except BaseException as exc:
             failure = self._outcome(exc, caller, records)
         else:
@@ -130,6 +139,12 @@ class RunBoundary:
         exc = self.failure
         assert exc is not None
         tasks = list(records())
+        if isinstance(exc, _CANNOT_TRAVEL):
+            # A caller cannot tell this CancelledError from a real cancellation, and a coroutine
+            # turns StopIteration into a RuntimeError: a RunError says what happened instead.
+            error = RunError(f"an on_event handler raised {type(exc).__name__}, which ended the run", tasks=tasks)
+            error.__cause__ = exc
+            return error
         kept = "its own .tasks attribute was left alone"
         if not hasattr(exc, "tasks"):
             try:

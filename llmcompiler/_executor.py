@@ -30,6 +30,7 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from llmcompiler._boundary import RunBoundary
 from llmcompiler._calls import Calls, Gates, describe, gates_for, thread_pool
 from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
@@ -266,7 +267,7 @@ class _Round:
                     stream = aiter(chunks)
                     while True:
                         try:
-                            chunk = await anext(stream)
+                            item: object = await anext(stream)  # typed str; a caller's stream may lie
                         except StopAsyncIteration:
                             break
                         except ReplyCut as exc:
@@ -277,6 +278,10 @@ class _Round:
                             # The producer failed: stop parsing; parsed tasks drain; raised below.
                             stream_error = exc
                             break
+                        if not isinstance(item, str):
+                            stream_error = TypeError(f"the plan stream yielded a {type(item).__name__}, not text")
+                            break
+                        chunk = item
                         if parser.ended:
                             # After join() the text is no plan (the parser reports it), but read on: the
                             # usage report comes at the end of the stream. Stop a model that rambles.
@@ -520,6 +525,11 @@ async def execute_plan(
     Returns:
         One ``TaskRecord`` per task, in plan order (``join`` included when the plan has one).
 
+    Raises:
+        RunError: the plan stream failed (``tasks`` holds every record finished by then).
+        Exception: what an ``on_event`` handler raised, as itself, ending the run; the finished
+            records are in its ``tasks`` attribute. Never an ``ExceptionGroup``.
+
     Example:
         >>> import asyncio
         >>> from llmcompiler import tool
@@ -531,14 +541,17 @@ async def execute_plan(
         >>> [r.result for r in records]
         [4, 8, None]
     """
+    boundary = RunBoundary([on_event] if on_event is not None else [])
     executor = Executor(
         tools,
         limits=Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {})),
-        on_event=on_event,
+        on_event=boundary.emit if boundary.listening else None,
     )
     source = _chunks_of(plan) if isinstance(plan, str) else plan
     try:
-        outcome = await executor.run_round(source)
+        outcome = await boundary.run(
+            executor.run_round(source), lambda: [executor.records[i] for i in sorted(executor.records)]
+        )
     finally:
         executor.close()
     return outcome.records

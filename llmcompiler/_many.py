@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from llmcompiler._errors import UserError, unwrap_group
+from llmcompiler._errors import RunError, UserError, unwrap_group
 
 __all__ = ["run_many"]
 
@@ -52,6 +52,16 @@ async def run_many(
         for i, question in jobs:  # one shared iterator: each question goes to exactly one worker
             try:
                 results[i] = await run_one(question)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling() > 0:
+                    raise  # the batch is being cancelled
+                # A run that ended in a CancelledError nobody asked for: that question failed.
+                error = RunError(f"question {i} ended in a CancelledError its caller did not ask for")
+                if not return_exceptions:
+                    raise error from exc
+                error.__cause__ = exc
+                results[i] = error
             except Exception as exc:
                 if not return_exceptions:
                     raise

@@ -21,6 +21,7 @@ from llmcompiler import (
     Limits,
     LLMCompiler,
     ParseError,
+    RunError,
     TaskFinished,
     TaskParsed,
     TaskRecord,
@@ -451,3 +452,41 @@ async def test_model_written_plans_run_with_a_record_per_task_whatever_the_chunk
 def search(query: Any = None, x: Any = None, y: Any = None) -> str:
     """A search with loose arguments."""
     return f"results for {query}"
+
+
+async def test_a_failing_handler_of_execute_plan_keeps_the_records() -> None:  # row 25, boundary rule
+    class Boom(Exception):
+        pass
+
+    def handler(event: object) -> None:
+        if isinstance(event, TaskFinished) and event.record.idx == 2:
+            raise Boom("handler")
+
+    with pytest.raises(Boom) as info:
+        await execute_plan("1. echo(1)\n2. echo(2)\n3. echo($1)", [echo], on_event=handler)
+    assert {r.idx for r in info.value.tasks} >= {1, 2}  # type: ignore[attr-defined]
+
+
+async def test_a_stream_that_yields_something_not_text_is_a_run_error_with_the_records() -> None:  # boundary rule
+    async def stream() -> Any:
+        yield "1. echo(1)\n"
+        yield 5
+
+    with pytest.raises(RunError, match="yielded a int, not text") as info:
+        await execute_plan(stream(), [echo])
+    assert [r.result for r in info.value.tasks] == [1]
+
+
+@pytest.mark.parametrize("exc", [asyncio.CancelledError(), StopIteration()], ids=["CancelledError", "StopIteration"])
+async def test_a_handler_raising_what_cannot_travel_is_a_run_error(exc: BaseException) -> None:  # row 25
+    def handler(event: object) -> None:
+        if isinstance(event, TaskFinished):
+            raise exc
+
+    llm = ScriptedLLM(["1. echo(1)\n2. join()", "Action: Finish(ok)"] * 4)
+    agent = LLMCompiler(llm=llm, tools=[echo])
+    with pytest.raises(RunError, match=f"handler raised {type(exc).__name__}") as info:
+        await agent.arun("q", on_event=handler)
+    assert [r.idx for r in info.value.tasks] == [1]
+    results = await agent.arun_many(["a", "b"], on_event=handler, return_exceptions=True, concurrency=1)
+    assert all(isinstance(r, RunError) for r in results)
