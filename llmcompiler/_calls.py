@@ -15,16 +15,17 @@ What a tool does fails at most its own task, with a message naming the tool:
 - a retry never overlaps a still-running attempt of the same task: after a timed-out attempt
   whose thread is still running, the retry waits (up to the tool's timeout) for it to end.
 
-Every argument a tool receives is its own copy (a deep copy of mutable values): a tool that
-mutates a list it was given changes neither the record it came from, nor the memo's cached
-result, nor what another consumer of the same result gets, nor the arguments of its own retry.
+Every argument a tool receives is its own copy (``Tool.call(..., isolate=True)``: a deep copy of
+mutable values, made in the tool's thread for a sync tool so a large copy does not stall the
+event loop; pickling isolates a compute-bound tool's): a tool that mutates a list it was given
+changes neither the record it came from, nor the memo's cached result, nor what another consumer
+of the same result gets, nor the arguments of its own retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import weakref
 from collections.abc import AsyncIterator, Hashable
 from typing import TYPE_CHECKING, Any
@@ -37,22 +38,20 @@ from llmcompiler._memo import Memo, memo_key
 from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
-from llmcompiler._threads import Job, ThreadPool, ToolBaseException
+from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import ArgumentError, Tool, ToolLimits
 from llmcompiler.models._redact import scrub
 
 if TYPE_CHECKING:
     from llmcompiler._executor import Executor, Limits
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "isolated", "thread_pool"]
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "thread_pool"]
 
 DEFAULT_THREADS = 64
 """Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
 
 MAX_ERROR_CHARS = 2000
 """The longest error message a task keeps (an exception's text can be a whole HTTP body)."""
-
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
 class Gates:
@@ -61,21 +60,32 @@ class Gates:
     the agent's thread pool for sync tools (one pool serves every loop). ``arun_many`` and
     concurrent ``arun`` calls share one."""
 
-    __slots__ = ("batchers", "loop", "per_tool", "shared", "threads")
+    __slots__ = ("batchers", "limiters", "loop", "per_tool", "shared", "threads")
 
-    def __init__(self, limits: Limits, loop: asyncio.AbstractEventLoop, threads: ThreadPool) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        loop: asyncio.AbstractEventLoop,
+        threads: ThreadPool,
+        limiters: dict[str, RateLimiter],
+    ) -> None:
         self.loop = loop
         self.shared = asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None
         self.per_tool: dict[str, tuple[asyncio.Semaphore | None, RateLimiter | None]] = {}
         self.batchers: dict[str, Batcher] = {}
         self.threads = threads
+        self.limiters = limiters  # not per loop: a rate holds across an agent's sync runs too
 
     def for_tool(self, name: str, lim: ToolLimits) -> tuple[asyncio.Semaphore | None, RateLimiter | None]:
         """The tool's own concurrency slot and rate limiter (either may be ``None``)."""
         gates = self.per_tool.get(name)
         if gates is None:
             sem = asyncio.Semaphore(lim.max_concurrency) if lim.max_concurrency else None
-            limiter = RateLimiter(lim.rate_limit, lim.period) if lim.rate_limit is not None else None
+            limiter = None
+            if lim.rate_limit is not None:
+                limiter = self.limiters.get(name)
+                if limiter is None:
+                    limiter = self.limiters[name] = RateLimiter(lim.rate_limit, lim.period)
             gates = self.per_tool[name] = (sem, limiter)
         return gates
 
@@ -108,7 +118,10 @@ def thread_pool(limits: Limits) -> ThreadPool:
 
 
 def gates_for(
-    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates], limits: Limits, threads: ThreadPool
+    registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Gates],
+    limits: Limits,
+    threads: ThreadPool,
+    limiters: dict[str, RateLimiter],
 ) -> Gates:
     """The gates of ``registry`` on the running loop, made on first use.
 
@@ -121,7 +134,7 @@ def gates_for(
     if gates is None:
         for old in [old for old in registry if old.is_closed()]:
             registry.pop(old, None)
-        gates = registry[loop] = Gates(limits, loop, threads)
+        gates = registry[loop] = Gates(limits, loop, threads, limiters)
     return gates
 
 
@@ -273,7 +286,7 @@ class Calls:
     ) -> tuple[float, Any]:
         """One attempt under the rate, concurrency and time limits."""
         if tool.batch is not None:
-            return await self._fused_attempt(node, tool, kwargs, lim)
+            return await self._fused_attempt(node, tool, kwargs, lim, jobs)
         async with self.gates.slot(tool.name, lim):
             started = self._started(node)
             return started, await self._invoke(tool, kwargs, started, lim.timeout, jobs)
@@ -286,9 +299,9 @@ class Calls:
         timer: asyncio.Timeout | None = None
         try:
             if timeout is None:
-                return await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+                return await tool.call(kwargs, threads=self.gates.threads, jobs=jobs, isolate=True)
             async with asyncio.timeout(timeout) as timer:
-                return await tool.call(isolated(kwargs), threads=self.gates.threads, jobs=jobs)
+                return await tool.call(kwargs, threads=self.gates.threads, jobs=jobs, isolate=True)
         except TimeoutError as exc:
             if timer is not None and timer.expired():
                 raise _Failed(started, f"{tool.name} timed out after {timeout:g}s") from None
@@ -303,7 +316,7 @@ class Calls:
             raise _Failed(started, _failure(tool.name, exc)) from None
 
     async def _fused_attempt(
-        self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits
+        self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits, jobs: list[Job]
     ) -> tuple[float, Any]:
         """One attempt of a tool with a batch implementation: wait for its batch window, then
         share one gated invocation with the calls that arrived in it. The timeout counts from
@@ -317,10 +330,10 @@ class Calls:
 
         try:
             if lim.timeout is None:
-                got = await batcher.submit(self.ex, node.idx, isolated(kwargs), on_start)
+                got = await batcher.submit(self.ex, node.idx, kwargs, on_start, jobs)
             else:
                 async with asyncio.timeout(lim.timeout):
-                    got = await batcher.submit(self.ex, node.idx, isolated(kwargs), on_start)
+                    got = await batcher.submit(self.ex, node.idx, kwargs, on_start, jobs)
         except TimeoutError:
             started = started_at[0] if started_at else arrived
             raise _Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
@@ -363,22 +376,6 @@ class Calls:
         )
 
 
-def isolated(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments a call gets: mutable values deep-copied, so nothing the tool does to them
-    reaches a record, the memo, another consumer or a retry. A value that cannot be copied
-    (a lock, a socket) is passed as it is."""
-    out = kwargs
-    for key, value in kwargs.items():
-        if type(value) not in _SCALARS:
-            if out is kwargs:
-                out = dict(kwargs)
-            try:
-                out[key] = copy.deepcopy(value)
-            except Exception:  # RecursionError included
-                pass  # not copyable (or nested too deeply to copy): shared
-    return out
-
-
 def describe(exc: BaseException) -> str:
     """``Type: message`` (or just ``Type``) for an exception, never raising, secrets redacted."""
     text = _text(exc)
@@ -390,7 +387,9 @@ def _text(exc: BaseException) -> str:
         text = str(exc)
     except Exception:
         return "<its message could not be read>"
-    return scrub(_clip(text))
+    # Scrubbed before the cut (a cut could leave half a secret unrecognised); a very long text is
+    # shortened with a wide margin first, so scrubbing stays cheap.
+    return _clip(scrub(text[: MAX_ERROR_CHARS * 8]))
 
 
 def _clip(text: str) -> str:
@@ -403,6 +402,8 @@ def _failure(tool: str, exc: BaseException) -> str:
         return f"{tool} raised CancelledError itself (the run was not cancelled)"
     if isinstance(original, RemoteError):  # raised in a worker process; its text names its type
         return f"{tool} raised {_text(original)}"
+    if isinstance(original, PoolExhausted):  # the tool never ran
+        return f"{tool} could not start: {_text(original)}"
     return f"{tool} raised {describe(original)}"
 
 

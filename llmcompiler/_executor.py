@@ -38,7 +38,9 @@ from llmcompiler._graph import Node, Progress, TaskGraph
 from llmcompiler._literals import clip
 from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
+from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
+from llmcompiler._text import safe_text
 from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import ArgumentError, Tool, ToolLike, ToolLimits, coerce_tools
 
@@ -123,6 +125,7 @@ class Executor:
         self._memo: tuple[asyncio.AbstractEventLoop, Memo] | None = None
         self._threads: ThreadPool | None = None  # made on first use; shared by share_limits
         self._owns_threads = True
+        self._limiters: dict[str, RateLimiter] = {}  # per tool, on every loop; shared by share_limits
         self._tool_limits: dict[str, ToolLimits] = {}
 
     def limits_for(self, tool: Tool) -> ToolLimits:
@@ -186,7 +189,7 @@ class Executor:
         garbled = unreadable or {}
         tasks: list[TaskParsed | ParseError] = []
         for idx, name, args in calls:
-            line = f"{idx}. {name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+            line = f"{idx}. {name}({', '.join(f'{k}={_shown_value(v)}' for k, v in args.items())})"
             if idx in garbled:
                 tasks.append(ParseError(line=line, reason=garbled[idx], idx=idx, tool=name))
             else:
@@ -204,7 +207,7 @@ class Executor:
     def _gates_here(self) -> Gates:
         if self._threads is None:
             self._threads = thread_pool(self.limits)
-        return gates_for(self._gates, self.limits, self._threads)
+        return gates_for(self._gates, self.limits, self._threads, self._limiters)
 
     def close(self) -> None:
         """Let go of the threads this executor made: idle ones end now, busy ones (a call that
@@ -213,6 +216,7 @@ class Executor:
         threads, self._threads = self._threads, None
         if threads is not None and self._owns_threads:
             threads.shutdown()
+            self._gates = weakref.WeakKeyDictionary()  # their gates hold the pool that was shut down
         self._owns_threads = True
 
     def share_limits(self, other: Executor) -> None:
@@ -223,6 +227,7 @@ class Executor:
             other._threads = thread_pool(other.limits)
         self._gates = other._gates
         self._threads = other._threads
+        self._limiters = other._limiters
         self._owns_threads = False
 
     def memo(self) -> Memo:
@@ -478,6 +483,14 @@ def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
     return bound
 
 
+def _shown_value(value: Any) -> str:
+    """A call's argument as the plan language would write it, never raising (``10**5000``)."""
+    huge = isinstance(value, int) and value.bit_length() > 4000
+    if isinstance(value, str | int | float | bool | None) and not huge:
+        return clip(repr(value), 200)
+    return clip(safe_text(value, 400), 200)
+
+
 def _where(ev: TaskParsed) -> str:
     """``plan line '...'``, a long line cut in the middle."""
     return f"plan line {clip(ev.line, 300)!r}"
@@ -491,12 +504,15 @@ def _shown_args(ev: TaskParsed) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def _closing(source: AsyncIterable[str]) -> AsyncIterator[AsyncIterable[str]]:
+    """Close the stream at the end; a stream whose closing fails has already given its text, so
+    its error is dropped rather than ending a run whose tasks are still running."""
     try:
         yield source
     finally:
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
-            await aclose()
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 async def _chunks_of(text: str) -> AsyncIterator[str]:

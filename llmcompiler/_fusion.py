@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple
 
-from llmcompiler._threads import ThreadPool
+from llmcompiler._threads import Job, ThreadPool
 from llmcompiler._tools import Tool, ToolLimits
 
 __all__ = ["BatchFailed", "Batcher", "Fused", "really_cancelled"]
@@ -53,7 +53,7 @@ class BatchFailed(Exception):
 
 
 class _Item:
-    __slots__ = ("batch", "future", "idx", "kwargs", "on_start", "owner", "started")
+    __slots__ = ("batch", "future", "idx", "jobs", "kwargs", "on_start", "owner", "started")
 
     def __init__(
         self,
@@ -62,14 +62,31 @@ class _Item:
         kwargs: dict[str, Any],
         future: asyncio.Future[Fused],
         on_start: Callable[[float], None],
+        jobs: list[Job] | None,
     ) -> None:
         self.owner = owner
         self.idx = idx
         self.kwargs = kwargs
         self.future = future
         self.on_start = on_start
+        self.jobs = jobs
         self.started: float | None = None
         self.batch: tuple[asyncio.Task[None], list[_Item]] | None = None
+
+
+class _SharedJobs(list[Job]):
+    """The thread of a batch's invocation, handed to every call in the batch as it starts: a call
+    that gives up on the batch (its timeout) and retries waits for that thread to end first."""
+
+    def __init__(self, items: list[_Item]) -> None:
+        super().__init__()
+        self._items = items
+
+    def append(self, job: Job) -> None:
+        super().append(job)
+        for item in self._items:
+            if item.jobs is not None:
+                item.jobs.append(job)
 
 
 class Batcher:
@@ -100,7 +117,14 @@ class Batcher:
         self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, owner: object, idx: int, kwargs: dict[str, Any], on_start: Callable[[float], None]) -> Fused:
+    async def submit(
+        self,
+        owner: object,
+        idx: int,
+        kwargs: dict[str, Any],
+        on_start: Callable[[float], None],
+        jobs: list[Job] | None = None,
+    ) -> Fused:
         """Add one call to the open batch and wait for its result.
 
         Args:
@@ -108,12 +132,13 @@ class Batcher:
             idx: the task's number.
             kwargs: validated arguments.
             on_start: called with the start time when the batch holding the call starts.
+            jobs: if given, the thread running the batch is appended to it when it starts.
 
         Raises:
             BatchFailed: the batch, or this call's part of it, failed.
         """
         future: asyncio.Future[Fused] = self._loop.create_future()
-        item = _Item(owner, idx, kwargs, future, on_start)
+        item = _Item(owner, idx, kwargs, future, on_start, jobs)
         self._pending.append(item)
         if self.max_batch is not None and len(self._pending) >= self.max_batch:
             self._flush()
@@ -158,9 +183,15 @@ class Batcher:
                     item.on_start(started)
                 try:
                     if len(live) == 1:
-                        results = [await self.tool.call(live[0].kwargs, threads=self._threads)]
+                        results = [
+                            await self.tool.call(
+                                live[0].kwargs, threads=self._threads, jobs=_SharedJobs(live), isolate=True
+                            )
+                        ]
                     else:
-                        results = await self.tool.call_batch([item.kwargs for item in live], threads=self._threads)
+                        results = await self.tool.call_batch(
+                            [item.kwargs for item in live], threads=self._threads, jobs=_SharedJobs(live), isolate=True
+                        )
                 except asyncio.CancelledError:
                     if really_cancelled():
                         raise

@@ -8,14 +8,15 @@ the calls waiting at that moment but not kept: the next equal call runs the tool
 Arguments are compared by a canonical form that tells types apart (``1``, ``1.0`` and ``True``
 are different arguments even though Python finds them equal) and ignores dict key order.
 Arguments with no such form (arbitrary objects that are not hashable, or whose ``__hash__``
-raises) are not memoised. Callers never see the cached object itself: the call layer gives every
-consumer its own copy, so the cache cannot be changed after the fact.
+raises, or whose iteration fails) are not memoised. Tools never get the cached object itself: the
+call layer gives every call its own copy of its arguments, so no consumer can change the cache.
+(A record served from the memo holds the same result object as the first record; don't mutate
+records.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -37,7 +38,7 @@ def _canonical(value: Any, depth: int = 0) -> Hashable:
         return (kind.__name__, value)
     if kind is float:
         # nan != nan: key it by its text so equal calls still meet.
-        return ("float", "nan") if math.isnan(value) else ("float", value)
+        return ("float", value.hex())  # tells 0.0 from -0.0; one key for every nan
     if isinstance(value, Mapping):
         items = [(_canonical(k, depth + 1), _canonical(v, depth + 1)) for k, v in value.items()]
         return ("dict", frozenset(items))
@@ -65,7 +66,7 @@ def memo_key(tool: str, kwargs: Mapping[str, Any]) -> Hashable | None:
     """
     try:
         return (tool, _canonical(kwargs))
-    except (_Unhashable, RecursionError):
+    except Exception:  # RecursionError, a mapping whose iteration raises, ...: not memoised
         return None
 
 

@@ -25,7 +25,17 @@ import pydantic
 from llmcompiler._errors import UserError
 from llmcompiler._threads import Job, ThreadPool, default_pool
 
-__all__ = ["ArgumentError", "Tool", "ToolLike", "ToolLimits", "as_tool", "coerce_tools", "normalize_schema", "tool"]
+__all__ = [
+    "ArgumentError",
+    "Tool",
+    "ToolLike",
+    "ToolLimits",
+    "as_tool",
+    "coerce_tools",
+    "isolated",
+    "normalize_schema",
+    "tool",
+]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 RESERVED_NAMES = frozenset({"join"})
@@ -263,6 +273,7 @@ class Tool:
         *,
         threads: ThreadPool | None = None,
         jobs: list[Job] | None = None,
+        isolate: bool = False,
     ) -> Any:
         """Call the function with already validated keyword arguments.
 
@@ -275,18 +286,21 @@ class Tool:
             threads: the thread pool for a sync function.
             jobs: if given, the thread's ``Job`` is appended to it, so a caller that gives up
                 waiting (a timeout) can still wait for the thread to end before trying again.
+            isolate: give the function its own deep copy of mutable arguments (see ``isolated``);
+                a sync function's copy is made in its thread, off the event loop.
 
         Raises:
             Whatever the function raises; a ``BaseException`` raised in a thread that must not
             travel as itself (``SystemExit``, ``StopIteration``, ...) as ``ToolBaseException``.
         """
         if self._is_async:
-            return await self._fn(**kwargs)
-        if self.compute_bound:
+            return await self._fn(**(isolated(kwargs) if isolate else kwargs))
+        if self.compute_bound:  # pickled: the worker gets its own copy anyway
             from llmcompiler._offload import run_in_process
 
             return await run_in_process(self._fn, kwargs)
-        job = await (threads or default_pool()).start(self._fn, **kwargs)
+        pool = threads or default_pool()
+        job = await (pool.start(_call_isolated, self._fn, kwargs) if isolate else pool.start(self._fn, **kwargs))
         if jobs is not None:
             jobs.append(job)
         result = await job.result()
@@ -294,7 +308,14 @@ class Tool:
             result = await result
         return result
 
-    async def call_batch(self, calls: list[dict[str, Any]], *, threads: ThreadPool | None = None) -> list[Any]:
+    async def call_batch(
+        self,
+        calls: list[dict[str, Any]],
+        *,
+        threads: ThreadPool | None = None,
+        jobs: list[Job] | None = None,
+        isolate: bool = False,
+    ) -> list[Any]:
         """Call the batch implementation with already validated argument dicts.
 
         Runs like ``call``: a sync implementation in a thread of ``threads`` (a process for
@@ -308,13 +329,16 @@ class Tool:
         if batch is None:
             raise UserError(f"tool {self.name!r} has no batch implementation")
         if _is_async_callable(batch):
-            results = await batch(calls)
+            results = await batch([isolated(c) for c in calls] if isolate else calls)
         elif self.compute_bound:
             from llmcompiler._offload import run_in_process
 
             results = await run_in_process(batch, {}, args=(calls,))
         else:
-            job = await (threads or default_pool()).start(batch, calls)
+            pool = threads or default_pool()
+            job = await (pool.start(_batch_isolated, batch, calls) if isolate else pool.start(batch, calls))
+            if jobs is not None:
+                jobs.append(job)
             results = await job.result()
             if inspect.isawaitable(results):
                 results = await results
@@ -722,6 +746,32 @@ def _from_langchain(lc_tool: Any) -> Tool:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes, complex})
+
+
+def isolated(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a call gets: mutable values deep-copied, so nothing the tool does to them
+    reaches a record, the memo, another consumer or a retry. A value that cannot be copied
+    (a lock, a socket) is passed as it is."""
+    out = kwargs
+    for key, value in kwargs.items():
+        if type(value) not in _SCALARS:
+            if out is kwargs:
+                out = dict(kwargs)
+            try:
+                out[key] = copy.deepcopy(value)
+            except Exception:  # RecursionError included
+                pass  # not copyable (or nested too deeply to copy): shared
+    return out
+
+
+def _call_isolated(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    return fn(**isolated(kwargs))
+
+
+def _batch_isolated(batch: Callable[[list[dict[str, Any]]], Any], calls: list[dict[str, Any]]) -> Any:
+    return batch([isolated(c) for c in calls])
 
 
 def _check_name(name: str) -> None:

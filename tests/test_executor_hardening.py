@@ -30,6 +30,7 @@ from llmcompiler import (
 )
 from llmcompiler._errors import ReplyCut
 from llmcompiler.testing import ScriptedLLM
+from tests.fakeclock import run_with_fake_clock
 from tests.strategies import chunkings, model_plans
 
 
@@ -490,3 +491,135 @@ async def test_a_handler_raising_what_cannot_travel_is_a_run_error(exc: BaseExce
     assert [r.idx for r in info.value.tasks] == [1]
     results = await agent.arun_many(["a", "b"], on_event=handler, return_exceptions=True, concurrency=1)
     assert all(isinstance(r, RunError) for r in results)
+
+
+# -- found in review
+
+
+async def test_an_executor_runs_sync_tools_again_after_close() -> None:
+    @tool
+    def work(x: int) -> int:
+        """A sync tool."""
+        return x
+
+    executor = Executor([work])
+    await executor.run_round(_chunks("1. work(1)"))
+    executor.close()
+    outcome = await executor.run_round(_chunks("2. work(2)"), round=2)
+    assert [r.result for r in outcome.records] == [2]
+    executor.close()
+
+
+async def test_a_fused_retry_never_overlaps_the_batch_still_running() -> None:  # row 17, batched tools
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def effect_many(calls: list[dict[str, Any]]) -> list[None]:
+        return [None for _ in calls]
+
+    @tool(timeout=0.05, retries=2, backoff=0, batch=effect_many)
+    def effect() -> None:
+        """A side effect that takes longer than the timeout."""
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(0.3)
+        with lock:
+            running -= 1
+
+    try:
+        (record,) = await execute_plan("1. effect()", [effect])
+    finally:
+        gate.set()
+    assert most == 1
+    assert record.error is not None and record.error.startswith("effect timed out after 0.05s")
+
+
+async def test_a_pure_call_whose_argument_cannot_be_iterated_is_not_memoised() -> None:  # row 12
+    class Cursor(dict[str, int]):
+        def items(self) -> Any:
+            raise ConnectionError("cursor closed")
+
+    @tool
+    def make() -> Any:
+        """An odd mapping."""
+        return Cursor(a=1)
+
+    @tool(pure=True)
+    def show(x: Any) -> str:
+        """Show it."""
+        return type(x).__name__
+
+    records = by_idx(await execute_plan("1. make()\n2. show($1)\n3. echo(3)", [make, show, echo]))
+    assert records[3].result == 3
+    assert records[2].ok or "show" in (records[2].error or "")
+
+
+async def test_a_secret_at_the_cut_of_a_long_error_is_never_half_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "Zq8-very-secret-value-123"
+    monkeypatch.setenv("DB_PASSWORD", secret)
+
+    @tool
+    def leak() -> None:
+        """Raise with a long message ending in a secret."""
+        raise RuntimeError("x" * 1975 + f" connecting as {secret}")
+
+    (record,) = await execute_plan("1. leak()", [leak])
+    assert record.error is not None and "Zq8" not in record.error
+
+
+async def test_a_stream_whose_closing_fails_keeps_its_tasks() -> None:
+    async def stream() -> Any:
+        try:
+            yield "1. echo(1)\n2. join()\n"
+            yield "x" * 3000  # a model rambling after its plan: the executor stops reading and closes
+            yield "more"
+        finally:
+            raise ConnectionError("close failed")
+
+    records = await execute_plan(stream(), [echo])
+    assert [r.result for r in records] == [1, None]
+
+
+def test_a_rate_limit_holds_across_runs_of_one_agent() -> None:  # row 19
+    starts: list[float] = []
+
+    @tool(rate_limit=0.5)
+    async def slow(i: int) -> int:
+        """One call every 2 s."""
+        starts.append(asyncio.get_running_loop().time())
+        return i
+
+    llm = ScriptedLLM(["1. slow(1)\n2. join()", "Action: Finish(ok)"] * 4)
+    agent = LLMCompiler(llm=llm, tools=[slow])
+
+    async def both() -> None:
+        await agent.arun("a")
+        await agent.arun("b")
+
+    run_with_fake_clock(both)
+    assert round(starts[1] - starts[0], 6) >= 2.0
+    # Sync runs get a new event loop each; the limiter is the agent's, not the loop's.
+    agent.run("c")
+    agent.run("d")
+    assert list(agent._gates._limiters) == ["slow"]
+
+
+async def test_run_calls_with_an_unprintable_argument_still_runs_the_others() -> None:
+    records = await Executor([echo]).run_calls([(1, "echo", {"x": 10**5000}), (2, "echo", {"x": 1})])
+    assert records[0].result == 10**5000 and records[1].result == 1
+
+
+async def test_zero_and_minus_zero_are_different_memo_keys() -> None:
+    @tool(pure=True)
+    def sign(x: float) -> float:
+        """The sign of x, -0.0 included."""
+        import math
+
+        return math.copysign(1.0, x)
+
+    records = await execute_plan("1. sign(0.0)\n2. sign(-0.0)", [sign])
+    assert [r.result for r in records] == [1.0, -1.0]
