@@ -348,10 +348,14 @@ class _Worker:
             ready = multiprocessing.connection.wait([self.conn, self.process.sentinel])
             if self.conn not in ready:
                 raise EOFError("the worker exited")
-            reply = pickle.loads(self.conn.recv_bytes())
+            raw = self.conn.recv_bytes()
         except (EOFError, OSError) as exc:
             self.process.join(5)
             raise WorkerDied(f"the worker process running it died ({_how_it_died(self.process.exitcode)})") from exc
+        try:
+            reply = pickle.loads(raw)
+        except Exception as exc:  # the worker sent it; this process cannot rebuild it
+            return False, TypeError(f"its result cannot be read back from the worker process: {exc}")
         if reply[0] == "ok":
             return True, reply[1]
         error: BaseException = reply[1]
@@ -430,7 +434,9 @@ class ProcessPool:
                 ]
                 for thread in self._threads:
                     thread.start()
-        self._calls.put(call)
+            # Queued under the lock: a shutdown cannot slip in between its check and the put and
+            # leave the call with no slot thread to answer it (the put never blocks).
+            self._calls.put(call)
         try:
             ok, value = await call.future
         except asyncio.CancelledError:

@@ -391,3 +391,21 @@ def test_row13_a_method_decorated_in_its_class_body_is_refused_at_creation() -> 
             def work(self, n: int) -> int:
                 """Would be called without its object."""
                 return n
+
+
+class _Unreadable:
+    """Pickles in the worker, but cannot be rebuilt here."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (int, ("not a number",))
+
+
+@tool(compute_bound=True)
+def unreadable_result() -> Any:
+    """Return what the parent cannot unpickle."""
+    return _Unreadable()
+
+
+async def test_a_result_that_cannot_be_read_back_is_named_as_such() -> None:
+    (record,) = await execute_plan("1. unreadable_result()", [unreadable_result])
+    assert record.error is not None and "result cannot be read back" in record.error
