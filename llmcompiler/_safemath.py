@@ -173,7 +173,7 @@ def _power_bits(base: int, exponent: int) -> int:
 
 def _digits(bits: int) -> int:
     """About how many decimal digits an integer of ``bits`` bits has."""
-    return int(bits * _math.log10(2)) + 1
+    return bits * 3_010_299_957 // 10**10 + 1  # log10(2) to ten digits, in integers: no float overflow
 
 
 def _checked(value: Number) -> Number:

@@ -25,7 +25,7 @@ from typing import Any
 from llmcompiler._literals import Ref, Template
 from llmcompiler._records import RunResult, TaskRecord
 from llmcompiler._text import MAX_INT_DIGITS, int_summary, safe_text
-from llmcompiler.models._redact import scrubber
+from llmcompiler.models._redact import REDACTED, is_secret_name, scrubber
 
 __all__ = ["TRACE_VERSION", "to_json_safe", "trace_dict", "write_trace"]
 
@@ -68,8 +68,16 @@ class _Json:
                 return self.clean(safe_text(value))
             if kind is list:
                 return [self.value(v, depth) for v in value]
-            return {self.key(k): self.value(v, depth) for k, v in value.items()}
+            return self.mapping(value, depth)
         return self.other(value, depth)
+
+    def mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        # A value under a secret's name ("password", "api_key", "token") is redacted whatever it
+        # looks like: scrubbed alone, it would not be seen beside its name.
+        return {
+            self.key(k): REDACTED if v is not None and is_secret_name(k) else self.value(v, depth)
+            for k, v in value.items()
+        }
 
     def other(self, value: Any, depth: int) -> Any:
         """Anything but a plain str, int, float, list or dict (subclasses included)."""
@@ -89,7 +97,7 @@ class _Json:
 
     def container(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
-            return {self.key(k): self.value(v, depth) for k, v in value.items()}
+            return self.mapping(value, depth)
         if isinstance(value, (list, tuple)):
             return [self.value(v, depth) for v in value]
         if isinstance(value, (set, frozenset)):

@@ -557,3 +557,56 @@ def test_the_cli_runs_tools_with_odd_results(
     assert "1. make → <int of 5001 digits: 1000…000>" in out and "Answer: odd values: \\ud800" in out
     assert json.loads(trace.read_bytes().decode("utf-8"))["tasks"][0]["result"] == "<int of 5001 digits: 1000…000>"
     ET.fromstring(timeline.read_bytes().decode("utf-8").split("\n", 1)[1])
+
+
+# -- found in review
+
+
+def test_scrub_is_linear_on_long_runs_of_word_characters() -> None:  # rows 26, 30
+    import time
+
+    texts = ["-".join(["token"] * 20_000), "ab-" * 40_000 + "secret", "data:" + "A1b-_" * 50_000 + " key"]
+    for text in texts:
+        started = time.process_time()
+        scrub(text)
+        # A hang guard, not a timing target: the quadratic version took 10-25 s at a tenth of this size.
+        assert time.process_time() - started < 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Who was the bearer of the Olympic torch in 2024?",
+        "Authorization: required for this endpoint",
+        "the standard bearer Paris",
+    ],
+)
+def test_scrub_leaves_prose_about_bearers_and_authorization_alone(text: str) -> None:  # row 26
+    assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('password="a b c"', "a b c"),
+        ('{"password": "pa\\"ss word"}', "ss word"),
+        ('{"token": "tok-abcdef123456"}', "tok-abcdef123456"),
+        ("Authorization: Bearer tok123", "tok123"),
+    ],
+)
+def test_scrub_redacts_whole_quoted_values_and_token_keys(text: str, secret: str) -> None:  # row 26
+    assert secret not in scrub(text)
+
+
+def test_trace_redacts_values_under_secret_names() -> None:  # row 26
+    record = _record(1, {"password": "pw-s3cret", "user": "bob"}, line='1. login(user="bob", password="pw-s3cret")')
+    record = TaskRecord(**{**{f: getattr(record, f) for f in record.__slots__}, "args": {"password": "pw-s3cret"}})
+    dumped = json.dumps(trace_dict(_result([record]), question="q"))
+    assert "pw-s3cret" not in dumped and "bob" in dumped
+
+
+def test_math_refuses_a_power_whose_exponent_is_itself_huge() -> None:  # row 20
+    from llmcompiler.demo import math as demo_math
+
+    with pytest.raises(ValueError, match="too large"):
+        demo_math._fn(expression="2**2**1024")

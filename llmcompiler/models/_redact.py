@@ -9,7 +9,8 @@
   the name or the value is quoted (JSON, a dict's repr: ``api_key: str`` in a tool's signature
   is not a secret), any ``...token=`` value, and ``key=`` in a URL's query (``key`` alone
   elsewhere is too common a word: ``{"key": "Oslo"}`` stays);
-- ``Authorization:`` header values and bearer tokens;
+- ``Authorization:`` header values (after a scheme, or token-shaped) and bearer tokens
+  (token-shaped: a digit or one of ``-._~+/=`` in the word; "the bearer of the torch" stays);
 - strings shaped like provider keys (``sk-...``, ``ghp_...``, ``AKIA...``, ...).
 
 The environment's secrets are read once and read again only when ``os.environ`` changes, so
@@ -25,7 +26,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterable
 
-__all__ = ["REDACTED", "redact", "scrub", "scrubber"]
+__all__ = ["REDACTED", "is_secret_name", "redact", "scrub", "scrubber"]
 
 REDACTED = "[redacted]"
 
@@ -41,30 +42,40 @@ _KEY_SHAPES = re.compile(
     r"|\bhf_[A-Za-z0-9]{20,}"
 )
 # A bearer token ends at white space, a quote or punctuation that closes or separates ("Bearer sk-abc)").
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"'),;]+")
+# Only a token-shaped word counts (a digit or one of - . _ ~ + / = in it, as every token format
+# has): "the bearer of the torch" is prose, and questions are scrubbed before they are sent.
+_TOKEN_LIKE = r"""(?=[^\s"'),;]*[\d\-._~+/=])[^\s"'),;]+"""
+_BEARER = re.compile(r"(?i)(bearer\s+)" + _TOKEN_LIKE)
 # Names whose value is a secret, and what a value is (it ends at white space, a quote or a separator).
+# Prefixes are bounded ({0,40}): an unbounded [\w-]* rescans every long run of word characters
+# (a base64 blob, "token-token-...") from each position, which is quadratic.
 _NAMES = r"""(?:
-      \b[\w-]*api[_-]?key
-    | \b[\w-]*(?:access|auth|refresh|id|session|bearer)[_-]?token
-    | \b[\w-]*secret(?:[_-]?(?:access[_-]?)?key)?
-    | \b[\w-]*passw(?:or)?d | \bpwd
+      \b[\w-]{0,40}api[_-]?key
+    | \b[\w-]{0,40}(?:access|auth|refresh|id|session|bearer)[_-]?token
+    | \b[\w-]{0,40}secret(?:[_-]?(?:access[_-]?)?key)?
+    | \b[\w-]{0,40}passw(?:or)?d | \bpwd
     | \bclient[_-]?secret
 )"""
-_VALUE = r"""(?:\[redacted\]|[^\s"',;}&)\]>]+)"""
+# A value: up to its closing quote when it opened with one (it may hold spaces and escaped
+# quotes), else up to white space, a quote or a separator.
+_VALUE = r"""(?:\[redacted\]|(?<=")(?:[^"\\\n]|\\.)*(?=")|(?<=')(?:[^'\\\n]|\\.)*(?=')|[^\s"',;}&)\]>]+)"""
 # "Authorization: Basic abc", "X-Api-Key: abc", '"authorization": "Bearer abc"'.
 _HEADER = re.compile(
     r"""(?ix)
     ( \b(?:proxy-)?authorization | \bx-api-key )
     ( ["']?\s*[:=]\s*["']? )
-    (?:(?:bearer|basic|token|digest)\s+)?"""
+    (?: (?:bearer|basic|token|digest)\s+"""
     + _VALUE
+    + r""" | """
+    + _TOKEN_LIKE
+    + r""" )"""
 )
 # Assignments and query parameters: "password=hunter2", "?api_key=abc", "&token=abc", "?key=abc".
 _ASSIGNED = re.compile(
     r"""(?ix)
     ( """
     + _NAMES
-    + r""" | \b[\w-]*token | (?<=[?&;])(?:key|sig|signature) )
+    + r""" | \b[\w-]{0,40}token | (?<=[?&;])(?:key|sig|signature) )
     ( ["']?\s*=\s*["']? )"""
     + _VALUE
 )
@@ -73,9 +84,9 @@ _ASSIGNED = re.compile(
 # signature) is prose, not a secret.
 _QUOTED = re.compile(
     r"""(?ix)
-    ( ["']"""
+    ( ["'](?:"""
     + _NAMES
-    + r"""["']\s*:\s*["']? | """
+    + r"""|[\w-]{0,40}token)["']\s*:\s*["']? | """
     + _NAMES
     + r"""\s*:\s*["'] )"""
     + _VALUE
@@ -93,11 +104,25 @@ _MEMO_CHARS = 256
 _MEMO_ENTRIES = 4096
 
 
+_SECRET_NAME = re.compile(r"(?ix)^(?:" + _NAMES + r"|[\w-]{0,40}token|authorization|x-api-key)$")
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether a mapping key names a secret (``password``, ``api_key``, ``token``, ...), so that
+    its value is redacted whatever it looks like.
+
+    Example:
+        >>> is_secret_name("DB_Password"), is_secret_name("max_tokens")
+        (True, False)
+    """
+    return isinstance(name, str) and len(name) <= 60 and _SECRET_NAME.match(name) is not None
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with the given secrets, bearer tokens and key-shaped strings replaced.
 
     Example:
-        >>> redact("refused (Authorization: Bearer abc123)")
+        >>> redact("refused (Authorization: Bearer abc123def456)")
         'refused (Authorization: Bearer [redacted])'
     """
     for secret in secrets:
@@ -115,7 +140,7 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
         secrets: more strings to replace (keys the environment does not hold).
 
     Example:
-        >>> scrub("failed: Authorization: Bearer abc123 (key sk-proj-abcdefgh)")
+        >>> scrub("failed: Authorization: Bearer abc123def456 (key sk-proj-abcdefgh)")
         'failed: Authorization: [redacted] (key [redacted])'
         >>> scrub("GET https://api.example.com/v1?api_key=abc123&q=1")
         'GET https://api.example.com/v1?api_key=[redacted]&q=1'
