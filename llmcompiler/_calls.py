@@ -30,8 +30,9 @@ import weakref
 from collections.abc import AsyncIterator, Hashable
 from typing import TYPE_CHECKING, Any
 
+from llmcompiler._errors import really_cancelled
 from llmcompiler._events import TaskStarted
-from llmcompiler._fusion import Batcher, BatchFailed, really_cancelled
+from llmcompiler._fusion import Batcher, BatchFailed
 from llmcompiler._graph import Node
 from llmcompiler._literals import resolve
 from llmcompiler._memo import Memo, memo_key
@@ -39,7 +40,7 @@ from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
-from llmcompiler._tools import ArgumentError, Tool, ToolLimits
+from llmcompiler._tools import Tool, ToolLimits
 from llmcompiler.models._redact import scrub
 
 if TYPE_CHECKING:
@@ -177,16 +178,8 @@ class Calls:
             if node.deps:
                 kwargs = {k: resolve(v, self._result_of) for k, v in kwargs.items()}
             validated = tool.validate(kwargs)
-        except RecursionError:
-            return self.record(node, kwargs, None, f"invalid arguments for {tool.name}: nested too deeply", None, None)
-        except (ArgumentError, ValueError, TypeError) as exc:
-            return self.record(
-                node, kwargs, None, _clip(f"invalid arguments for {tool.name}: {_text(exc)}"), None, None
-            )
-        except Exception as exc:
-            return self.record(
-                node, kwargs, None, _clip(f"invalid arguments for {tool.name}: {describe(exc)}"), None, None
-            )
+        except Exception as exc:  # bad arguments, or a result its dependents cannot use (ResolveError)
+            return self.record(node, kwargs, None, f"invalid arguments for {tool.name}: {_reason(exc)}", None, None)
         if tool.pure:
             key = memo_key(tool.name, validated)
             if key is not None:
@@ -390,6 +383,13 @@ def _text(exc: BaseException) -> str:
     # Scrubbed before the cut (a cut could leave half a secret unrecognised); a very long text is
     # shortened with a wide margin first, so scrubbing stays cheap.
     return _clip(scrub(text[: MAX_ERROR_CHARS * 8]))
+
+
+def _reason(exc: Exception) -> str:
+    """Why arguments were refused: a validation message as it reads, anything else with its type."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return _text(exc) if isinstance(exc, ValueError | TypeError) else describe(exc)
 
 
 def _clip(text: str) -> str:

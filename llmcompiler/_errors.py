@@ -159,6 +159,13 @@ class ReplyCut(Exception):
         self.reason = reason
 
 
+def really_cancelled() -> bool:
+    """Whether the running task was asked to stop: a real cancellation, not a ``CancelledError``
+    that a tool or a model raised by itself (which fails only that task or call)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def unwrap_group(exc: BaseException) -> BaseException:
     """The one exception to raise in place of ``exc``: ``exc`` itself, or one leaf of an exception group.
 

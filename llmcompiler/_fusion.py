@@ -21,10 +21,11 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple
 
+from llmcompiler._errors import really_cancelled
 from llmcompiler._threads import Job, ThreadPool
 from llmcompiler._tools import Tool, ToolLimits
 
-__all__ = ["BatchFailed", "Batcher", "Fused", "really_cancelled"]
+__all__ = ["BatchFailed", "Batcher", "Fused"]
 
 
 class Fused(NamedTuple):
@@ -233,10 +234,3 @@ class Batcher:
         for item in items:
             if not item.future.done():
                 item.future.set_exception(BatchFailed(item.started or started, message, cause))
-
-
-def really_cancelled() -> bool:
-    """Whether the running task was asked to stop: a real cancellation, not a ``CancelledError``
-    a tool raised by itself (the call layer and the batcher tell the two apart with it)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from llmcompiler._errors import RunError, UserError, unwrap_group
+from llmcompiler._errors import RunError, UserError, really_cancelled, unwrap_group
 
 __all__ = ["run_many"]
 
@@ -53,8 +53,7 @@ async def run_many(
             try:
                 results[i] = await run_one(question)
             except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling() > 0:
+                if really_cancelled():
                     raise  # the batch is being cancelled
                 # A run that ended in a CancelledError nobody asked for: that question failed.
                 error = RunError(f"question {i} ended in a CancelledError its caller did not ask for")

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from llmcompiler._errors import LLMCompilerError, ModelError, ReplyCut
+from llmcompiler._errors import LLMCompilerError, ModelError, ReplyCut, really_cancelled
 from llmcompiler._text import one_line, safe_text
 from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._redact import scrub
@@ -98,8 +98,7 @@ def _model_fault(exc: BaseException) -> bool:
     if isinstance(exc, KeyboardInterrupt):
         return False
     if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is None or task.cancelling() == 0
+        return not really_cancelled()
     return True
 
 
