@@ -171,7 +171,7 @@ async def test_a_result_its_dependents_cannot_use_fails_only_those_dependents() 
     assert records[2].error is not None and "$1" in records[2].error
     assert records[3].result == 10**5000
     assert records[4].ok
-    assert records[5].error is not None or isinstance(records[5].result, str)
+    assert records[5].error is not None and "$4 cannot be spliced" in records[5].error
     assert records[7].result == "s=a\ud800b"
     assert sorted(records) == list(range(1, 9))
 
@@ -532,7 +532,7 @@ async def test_a_pure_call_whose_argument_cannot_be_iterated_is_not_memoised() -
 
     records = by_idx(await execute_plan("1. make()\n2. show($1)\n3. echo(3)", [make, show, echo]))
     assert records[3].result == 3
-    assert records[2].ok or "show" in (records[2].error or "")
+    assert records[2].result == "Cursor" and not records[2].cached
 
 
 async def test_a_secret_at_the_cut_of_a_long_error_is_never_half_shown(monkeypatch: pytest.MonkeyPatch) -> None:
