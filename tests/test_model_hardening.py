@@ -367,20 +367,31 @@ async def test_a_joiner_that_raises_is_a_model_error_with_the_records() -> None:
 
 
 class _BrokenModel:
-    """A custom ChatModel: a plan that stops with a ConnectionError after its first task."""
+    """A custom ChatModel: a plan that stops with a ConnectionError once its first task is done."""
 
     model_name = "custom:broken"
 
+    def __init__(self, task_done: asyncio.Event) -> None:
+        self.task_done = task_done
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         yield "1. add(1, 2)\n"
-        await asyncio.sleep(0.01)  # let task 1 finish
+        await self.task_done.wait()
         raise ConnectionError("the planner's connection dropped")
 
 
 async def test_a_planner_that_raises_mid_plan_is_a_model_error_with_the_records() -> None:
     # issue 10 row 23
+    task_done = asyncio.Event()
+
+    @tool(name="add")
+    async def signalling_add(x: int, y: int) -> int:
+        """Add two integers and say so."""
+        task_done.set()
+        return x + y
+
     with pytest.raises(ModelError, match="custom:broken: the plan call failed") as caught:
-        await LLMCompiler(llm=_BrokenModel(), tools=[add]).arun("1 + 2?")
+        await LLMCompiler(llm=_BrokenModel(task_done), tools=[signalling_add]).arun("1 + 2?")
     assert isinstance(caught.value.__cause__, ConnectionError)
     assert _added(caught.value.tasks)
 
