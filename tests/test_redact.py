@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmcompiler.models._redact import redact
+from llmcompiler.models._redact import redact, scrub
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,69 @@ def test_text_without_secrets_is_unchanged() -> None:
 def test_provider_key_shapes_are_redacted(key: str) -> None:
     # issue 10 row 26: the shapes of other providers' keys, in case a server echoes one back
     assert redact(f"rejected key {key}.") == "rejected key [redacted]."
+
+
+# -- scrub: prose naming a secret's parameter is not a secret (issue 11)
+
+
+def _no_key_message(provider: str) -> str:
+    """The message an adapter raises when no API key is found, as a user reads it."""
+    from llmcompiler._errors import UserError
+    from llmcompiler.models._loader import load_model
+
+    with pytest.raises(UserError) as caught:
+        load_model(f"{provider}:some-model")
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_no_key_message_passes_through_scrub_unchanged(provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    message = _no_key_message(provider)
+    assert "pass api_key=" in message
+    assert scrub(message) == message
+
+
+def test_the_openai_no_key_message_reads_in_full() -> None:
+    text = (
+        "openai:some-model needs an API key: set OPENAI_API_KEY or pass api_key= "
+        "(or base_url= for an OpenAI-compatible server that needs none)"
+    )
+    assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pass api_key= (or set OPENAI_API_KEY)",
+        "pass api_key= or set OPENAI_API_KEY",
+        "check OPENAI_API_KEY or api_key=",
+        "set token= (see the docs) or password= [optional]",
+        "secret= {the vault's} and access_token= <yours>",
+        "give api_key=\nand then the model",
+        '{"api_key": null, "password": (none)}',
+        "client_secret = (see below)",
+    ],
+)
+def test_prose_about_secret_parameters_is_kept(text: str) -> None:
+    assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("api_key=sk-abcdefghijk", "api_key=[redacted]"),
+        ('api_key="hello world secret"', 'api_key="[redacted]"'),
+        ("api_key=abcd1234efgh", "api_key=[redacted]"),
+        ("password = hunter2", "password = [redacted]"),
+        ("password = Hunter", "password = [redacted]"),
+        ("password=or", "password=[redacted]"),  # right after the "=": a value, however short
+        ("token=abc and more", "token=[redacted] and more"),
+        ("secret = 'a b'", "secret = '[redacted]'"),
+        ('{"password": "or"}', '{"password": "[redacted]"}'),  # quoted: always a value
+        ("access_token= longerword", "access_token= [redacted]"),
+    ],
+)
+def test_real_assigned_values_are_still_redacted(text: str, expected: str) -> None:
+    assert scrub(text) == expected

@@ -8,7 +8,9 @@
 - ``api_key=``, ``access_token=``, ``password=``, ``secret=`` values, also with ``:`` when
   the name or the value is quoted (JSON, a dict's repr: ``api_key: str`` in a tool's signature
   is not a secret), any ``...token=`` value, and ``key=`` in a URL's query (``key`` alone
-  elsewhere is too common a word: ``{"key": "Oslo"}`` stays);
+  elsewhere is too common a word: ``{"key": "Oslo"}`` stays); prose naming the parameter stays
+  too: after a space, a bracket or a short lowercase word is not a value (``pass api_key= (or set
+  OPENAI_API_KEY)``, ``api_key= or``), while ``api_key=or`` and ``password = hunter2`` are;
 - ``Authorization:`` header values (after a scheme, or token-shaped) and bearer tokens
   (token-shaped: a digit or one of ``-._~+/=`` in the word; "the bearer of the torch" stays);
 - strings shaped like provider keys (``sk-...``, ``ghp_...``, ``AKIA...``, ...).
@@ -70,13 +72,20 @@ _HEADER = re.compile(
     + _TOKEN_LIKE
     + r""" )"""
 )
+# What cannot be a secret after a space: prose naming the parameter ("pass api_key= (or set
+# OPENAI_API_KEY)", "check api_key= or the environment"). An unquoted value set apart from its
+# "=" or ":" by a space is not taken when it opens with a bracket or is a short lowercase word;
+# one written right after the "=" (api_key=or) and any quoted one always are. A value never
+# starts on the next line ("api_key=" at a line's end names the parameter).
+_NOT_A_VALUE = r"""(?! (?<=[ \t]) (?: [(\[{<] | (?-i:[a-z]{1,5}) (?![^\s"',;}&)\]>]) ) )"""
 # Assignments and query parameters: "password=hunter2", "?api_key=abc", "&token=abc", "?key=abc".
 _ASSIGNED = re.compile(
     r"""(?ix)
     ( """
     + _NAMES
     + r""" | \b[\w-]{0,40}token | (?<=[?&;])(?:key|sig|signature) )
-    ( ["']?\s*=\s*["']? )"""
+    ( ["']?[ \t]*=[ \t]*["']? )"""
+    + _NOT_A_VALUE
     + _VALUE
 )
 # JSON, a dict's repr or YAML with quotes: '"api_key": "abc"', "{'password': 'x'}", 'password: "x"'.
@@ -89,6 +98,7 @@ _QUOTED = re.compile(
     + r"""|[\w-]{0,40}token)["']\s*:\s*["']? | """
     + _NAMES
     + r"""\s*:\s*["'] )"""
+    + _NOT_A_VALUE
     + _VALUE
 )
 # What every pattern above needs somewhere in the text: one search rules most texts out.
