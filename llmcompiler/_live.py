@@ -3,8 +3,12 @@
 ``LiveView`` takes the run's events (``handle(event)``) and shows them on a rich ``Console``:
 on a terminal, a ``rich.live.Live`` display with a plan panel and a task table (number, tool,
 arguments, dependencies, state, duration, result) that updates in place; anywhere else (a pipe,
-a CI log) plain lines, one per event. ``finish(result)`` prints the answer, the total time,
-the tokens, the cost and the time the same tasks would have taken one after another.
+a CI log) plain lines, one per event. While the joiner reads the results a spinner says so
+(``joiner reading 3 results…``); at the end the plan stays on the screen above the table, and
+failed tasks' errors are printed whole under it. ``finish(result)`` prints the answer and the
+closing lines: the tools' own time one after another against their wall time in parallel
+(``tools: 1.20 s one after another, 0.31 s in parallel (3.9x)``), then the run's total time
+(the model's included), the tokens and the cost.
 
 Every text shown passes through ``scrub`` (API keys and authorisation headers never appear),
 ``safe_text`` (any result can be shown) and ``escape_controls``: a result or an answer holding
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Literal
 
@@ -24,16 +28,17 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
-from llmcompiler._plan import JOIN, ParseError, TaskParsed
-from llmcompiler._records import RunResult
+from llmcompiler._plan import JOIN, ParseError, PlanEnded, TaskParsed
+from llmcompiler._records import RunResult, TaskRecord
 from llmcompiler._text import escape_controls, one_line, safe_text
 from llmcompiler.models._redact import scrub
 
-__all__ = ["LiveView", "RowState"]
+__all__ = ["LiveView", "RowState", "closing_lines", "tool_times"]
 
 RowState = Literal["waiting", "running", "done", "failed", "skipped"]
 
@@ -48,6 +53,9 @@ _PLAIN_LABELS = {"done": "done ", "failed": "fail ", "skipped": "skip "}
 _PLAN_LINES = 10  # plan lines shown while it streams
 
 _CELL = 200  # characters of a table cell before it is cut
+# A failed task's error is shown whole under the table (records keep 2,000 characters of an
+# error); this only bounds what some other source could hand over.
+_FULL = 8000
 _MARGIN = 256  # characters rendered beyond what is shown, so a secret at the cut is scrubbed whole
 
 
@@ -64,6 +72,7 @@ class _Row:
     start: float | None = None
     end: float | None = None
     outcome: str = ""
+    error: str = ""  # a failed task's whole error, shown under the table at the end
 
 
 def _args_text(line: str, tool: str) -> str:
@@ -90,6 +99,62 @@ def shown_block(text: str) -> str:
 
 def _secs(t: float) -> str:
     return f"{t * 1000:.0f}ms" if t < 1 else f"{t:.2f}s"
+
+
+def tool_times(tasks: Iterable[TaskRecord]) -> tuple[float, float]:
+    """The tools' own time: ``(one after another, in parallel)`` in seconds.
+
+    One after another is the sum of the tool calls' durations. In parallel is their wall time:
+    in each round, from the first tool's start to the last tool's end, summed over the rounds
+    (the model's planning and joining between rounds are not tool time). Tasks that never ran
+    and the ``join`` task count in neither.
+
+    Example:
+        >>> from llmcompiler._records import TaskRecord
+        >>> def task(i, start, end):
+        ...     return TaskRecord(idx=i, tool="t", args={}, deps=frozenset(), thought=None, start=start, end=end)
+        >>> tool_times([task(1, 0.0, 1.0), task(2, 0.5, 1.5)])
+        (2.0, 1.5)
+    """
+    sequential = 0.0
+    spans: dict[int, tuple[float, float]] = {}
+    for task in tasks:
+        if task.tool == JOIN or task.start is None or task.end is None:
+            continue
+        sequential += task.end - task.start
+        first, last = spans.get(task.round, (task.start, task.end))
+        spans[task.round] = (min(first, task.start), max(last, task.end))
+    return sequential, sum(last - first for first, last in spans.values())
+
+
+def closing_lines(result: RunResult) -> tuple[str, str]:
+    """The two lines after the answer: the tools' time one after another against in parallel,
+    then the run's total (the model's time included), the tasks, rounds, tokens and cost.
+
+    Example:
+        >>> from llmcompiler._records import TaskRecord
+        >>> from llmcompiler.models._base import Usage
+        >>> def task(i, start, end):
+        ...     return TaskRecord(idx=i, tool="t", args={}, deps=frozenset(), thought=None, start=start, end=end)
+        >>> tasks = [task(1, 1.0, 1.4), task(2, 1.0, 1.4), task(3, 1.1, 1.5)]
+        >>> result = RunResult(answer="a", tasks=tasks, rounds=1, usage=Usage(), start=0.0, end=2.0)
+        >>> closing_lines(result)[0]
+        'tools: 1.20 s one after another, 0.50 s in parallel (2.4x)'
+    """
+    sequential, parallel = tool_times(result.tasks)
+    ran = sum(1 for t in result.tasks if t.tool != JOIN)
+    if not any(t.tool != JOIN and t.start is not None and t.end is not None for t in result.tasks):
+        tools = "tools: none ran"
+    else:
+        gain = f" ({sequential / parallel:.1f}x)" if parallel > 0 else ""
+        tools = f"tools: {sequential:.2f} s one after another, {parallel:.2f} s in parallel{gain}"
+    usage = result.usage
+    cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    run = (
+        f"run: {result.total_s:.2f} s in all, the model's time included; {ran} task(s), {result.rounds} round(s); "
+        f"tokens {usage.prompt_tokens} in / {usage.completion_tokens} out; {cost}"
+    )
+    return tools, run
 
 
 class LiveView:
@@ -132,7 +197,10 @@ class LiveView:
         self.rows: dict[int, _Row] = {}
         self.round = 0
         self.plan_chunks: list[str] = []  # the current round's plan text
+        self.plans: list[tuple[int, str]] = []  # the earlier rounds' plans (round, text), for the last frame
         self.plan_done = False
+        self.decided = False  # the joiner answered this round
+        self.joining_since: float | None = None  # when the joiner began reading this round's results
         self.joiner: list[str] = []
         self.final = False
         self._live: Live | None = None
@@ -174,9 +242,13 @@ class LiveView:
         if self.start is None:
             self.start = now
         if isinstance(event, RoundStarted):
+            if self.plan_chunks:
+                self.plans.append((max(self.round, 1), "".join(self.plan_chunks)))
             self.round = event.round
             self.plan_chunks = []
             self.plan_done = False
+            self.decided = False
+            self.joining_since = None
             if event.round > 1:
                 feedback = shown(event.feedback or "", _CELL)
                 self._line(now, "[blue]round[/]", f"{event.round}: a new plan ({feedback})")
@@ -194,6 +266,8 @@ class LiveView:
                     round=max(self.round, 1),
                 )
                 self._line(now, "[cyan]plan [/]", event.line)
+        elif isinstance(event, PlanEnded):
+            self.plan_done = True
         elif isinstance(event, ParseError):
             if event.idx is None:
                 self._line(now, "[magenta]skip [/]", event.message())
@@ -208,6 +282,7 @@ class LiveView:
             rec = event.record
             if rec.tool != JOIN:
                 outcome = shown(rec.result if rec.ok else (rec.error or ""), _CELL)
+                error = shown(rec.error or "", _FULL) if rec.state == "failed" else ""
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
@@ -219,16 +294,33 @@ class LiveView:
                     start=rec.start,
                     end=rec.end,
                     outcome=outcome,
+                    error=error,
                 )
                 style = _STYLES[rec.state]
-                self._line(now, f"[{style}]{_PLAIN_LABELS[rec.state]}[/]", f"{rec.idx}. {rec.tool} → {outcome}")
+                text = f"{rec.idx}. {rec.tool} → {error or outcome}"
+                self._line(now, f"[{style}]{_PLAIN_LABELS[rec.state]}[/]", text, _FULL if error else 300)
         elif isinstance(event, JoinerDecided):
             self.plan_done = True
+            self.decided = True
+            self.joining_since = None
             text = "answer ready" if event.action == "finish" else f"new plan needed: {event.text}"
             self.joiner.append(shown(f"round {max(self.round, 1)}: {text}", 160))
             self._line(now, "[blue]join [/]", text)
+        if self.joining_since is None and self._joining():
+            self.joining_since = now
+            self._line(now, "[blue]join [/]", self._joiner_text())
         if self._live is not None and not self.auto_refresh:
             self._live.refresh()
+
+    def _joining(self) -> bool:
+        """Whether the joiner is reading the results: the plan ended and every task of it finished."""
+        if not self.plan_done or self.decided:
+            return False
+        return all(row.state not in ("waiting", "running") for row in list(self.rows.values()))
+
+    def _joiner_text(self) -> str:
+        n = sum(1 for row in list(self.rows.values()) if row.state not in ("waiting", "running"))
+        return f"joiner reading {n} result{'' if n == 1 else 's'}…"
 
     def _time(self, event: RunEvent) -> float:
         if isinstance(event, (PlanChunk, TaskStarted)):
@@ -237,34 +329,26 @@ class LiveView:
             return event.record.end
         return self.clock()
 
-    def _line(self, now: float, label: str, text: str) -> None:
+    def _line(self, now: float, label: str, text: str, limit: int = 300) -> None:
         if self.live:
             return
         at = now - (self.start if self.start is not None else now)
-        line = f"[dim]{at:6.2f}s[/] {label} {escape(shown(text, 300))}"
+        line = f"[dim]{at:6.2f}s[/] {label} {escape(shown(text, limit))}"
         self.console.print(line, highlight=False, soft_wrap=True)  # one event, one line: no wrapping
 
     # -- the end
 
     def finish(self, result: RunResult) -> None:
-        """Show the answer, the total time, the tokens, the cost and the time one after another."""
+        """Show the answer and the closing lines (see ``closing_lines``)."""
         self.close()
-        usage = result.usage
-        cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-        ran = sum(1 for t in result.tasks if t.tool != JOIN)
-        speedup = f" ({result.sequential_s / result.total_s:.1f} times as long)" if result.total_s > 0 else ""
-        stats = (
-            f"{result.total_s:.2f}s total; the same tool calls one after another would take "
-            f"{result.sequential_s:.2f}s{speedup if result.sequential_s > result.total_s else ''}; "
-            f"{ran} task(s), {result.rounds} round(s); tokens {usage.prompt_tokens} in / "
-            f"{usage.completion_tokens} out; {cost}"
-        )
         answer = escape(shown_block(result.answer))
         if self.live:
             self.console.print(Panel(answer, title="Answer", title_align="left", border_style="green"))
         else:
             self.console.print(f"[bold]Answer:[/] {answer}", highlight=False, soft_wrap=True)
-        self.console.print(f"[dim]{escape(stats)}[/]", highlight=False, soft_wrap=not self.live)
+        tools, run = closing_lines(result)
+        self.console.print(escape(tools), highlight=False, soft_wrap=not self.live)
+        self.console.print(f"[dim]{escape(run)}[/]", highlight=False, soft_wrap=not self.live)
 
     # -- drawing
 
@@ -272,9 +356,18 @@ class LiveView:
         rows = list(self.rows.values())  # one atomic copy: a refresh thread may draw while events arrive
         now = self.clock()
         parts: list[RenderableType] = []
-        plan_text = shown_block("".join(list(self.plan_chunks)))
-        lines = plan_text.strip("\n").splitlines()
-        if not self.final:
+        current = "".join(list(self.plan_chunks))
+        if self.final:  # every round's plan, whole, above the table
+            plans = list(self.plans)
+            if current or not plans:
+                plans.append((max(self.round, 1), current))
+            for number, text in plans:
+                lines = shown_block(text).strip("\n").splitlines()
+                cut = "" if number < max(self.round, 1) or self.plan_done else " · incomplete"
+                title = f"Plan · round {number}{cut}"
+                parts.append(Panel(Text("\n".join(lines) or "(no plan)"), title=title, title_align="left"))
+        else:
+            lines = shown_block(current).strip("\n").splitlines()
             shown = lines[-_PLAN_LINES:]
             if len(lines) > len(shown):
                 shown = [f"… {len(lines) - len(shown)} lines above", *shown]
@@ -282,6 +375,10 @@ class LiveView:
             title = f"Plan · round {max(self.round, 1)} · {status}"
             parts.append(Panel(Text("\n".join(shown) or "waiting for the model…"), title=title, title_align="left"))
         parts.append(self._table(rows, now))
+        if self.final:
+            for row in rows:
+                if row.error:  # whole, wrapped to the screen: the table's cell is cut
+                    parts.append(Text(f"{row.idx}. {row.tool} failed: {row.error}", style="red"))
         counts = dict.fromkeys(_STYLES, 0)
         for row in rows:
             counts[row.state] += 1
@@ -291,6 +388,10 @@ class LiveView:
         if self.joiner:
             status_line.append("\njoiner: " + "; ".join(self.joiner))
         parts.append(status_line)
+        since = self.joining_since
+        if since is not None and not self.final:
+            text = f"{self._joiner_text()} {max(0.0, now - since):.1f}s"
+            parts.append(Spinner("dots", Text(text, style="blue")))
         return Group(*parts)
 
     def _table(self, rows: list[_Row], now: float) -> Table:

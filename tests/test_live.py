@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 
 import pytest
@@ -11,9 +12,11 @@ from rich.console import Console
 
 from llmcompiler import LLMCompiler, RunError, RunResult, tool
 from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
-from llmcompiler._live import LiveView
+from llmcompiler._live import LiveView, closing_lines, tool_times
 from llmcompiler._plan import PlanEnded, TaskParsed
+from llmcompiler._records import RunResult as Result
 from llmcompiler._records import TaskRecord
+from llmcompiler.models._base import Usage
 from llmcompiler.testing import ScriptedLLM
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
@@ -102,8 +105,10 @@ async def test_live_view_shows_plan_table_states_and_summary() -> None:
     assert "waiting" in rows["4"] and '$1, "x"' in rows["4"]
     assert "1 waiting · 1 running · 1 failed · 1 skipped" in during
 
-    final = _text(view, 200)  # after the run: every task, finished
-    rows = {line.split("│")[0].strip(): line for line in final.splitlines() if "│" in line and "╭" not in line}
+    final = _text(view, 200)  # after the run: the plan above the table of every task, finished
+    assert "Plan · round 1" in final and 'combine($1, "x")' in final
+    assert "2. lookup failed: lookup raised LookupError: no such city (key [redacted])" in final
+    rows = {line.split("│")[0].strip(): line for line in final.splitlines() if " │ " in line[:4]}
     assert set(rows) == {"1", "2", "3", "4"}
     assert "done" in rows["1"] and "Tokyo: 20C" in rows["1"] and "ms" in rows["1"]
     assert "done" in rows["4"] and "Tokyo: 20C | x" in rows["4"]
@@ -111,8 +116,9 @@ async def test_live_view_shows_plan_table_states_and_summary() -> None:
 
     out = " ".join(console.export_text().split())
     assert "Answer" in out and "Tokyo is 20C" in out
-    assert f"{result.total_s:.2f}s total" in out
-    assert f"one after another would take {result.sequential_s:.2f}s" in out
+    sequential, parallel = tool_times(result.tasks)
+    assert f"tools: {sequential:.2f} s one after another, {parallel:.2f} s in parallel" in out
+    assert f"run: {result.total_s:.2f} s in all, the model's time included; 4 task(s), 1 round(s)" in out
     assert f"tokens {result.usage.prompt_tokens} in / {result.usage.completion_tokens} out" in out
     assert "cost unknown" in out
     assert FAKE_KEY not in out and "FAKEKEY" not in during and "[redacted]" in during
@@ -146,7 +152,7 @@ async def test_plain_lines_when_not_a_terminal() -> None:
     assert "join  new plan needed: more" in lines
     assert "round 2: a new plan (more)" in lines
     assert "done  6. lookup → Oslo: 20C" in lines
-    assert "Answer: ok" in out and "one after another" in out
+    assert "Answer: ok" in out and "s one after another, " in out and " s in parallel" in out
     assert "FAKEKEY" not in out
 
 
@@ -184,6 +190,182 @@ def test_plan_text_streams_into_the_panel() -> None:
     view.handle(PlanEnded(reason="join"))
     view.handle(JoinerDecided(action="finish", text="x", thought=None))
     assert "Plan · round 1 · done" in _text(view, 80)
+
+
+# -- the joiner's spinner, the plan at the end, whole errors, the closing lines (issue 11)
+
+
+def _parsed(idx: int, tool: str = "work", deps: frozenset[int] = frozenset()) -> TaskParsed:
+    return TaskParsed(idx=idx, tool=tool, args=(), kwargs={}, deps=deps, thought=None, line=f"{idx}. {tool}()")
+
+
+def _record(
+    idx: int, start: float | None, end: float | None, *, error: str | None = None, round: int = 1
+) -> TaskRecord:
+    return TaskRecord(
+        idx=idx,
+        tool="work",
+        args={},
+        deps=frozenset(),
+        thought=None,
+        result=None if error else f"r{idx}",
+        error=error,
+        start=start,
+        end=end,
+        round=round,
+        line=f"{idx}. work()",
+    )
+
+
+def _round_one(view: LiveView, *, error: str | None = None) -> None:
+    """Plan three tasks, run them (the second fails with ``error`` when given), end the plan."""
+    view.handle(RoundStarted(round=1, feedback=None))
+    view.handle(PlanChunk(text="1. work()\n2. work()\n3. work()\n4. join()", time=0.0))
+    for i in (1, 2, 3):
+        view.handle(_parsed(i))
+    view.handle(_parsed(4, "join"))
+    view.handle(PlanEnded(reason="join"))
+    for i in (1, 2, 3):
+        view.handle(TaskStarted(idx=i, tool="work", time=1.0))
+    view.handle(TaskFinished(record=_record(1, 1.0, 1.5)))
+    view.handle(TaskFinished(record=_record(2, 1.0, 1.2, error=error if error is not None else None)))
+
+
+def test_a_spinner_says_the_joiner_is_reading_the_results() -> None:
+    now = [2.0]
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: now[0])
+    _round_one(view)
+    assert "joiner reading" not in _text(view)  # task 3 still runs: the joiner has not started
+    assert view.joining_since is None
+    view.handle(TaskFinished(record=_record(3, 1.0, 1.7)))
+    now[0] = 3.5
+    frame = _text(view)
+    assert "joiner reading 3 results… 1.8s" in frame  # since the last task ended (1.7), on the view's clock
+    view.handle(JoinerDecided(action="finish", text="done", thought=None))
+    assert "joiner reading" not in _text(view)  # it answered: no spinner
+
+
+def test_the_spinner_waits_for_the_plan_to_end() -> None:
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: 2.0)
+    view.handle(RoundStarted(round=1, feedback=None))
+    view.handle(_parsed(1))
+    view.handle(TaskStarted(idx=1, tool="work", time=1.0))
+    view.handle(TaskFinished(record=_record(1, 1.0, 1.5)))
+    assert "joiner reading" not in _text(view)  # every task so far finished, but the plan goes on
+    view.handle(PlanEnded(reason="stream_end"))
+    assert "joiner reading 1 result… 0.0s" in _text(view)
+
+
+def test_plain_lines_say_when_the_joiner_starts_reading() -> None:
+    raw = io.StringIO()
+    view = LiveView(Console(file=raw, width=80, highlight=False), clock=lambda: 2.0)
+    _round_one(view)
+    view.handle(TaskFinished(record=_record(3, 1.0, 1.7)))
+    view.handle(JoinerDecided(action="finish", text="done", thought=None))
+    lines = [line.split("s ", 1)[1] for line in raw.getvalue().splitlines()]
+    assert lines[-3:] == ["done  3. work → r3", "join  joiner reading 3 results…", "join  answer ready"]
+    assert sum("joiner reading" in line for line in lines) == 1  # said once, when it begins
+
+
+def test_the_plan_stays_on_the_screen_at_the_end() -> None:
+    console = Console(record=True, force_terminal=True, width=100, height=40, color_system=None, file=io.StringIO())
+    view = LiveView(console, auto_refresh=False, clock=lambda: 2.0)
+    with view:
+        _round_one(view)
+        view.handle(TaskFinished(record=_record(3, 1.0, 1.7)))
+        view.handle(JoinerDecided(action="replan", text="more", thought=None))
+        view.handle(RoundStarted(round=2, feedback="more"))
+        view.handle(PlanChunk(text="5. work()\n6. join()", time=2.0))
+        view.handle(_parsed(5))
+        view.handle(PlanEnded(reason="join"))
+        view.handle(TaskStarted(idx=5, tool="work", time=2.5))
+        view.handle(TaskFinished(record=_record(5, 2.5, 2.6, round=2)))
+        view.handle(JoinerDecided(action="finish", text="ok", thought=None))
+    last = console.export_text().split("Plan · round 1")[-1]  # the last frame, as it stays
+    assert "Plan · round 2" in last
+    plan1, rest = last.split("Plan · round 2")
+    assert "1. work()" in plan1 and "3. work()" in plan1 and "4. join()" in plan1
+    assert "5. work()" in rest and "6. join()" in rest
+    assert rest.index("6. join()") < rest.index("│ work")  # the plans above the table
+    assert "streaming" not in last and "joiner reading" not in last
+
+
+def test_a_run_that_fails_mid_plan_keeps_its_plan_marked_incomplete() -> None:
+    console = Console(record=True, force_terminal=True, width=100, height=40, color_system=None, file=io.StringIO())
+    view = LiveView(console, auto_refresh=False, clock=lambda: 2.0)
+    with view:
+        view.handle(RoundStarted(round=1, feedback=None))
+        view.handle(PlanChunk(text="1. work()\n2. wo", time=0.0))
+        view.handle(_parsed(1))
+    last = console.export_text().split("Plan · round 1")[-1]
+    assert last.startswith(" · incomplete") and "2. wo" in last
+
+
+def test_a_failed_tasks_whole_error_is_shown_under_the_table() -> None:
+    error = "work raised ValueError: " + " ".join(f"part{i:03d}" for i in range(40)) + f" key {FAKE_KEY} end"
+    assert len(error) > 300
+    console = Console(record=True, force_terminal=True, width=80, height=40, color_system=None, file=io.StringIO())
+    view = LiveView(console, auto_refresh=False, clock=lambda: 2.0)
+    with view:
+        _round_one(view, error=error + "\x1b[2J")
+        view.handle(TaskFinished(record=_record(3, 1.0, 1.7)))
+    last = console.export_text().split("Plan · round 1")[-1]
+    table, below = last.split("2. work failed: ", 1)
+    assert "…" in table  # the table's cell is cut to the screen
+    whole = " ".join(below.split("0.0s ·")[0].split())  # wrapped to 80 columns: join the lines again
+    assert whole == error.replace(FAKE_KEY, "[redacted]") + "\\x1b[2J"  # whole, secret out, controls escaped
+    assert "FAKEKEY" not in console.export_text()
+
+
+def test_plain_lines_carry_a_failed_tasks_whole_error() -> None:
+    error = "work raised ValueError: " + "x" * 400
+    raw = io.StringIO()
+    view = LiveView(Console(file=raw, width=80, highlight=False), clock=lambda: 2.0)
+    _round_one(view, error=error)
+    line = next(line for line in raw.getvalue().splitlines() if "fail " in line)
+    assert line.endswith("fail  2. work → " + error)  # one line, not cut, not wrapped at 80
+
+
+def test_tool_times_sum_durations_and_each_rounds_wall_time() -> None:
+    tasks = [
+        _record(1, 10.0, 10.5),
+        _record(2, 10.1, 10.4),
+        _record(3, 10.2, 11.0, error="boom"),  # failed after running: it took its time
+        _record(4, None, None, error="dependency 3 failed"),  # never ran
+        dataclasses.replace(_record(5, 11.0, 11.1), tool="join"),  # not a tool
+        _record(6, 20.0, 20.25, round=2),
+        _record(7, 20.5, 21.0, round=2),
+    ]
+    sequential, parallel = tool_times(tasks)
+    assert sequential == pytest.approx(0.5 + 0.3 + 0.8 + 0.25 + 0.5)
+    assert parallel == pytest.approx((11.0 - 10.0) + (21.0 - 20.0))  # the gap between rounds is the model's
+    result = Result(
+        answer="a", tasks=tasks, rounds=2, usage=Usage(prompt_tokens=7, completion_tokens=3), start=0, end=25
+    )
+    assert closing_lines(result) == (
+        "tools: 2.35 s one after another, 2.00 s in parallel (1.2x)",
+        "run: 25.00 s in all, the model's time included; 6 task(s), 2 round(s); tokens 7 in / 3 out; cost unknown",
+    )
+
+
+def test_the_closing_line_when_no_tool_ran() -> None:
+    tasks = [_record(1, None, None, error="dependency 0 failed")]
+    result = Result(answer="a", tasks=tasks, rounds=1, usage=Usage(), start=0, end=1, cost_usd=0.0123)
+    assert closing_lines(result) == (
+        "tools: none ran",
+        "run: 1.00 s in all, the model's time included; 1 task(s), 1 round(s); tokens 0 in / 0 out; $0.0123",
+    )
+
+
+def test_the_closing_lines_follow_the_answer_in_both_modes() -> None:
+    tasks = [_record(1, 1.0, 1.4), _record(2, 1.0, 1.4), _record(3, 1.1, 1.5)]
+    result = Result(answer="42", tasks=tasks, rounds=1, usage=Usage(), start=0.0, end=3.0)
+    for live in (False, True):
+        console = Console(record=True, force_terminal=live, width=60, color_system=None, file=io.StringIO())
+        LiveView(console, live=live, auto_refresh=False).finish(result)
+        text = console.export_text()
+        assert "tools: 1.20 s one after another, 0.50 s in parallel (2.4x)\n" in text
+        assert "run: 3.00 s in all" in text
 
 
 # -- astream: the async iterator of events
