@@ -3,14 +3,21 @@
 Usage::
 
     python -m benchmarks run --suite {bfcl,parallelqa,dag,all} --mode {oracle,model}
-        [--model local] [--profile gpt-4o] [--limit N] [--json FILE] [--out-dir DIR]
+        [--model local] [--local-option NAME=on|off ...] [--profile gpt-4o] [--limit N]
+        [--json FILE] [--out-dir DIR]
     python -m benchmarks fetch     # download the BFCL data once (the bfcl-eval wheel, into a cache)
 
 ``oracle`` mode replays each question's gold calls with a scripted model on a named streaming
 profile (``benchmarks.oracle``), so orchestration is measured apart from model quality; its
-accuracy must be 1.0 for every system. ``model`` mode asks a real model (any model string of
-``llmcompiler.models.load_model``). Each run writes a JSON file, a latency picture and a
-timeline of one question per system, and prints a table.
+accuracy and plan accuracy must be 1.0 for every system. ``model`` mode asks a real model (any
+model string of ``llmcompiler.models.load_model``). Each run writes a JSON file, a latency
+picture and a timeline of one question per system, and prints a table.
+
+``--local-option NAME=on|off`` (repeatable, only with ``--model local`` or ``local:<path>``)
+passes ``NAME=True`` or ``False`` to ``llmcompiler.models._llamacpp.LlamaCppChat``, e.g.
+``--local-option grounded=off --local-option extractive=off``; the options are recorded in the
+results file (``local_options``) and named in its default name
+(``bfcl-model-local-grounded-off-extractive-off.json``).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from benchmarks.suites import SUITES, Item, load_suite
 from llmcompiler import RunResult, Usage
 from llmcompiler.models import ChatModel
 
-__all__ = ["ANCHORS", "PARALLELQA_TARGETS", "main", "run_suite"]
+__all__ = ["ANCHORS", "PARALLELQA_TARGETS", "local_options", "main", "parse_local_option", "run_suite"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_PROFILE = "gpt-4o"
@@ -55,6 +62,41 @@ PARALLELQA_TARGETS = {"speedup_vs_react_min": 2.0, "lower_bound_ratio_max": 1.05
 """What LLMCompiler must reach on ``parallelqa`` in oracle mode."""
 
 _NOT_SUPPORTED = re.compile(r"not supported", re.IGNORECASE)
+
+
+_OPTION_NAME = re.compile(r"[A-Za-z_]\w*")
+_SWITCH = {"on": True, "off": False}
+
+
+def parse_local_option(text: str) -> tuple[str, bool]:
+    """``"grounded=off"`` as ``("grounded", False)``; values ``on`` or ``off``.
+
+    Raises:
+        argparse.ArgumentTypeError: not ``NAME=on`` or ``NAME=off``.
+    """
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip().lower()
+    if not sep or not _OPTION_NAME.fullmatch(name) or value not in _SWITCH:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=on or NAME=off (e.g. grounded=off)")
+    return name, _SWITCH[value]
+
+
+def local_options(given: Sequence[tuple[str, bool]] | None) -> dict[str, bool]:
+    """The ``--local-option`` values as keyword arguments, in the order given.
+
+    Raises:
+        ValueError: an option given twice.
+    """
+    out: dict[str, bool] = {}
+    for name, value in given or ():
+        if name in out:
+            raise ValueError(f"--local-option {name} is given twice")
+        out[name] = value
+    return out
+
+
+def _options_tag(options: dict[str, bool]) -> str:
+    return "".join(f"-{_slug(name)}-{'on' if value else 'off'}" for name, value in options.items())
 
 
 def _slug(text: str) -> str:
@@ -198,6 +240,8 @@ async def run_suite(
             "tokens_and_cost": "mean per question over finished runs"
             + (" (token counts estimated by the oracle from the real prompts)" if mode == "oracle" else ""),
             "accuracy": "right answers over all questions (a failed run counts as wrong)",
+            "plan_accuracy": "runs that made the right tool calls (the suite's plan rule) over all questions; "
+            "a failed run is scored by the calls it made",
         },
     }
     if profile is not None and mode == "oracle":
@@ -223,6 +267,7 @@ async def run_suite(
             "lower_bound_s": o.lower_bound_s,
             "tokens": [o.prompt_tokens, o.completion_tokens],
             "correct": o.correct,
+            "plan_correct": o.plan_correct,
             "error": o.error,
             "answer": o.answer,
             "tool_calls": o.tool_calls,
@@ -257,6 +302,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", required=True, choices=["oracle", "model"])
     run.add_argument("--model", default="local", help="model string for --mode model (default: local)")
     run.add_argument("--base-url", default=None, help="an OpenAI-compatible server for --model openai:<name>")
+    run.add_argument(
+        "--local-option",
+        action="append",
+        type=parse_local_option,
+        default=None,
+        metavar="NAME=on|off",
+        help="a LlamaCppChat option for --model local, e.g. grounded=off (repeatable)",
+    )
     run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES), help="oracle streaming profile")
     run.add_argument("--limit", type=int, default=None, help="the first N questions of each suite")
     run.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default: all three")
@@ -273,8 +326,21 @@ def _default_json(out_dir: Path, suite: str, mode: str, args: argparse.Namespace
     if mode == "oracle":
         tag = "oracle" if args.profile == DEFAULT_PROFILE else f"oracle-{args.profile}"
     else:
-        tag = f"model-{_slug(args.model)}"
+        tag = f"model-{_slug(args.model)}{_options_tag(local_options(args.local_option))}"
     return out_dir / f"{suite}-{tag}.json"
+
+
+def _load_llm(args: argparse.Namespace, options: dict[str, bool]) -> ChatModel:
+    """The model of ``--model``; the local one built with ``--local-option``s as keyword arguments."""
+    if options:
+        from llmcompiler.models._llamacpp import LlamaCppChat
+
+        _, _, path = args.model.partition(":")
+        local: ChatModel = LlamaCppChat(path or None, **options)
+        return local
+    from llmcompiler.models import load_model
+
+    return load_model(args.model, base_url=args.base_url)
 
 
 async def _main_run(args: argparse.Namespace, console: Console) -> int:
@@ -287,11 +353,18 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
     if unknown or not systems:
         console.print(f"[red]unknown systems {unknown}: choose from {', '.join(SYSTEMS)}[/red]")
         return 2
+    try:
+        options = local_options(args.local_option)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    is_local = args.model == "local" or args.model.startswith("local:")
+    if options and (args.mode != "model" or not is_local):
+        console.print("[red]--local-option needs --mode model --model local (or local:<path.gguf>)[/red]")
+        return 2
     llm: ChatModel | None = None
     if args.mode == "model":
-        from llmcompiler.models import load_model
-
-        llm = load_model(args.model, base_url=args.base_url)
+        llm = _load_llm(args, options)
         load = getattr(llm, "load", None)
         if callable(load):
             console.print(f"loading {llm.model_name} ...")
@@ -324,6 +397,8 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         doc["command"] = command
         doc["limit"] = args.limit
         doc["seed"] = args.seed
+        if args.mode == "model" and is_local:
+            doc["local_options"] = options
         doc["machine"] = machine_info()
         doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         print_table(console, f"{suite} · {args.mode} · {doc['model']} · {len(items)} questions", doc["systems"])
@@ -333,9 +408,16 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
                 shown = "—" if value is None else f"{value:.3f}"
                 console.print(f"target {name}: {shown} ({'met' if target['met'] else 'NOT met'})")
         if args.mode == "oracle":
-            wrong = {s: m["accuracy"] for s, m in doc["systems"].items() if m["accuracy"] != 1.0}
+            wrong = {
+                s: (m["accuracy"], m["plan_accuracy"])
+                for s, m in doc["systems"].items()
+                if m["accuracy"] != 1.0 or m["plan_accuracy"] != 1.0
+            }
             if wrong:
-                console.print(f"[red]oracle accuracy below 1.0 (gold data and tools disagree): {wrong}[/red]")
+                console.print(
+                    f"[red]oracle accuracy or plan accuracy below 1.0 (gold data, tools and rules disagree): "
+                    f"{wrong}[/red]"
+                )
                 status = 1
         path = args.json or _default_json(args.out_dir, suite, args.mode, args)
         for written in _write(doc, outcomes, path, plots=not args.no_plots):

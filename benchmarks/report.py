@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.runner import Outcome
 
-__all__ = ["plot_latency", "plot_timeline", "print_table"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["MIN_BAR_FRACTION", "plot_latency", "plot_timeline", "print_table", "timeline_figure"]
 
 _COLORS = {"llmcompiler": "#1f77b4", "react": "#d62728", "parallel_fc": "#2ca02c"}
 
@@ -34,12 +37,13 @@ def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str,
         "completion tok",
         "cost $",
         "accuracy",
+        "plan accuracy",
         "failures",
     ):
         table.add_column(column, justify="left" if column == "system" else "right")
     for name, m in systems.items():
         if m.get("unsupported"):
-            table.add_row(name, *(["—"] * 8), "n/a", "unsupported")
+            table.add_row(name, *(["—"] * 8), "n/a", "n/a", "unsupported")
             continue
         table.add_row(
             name,
@@ -52,6 +56,7 @@ def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str,
             _fmt(m["completion_tokens"], ".0f"),
             _fmt(m["cost_usd"], ".5f"),
             _fmt(m["accuracy"], ".3f"),
+            _fmt(m.get("plan_accuracy"), ".3f"),
             str(m["failures"]),
         )
     console.print(table)
@@ -89,8 +94,18 @@ def plot_latency(path: Path, title: str, outcomes: Sequence[Outcome], systems: S
     plt.close(fig)
 
 
-def plot_timeline(path: Path, title: str, example: Mapping[str, Mapping[str, Any]]) -> None:
-    """One question, one panel per system: model calls and tool calls over time."""
+MIN_BAR_FRACTION = 0.006
+"""The narrowest bar of a timeline, as a fraction of its time axis: near-instant calls stay visible."""
+
+
+def timeline_figure(title: str, example: Mapping[str, Mapping[str, Any]]) -> Figure | None:
+    """One question, one panel per system: model calls and tool calls over time.
+
+    A bar is at least ``MIN_BAR_FRACTION`` of the time axis wide, so a call that took no time
+    still shows. Each tool call that depends on others (``deps`` of the runner's ``timeline()``)
+    gets an arrow from the end of each such call's bar to its own bar's start. ``None`` when no
+    system has a timeline.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,35 +113,66 @@ def plot_timeline(path: Path, title: str, example: Mapping[str, Mapping[str, Any
 
     names = [s for s, t in example.items() if t]
     if not names:
-        return
+        return None
     rows = [max(1, len(example[s]["tools"])) + 1 for s in names]
     fig, axes = plt.subplots(
         len(names), 1, figsize=(9, 1.2 + 0.28 * sum(rows)), dpi=110, sharex=True, height_ratios=rows, squeeze=False
     )
-    horizon = max(float(example[s]["total_s"]) for s in names)
+    horizon = max([float(example[s]["total_s"]) for s in names] + [1e-3])
+    min_width = horizon * MIN_BAR_FRACTION
     for ax, name in zip(axes[:, 0], names, strict=True):
         tl = example[name]
         labels = ["model", *[t["label"] for t in tl["tools"]]]
         for seg in tl["model"]:
             ax.barh(
                 0,
-                seg["end"] - seg["start"],
+                max(seg["end"] - seg["start"], min_width),
                 left=seg["start"],
                 color="#9467bd" if seg["label"].startswith("model") else "#c5b0d5",
                 edgecolor="white",
                 linewidth=0.8,
                 height=0.6,
             )
+        shown: dict[int, tuple[int, float, float]] = {}  # task number: row, start, shown end
         for k, seg in enumerate(tl["tools"], 1):
-            ax.barh(k, seg["end"] - seg["start"], left=seg["start"], color=_COLORS.get(name, "#999999"), height=0.6)
+            width = max(seg["end"] - seg["start"], min_width)
+            ax.barh(k, width, left=seg["start"], color=_COLORS.get(name, "#999999"), height=0.6)
+            if "idx" in seg:
+                shown[int(seg["idx"])] = (k, float(seg["start"]), float(seg["start"]) + width)
+        for seg in tl["tools"]:
+            if "idx" not in seg:
+                continue
+            row, begin, _ = shown[int(seg["idx"])]
+            for dep in seg.get("deps", ()):
+                if dep not in shown:
+                    continue
+                dep_row, _, dep_end = shown[dep]
+                ax.annotate(
+                    "",
+                    xy=(begin, row),
+                    xytext=(dep_end, dep_row),
+                    arrowprops={"arrowstyle": "->", "color": "#444444", "linewidth": 0.7, "shrinkA": 0, "shrinkB": 0},
+                )
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.axvline(tl["total_s"], color="#333333", linewidth=0.8)
         ax.set_title(f"{name}: {tl['total_s']:.2f} s", fontsize=9, loc="left")
         ax.set_xlim(0, horizon * 1.02)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("seconds from the question (model: dark = plan or turn, light = joiner)")
+    axes[-1, 0].set_xlabel(
+        "seconds from the question (model: dark = plan or turn, light = joiner; arrows: a call's inputs)"
+    )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_timeline(path: Path, title: str, example: Mapping[str, Mapping[str, Any]]) -> None:
+    """``timeline_figure`` saved to ``path`` (nothing is written when no system has a timeline)."""
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(title, example)
+    if fig is None:
+        return
     fig.savefig(path)
     plt.close(fig)

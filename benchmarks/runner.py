@@ -10,7 +10,24 @@ Metrics per system: latency (mean, p50, p95 of the runs that finished), speedup 
 (ReAct's mean latency over this system's, on the items both finished), ratio to the
 critical-path lower bound (mean of latency over the item's bound), tokens and cost per
 question (mean over finished runs), accuracy (right answers over all items: a failed run is a
-wrong answer) and failures (runs that raised).
+wrong answer), plan accuracy (runs that made the right tool calls over all items) and failures
+(runs that raised).
+
+Accuracy and plan accuracy are apart: ``accuracy`` is the answer's (the item's ``check``: a
+number within 1% for ``parallelqa``, the last node's value for ``dag``; for ``bfcl``, which
+scores calls and not text, BFCL's call matching on a run that finished), ``plan_accuracy`` the
+calls' (the item's ``plan_check``, on every round's ``TaskRecord``s with their resolved
+arguments). For ``parallelqa`` and ``dag`` the plan is right when every gold call is among the
+successful calls (same tool, same arguments: numbers within a relative 1e-6, strings ignoring
+case and white space, the gold's references resolved to the matched calls' results) and every
+other successful call repeats one of them; failed and skipped calls are left out (they
+produced nothing), a call of anything else makes the plan wrong (``suites._common.
+gold_plan_matches``; ``parallelqa`` also reads ``math`` expressions by their numbers and value,
+and ``distance_km``'s cities in either order). For ``bfcl`` it is BFCL's rules over every call
+made, failed ones too. It is scored for every system (ReAct's and native calling's calls are
+records too), and for failed runs from the records their error carries: a run whose calls were
+right and whose joiner then failed has a right plan and a wrong answer. In oracle mode it must
+be 1.0, like accuracy.
 
 The lower bound of an item comes from its LLMCompiler run: per round, each task can finish no
 earlier than ``max(its plan line arrived, its dependencies' bounds) + its measured duration``;
@@ -30,7 +47,7 @@ from typing import Any, Protocol
 
 from benchmarks.oracle import OracleLLM, Profile, levels
 from benchmarks.suites import Item
-from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskParsed, Usage
+from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskParsed, TaskRecord, Usage
 from llmcompiler.models import ChatModel
 
 __all__ = [
@@ -39,6 +56,7 @@ __all__ = [
     "lower_bound",
     "make_agent",
     "percentile",
+    "plan_correct",
     "run_items",
     "summarize",
     "timeline",
@@ -71,6 +89,7 @@ class Outcome:
     error: str | None = None
     answer: str | None = None
     timeline: dict[str, Any] | None = None
+    plan_correct: bool | None = None
 
 
 def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
@@ -110,7 +129,11 @@ def lower_bound(result: RunResult, arrivals: Mapping[tuple[int, int], float]) ->
 
 
 def timeline(result: RunResult) -> dict[str, Any]:
-    """A run's model calls and tool calls as intervals, seconds from the run's start."""
+    """A run's model calls and tool calls as intervals, seconds from the run's start.
+
+    Each tool call also carries its task number (``idx``), the numbers of the tasks it depends on
+    (``deps``, sorted) and its ``round``, for the dependency arrows of the pictures.
+    """
     t0 = result.start
     model: list[dict[str, Any]] = []
     for k, rt in enumerate(result.round_timings, 1):
@@ -118,11 +141,28 @@ def timeline(result: RunResult) -> dict[str, Any]:
         if rt.join_end > rt.join_start:
             model.append({"label": f"join {k}", "start": rt.join_start - t0, "end": rt.join_end - t0})
     tools = [
-        {"label": f"{t.idx}. {t.tool}", "start": t.start - t0, "end": t.end - t0}
+        {
+            "label": f"{t.idx}. {t.tool}",
+            "start": t.start - t0,
+            "end": t.end - t0,
+            "idx": t.idx,
+            "deps": sorted(t.deps),
+            "round": t.round,
+        }
         for t in result.tasks
         if t.tool != "join" and t.start is not None and t.end is not None
     ]
     return {"total_s": result.total_s, "model": model, "tools": tools}
+
+
+def plan_correct(item: Item, tasks: Sequence[TaskRecord]) -> bool | None:
+    """Whether ``tasks`` made the right calls for ``item`` (``None``: the suite has no plan rule)."""
+    if item.plan_check is None:
+        return None
+    try:
+        return bool(item.plan_check(tasks))
+    except (ValueError, TypeError, KeyError, ArithmeticError):
+        return False
 
 
 def _short(exc: BaseException) -> str:
@@ -153,7 +193,7 @@ async def run_one(
         else:
             result = await agent.arun(item.question)
     except Exception as exc:  # a failed run is a result: the agent gave up, or its model failed
-        tasks = getattr(exc, "tasks", [])
+        tasks = list(getattr(exc, "tasks", None) or [])
         return Outcome(
             system=system,
             item=item.id,
@@ -163,6 +203,7 @@ async def run_one(
             error=_short(exc),
             elapsed_s=loop.time() - began,
             tool_calls=sum(1 for t in tasks if t.tool != "join"),
+            plan_correct=plan_correct(item, tasks),
         )
     try:
         correct = bool(item.check(result.answer, result))
@@ -188,6 +229,7 @@ async def run_one(
         error=error,
         answer=result.answer[:200],
         timeline=timeline(result),
+        plan_correct=plan_correct(item, result.tasks),
     )
 
 
@@ -266,6 +308,11 @@ def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, 
             "completion_tokens": _mean(o.completion_tokens for o in done),
             "cost_usd": _mean(known_costs) if known_costs and len(known_costs) == len(costs) else None,
             "accuracy": (sum(o.correct for o in runs) / len(runs)) if runs else None,
+            "plan_accuracy": (
+                sum(bool(o.plan_correct) for o in runs) / len(runs)
+                if runs and all(o.plan_correct is not None for o in runs)
+                else None
+            ),
             "failures": sum(not o.finished for o in runs),
             # extras
             "runs": len(runs),

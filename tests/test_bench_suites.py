@@ -25,6 +25,7 @@ REQUIRED_KEYS = {
     "completion_tokens",
     "cost_usd",
     "accuracy",
+    "plan_accuracy",
     "failures",
 }
 
@@ -208,6 +209,7 @@ def _check_doc(doc: dict[str, Any], n_items: int) -> None:
     for name, metrics in doc["systems"].items():
         assert metrics.keys() >= REQUIRED_KEYS, name
         assert metrics["accuracy"] == 1.0, (name, [r for r in doc["per_item"] if not r["correct"]])
+        assert metrics["plan_accuracy"] == 1.0, (name, [r for r in doc["per_item"] if not r["plan_correct"]])
         assert metrics["failures"] == 0
     assert doc["systems"]["react"]["speedup_vs_react"] == pytest.approx(1.0)
     json.dumps(doc)  # the document is JSON
@@ -307,11 +309,13 @@ async def test_a_wrong_gold_call_is_caught_by_the_oracle_check() -> None:
         check=item.check,
         kind=item.kind,
         expected=item.expected,
+        plan_check=item.plan_check,
     )
     doc, _ = await run_suite(
         "parallelqa", mode="oracle", items=[bad], systems=["llmcompiler"], profile=PROFILES["instant"]
     )
     assert doc["systems"]["llmcompiler"]["accuracy"] == 0.0
+    assert doc["systems"]["llmcompiler"]["plan_accuracy"] == 0.0
 
 
 async def test_the_oracle_counts_tool_schemas_only_for_native_tool_calls() -> None:

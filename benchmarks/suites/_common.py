@@ -1,4 +1,9 @@
-"""What every suite gives the runner: items (a question, its tools, its gold calls, its check)."""
+"""What every suite gives the runner: items (a question, its tools, its gold calls, its checks).
+
+Each item has two checks: ``check`` scores the answer, ``plan_check`` the tool calls the run
+made (its ``TaskRecord``s, arguments resolved). ``gold_plan_matches`` is the plan rule of the
+suites that have no rule of their own (``parallelqa``, ``dag``): see its docstring.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,30 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from benchmarks.oracle import GoldCall
-from llmcompiler import RunResult, Tool
+from llmcompiler import RunResult, TaskRecord, Tool
+from llmcompiler._literals import ResolveError, resolve
 
-__all__ = ["Item", "LatencyModel", "numbers_in", "sleeping"]
+__all__ = [
+    "ARG_TOLERANCE",
+    "Item",
+    "LatencyModel",
+    "PlanCheckFn",
+    "gold_plan_matches",
+    "numbers_in",
+    "same_args",
+    "same_value",
+    "sleeping",
+]
 
 AnswerFn = Callable[[Mapping[int, str]], str]
 CheckFn = Callable[[str, RunResult], bool]
+PlanCheckFn = Callable[[Sequence[TaskRecord]], bool]
+"""Whether a run's tasks (every round's, ``join`` included, failed ones too) made the right calls."""
+FitsFn = Callable[[str, Mapping[str, Any], Mapping[str, Any]], bool]
+"""Whether a call of ``tool`` with the first arguments counts as the call with the second."""
+
+ARG_TOLERANCE = 1e-6
+"""Relative tolerance of numbers in arguments (a number spliced into text and read back)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +57,8 @@ class Item:
         check: whether a run answered correctly (given its answer and its ``RunResult``).
         kind: the question's category (template, BFCL subset, DAG shape).
         expected: the ground truth, for reports.
+        plan_check: whether a run's tasks made the right calls (the suite's plan rule);
+            ``None`` when the suite has none.
     """
 
     id: str
@@ -44,6 +69,7 @@ class Item:
     check: CheckFn
     kind: str
     expected: Any = None
+    plan_check: PlanCheckFn | None = None
 
 
 class LatencyModel:
@@ -99,3 +125,92 @@ def numbers_in(text: str) -> list[float]:
         except ValueError:  # pragma: no cover - the pattern only matches numbers
             continue
     return out
+
+
+# --------------------------------------------------------------------------- plan accuracy
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().replace(",", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def same_value(a: Any, b: Any, rel_tol: float = ARG_TOLERANCE) -> bool:
+    """Equal as plan accuracy compares arguments.
+
+    Numbers within ``rel_tol`` (relative; a string that is a number counts as that number when
+    compared with a number), strings ignoring case and runs of white space, booleans only to
+    booleans, lists and tuples item by item, dicts key by key.
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return _squeeze(a) == _squeeze(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y, rel_tol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k], rel_tol) for k in a)
+    x, y = _number(a), _number(b)
+    if x is not None and y is not None:
+        return math.isclose(x, y, rel_tol=rel_tol, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def same_args(_tool: str, given: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """The same parameters, each with the same value (``same_value``)."""
+    return same_value(dict(given), dict(wanted))
+
+
+def gold_plan_matches(gold: Sequence[GoldCall], tasks: Sequence[TaskRecord], fits: FitsFn = same_args) -> bool:
+    """Whether ``tasks`` made the gold calls: the plan rule of ``parallelqa`` and ``dag``.
+
+    The rule, over every round's tasks (``join`` left out):
+
+    1. Failed and skipped tasks are left out: a call that produced nothing neither helps nor,
+       by itself, makes the plan wrong (a lookup that failed and was replanned right is fine).
+    2. Every gold call is matched by its own successful task: same tool, arguments that ``fits``
+       (by default ``same_value`` on each: numbers within ``ARG_TOLERANCE``, strings ignoring case
+       and white space). Gold calls are matched in order, dependencies first, each taking the
+       first unmatched task that fits; the gold's references (``$N``, also spliced into strings)
+       are resolved to the results of the tasks matched to those gold calls, as the executor
+       resolves them, so a task's arguments are compared as it received them, however it got
+       them (a reference or a literal).
+    3. Every other successful task repeats a matched one (same tool, arguments that fit): a
+       duplicate is harmless, but a call the question does not need (another country, another
+       tool) makes the plan wrong.
+
+    So: the same multiset of (tool, arguments) as the gold, up to repeats and failed calls.
+    """
+    done = [t for t in tasks if t.tool != "join" and t.ok]
+    used: set[int] = set()
+    results: dict[int, Any] = {}
+    for n, call in enumerate(gold, 1):
+        try:
+            wanted = {name: resolve(value, results.__getitem__) for name, value in call.args.items()}
+        except (KeyError, ResolveError):
+            return False
+        for k, task in enumerate(done):
+            if k not in used and task.tool == call.tool and fits(task.tool, task.args, wanted):
+                used.add(k)
+                results[n] = task.result
+                break
+        else:
+            return False
+    matched = [done[k] for k in sorted(used)]
+    return all(
+        any(t.tool == m.tool and fits(t.tool, t.args, m.args) for m in matched)
+        for k, t in enumerate(done)
+        if k not in used
+    )

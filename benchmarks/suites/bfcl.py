@@ -14,6 +14,12 @@ the ground truth, every value is one of the acceptable values, and every ground-
 left out lists ``""`` (may be omitted). Strings are compared lower-cased without spaces and
 ``,./-_*^``; numbers are compared as numbers (an integer is accepted for a ``float`` parameter);
 ``dict`` parameters and lists of dicts are checked key by key.
+
+Both checks are these rules, over every call the run made (failed calls too, as BFCL scores
+every call a model emits): BFCL scores calls, not text, so the plan check is ``bfcl_match`` on
+the run's tasks, and the answer check is the same on a run that finished (the answer's text,
+"Done", is not read). A run that made the right calls and then failed (say, in the joiner) has
+a right plan and a wrong answer.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from typing import Any
 
 from benchmarks.oracle import GoldCall
 from benchmarks.suites._common import Item, LatencyModel, sleeping
-from llmcompiler import RunResult, Tool
+from llmcompiler import RunResult, TaskRecord, Tool
 
 __all__ = [
     "BFCL_VERSION",
     "SUBSETS",
     "bfcl_match",
     "cache_dir",
+    "calls_of",
     "fetch",
     "load_items",
     "read_wheel",
@@ -233,7 +240,12 @@ def bfcl_match(
 
 def calls_made(result: RunResult) -> list[tuple[str, dict[str, Any]]]:
     """The tool calls a run made (every task but ``join``, failed ones too), with their arguments."""
-    return [(t.tool, dict(t.args)) for t in result.tasks if t.tool != "join"]
+    return calls_of(result.tasks)
+
+
+def calls_of(tasks: Sequence[TaskRecord]) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls of ``tasks`` (every task but ``join``, failed ones too), with their arguments."""
+    return [(t.tool, dict(t.args)) for t in tasks if t.tool != "join"]
 
 
 # --------------------------------------------------------------------------- gold calls
@@ -322,6 +334,9 @@ def load_items(*, seed: int = 0, path: Path | None = None) -> list[Item]:
             def check(_answer: str, result: RunResult, functions: Any = functions, truth: Any = truth) -> bool:
                 return bfcl_match(functions, calls_made(result), truth)
 
+            def plan_check(tasks: Sequence[TaskRecord], functions: Any = functions, truth: Any = truth) -> bool:
+                return bfcl_match(functions, calls_of(tasks), truth)
+
             items.append(
                 Item(
                     id=q["id"],
@@ -332,6 +347,7 @@ def load_items(*, seed: int = 0, path: Path | None = None) -> list[Item]:
                     check=check,
                     kind=subset,
                     expected=truth,
+                    plan_check=plan_check,
                 )
             )
         by_subset.append(items)

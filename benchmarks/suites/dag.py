@@ -5,6 +5,10 @@ of a later layer takes its inputs from ``fan_in`` earlier nodes (at least one fr
 before); one last node combines every node nothing else uses. Evaluating a node is a call
 ``step(node=k, inputs=[...])`` that waits a seeded log-normal time (median 300 ms, wide spread)
 and returns ``(37 * k + sum(inputs)) % 1000``. The answer is the last node's value.
+
+Answer check: the last number in the answer is the last node's value. Plan check:
+``gold_plan_matches`` (every node's ``step`` call with its inputs' values, in order, among the
+successful calls; nothing else but repeats).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import random
 from collections.abc import Mapping, Sequence
 
 from benchmarks.oracle import GoldCall
-from benchmarks.suites._common import Item, LatencyModel, numbers_in, sleeping
-from llmcompiler import Ref, RunResult, Tool, tool
+from benchmarks.suites._common import Item, LatencyModel, gold_plan_matches, numbers_in, sleeping
+from llmcompiler import Ref, RunResult, TaskRecord, Tool, tool
 
 __all__ = ["SHAPES", "load_items", "make_graph", "step_value"]
 
@@ -108,6 +112,9 @@ def load_items(*, seed: int = 0) -> list[Item]:
             found = numbers_in(answer)
             return bool(found) and found[-1] == truth
 
+        def plan_check(tasks: Sequence[TaskRecord], gold: Sequence[GoldCall] = gold) -> bool:
+            return gold_plan_matches(gold, tasks)
+
         items.append(
             Item(
                 id=item_id,
@@ -118,6 +125,7 @@ def load_items(*, seed: int = 0) -> list[Item]:
                 check=check,
                 kind=f"w{width}-d{depth}-f{fan_in}",
                 expected=truth,
+                plan_check=plan_check,
             )
         )
     # Round-robin over the size quartiles, so that the first few items already span small to large graphs.

@@ -18,6 +18,13 @@ Question templates, each with its exact answer computed from the table:
 
 Lookups wait a seeded log-normal time (median 300 ms, like a web search API); ``math`` answers
 at once.
+
+Answer check: right when a number in the answer is within 1% of the truth. Plan check:
+``gold_plan_matches`` (the gold calls among the successful calls, nothing else but repeats), with
+two readings of "the same arguments": ``distance_km`` is symmetric (the cities in either order),
+and a ``math`` expression fits when it has the same numbers (as a multiset, within
+``ARG_TOLERANCE``) and the same value as the gold's, so ``$1+$2`` fits ``$2 + $1`` and
+``($1 / $2) / ($3 / $4)`` fits ``$1 / $2 / ($3 / $4)``.
 """
 
 from __future__ import annotations
@@ -25,16 +32,36 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.oracle import GoldCall
-from benchmarks.suites._common import Item, LatencyModel, numbers_in, sleeping
-from llmcompiler import Ref, RunResult, Template, Tool, tool
+from benchmarks.suites._common import (
+    ARG_TOLERANCE,
+    Item,
+    LatencyModel,
+    PlanCheckFn,
+    gold_plan_matches,
+    numbers_in,
+    same_args,
+    sleeping,
+)
+from llmcompiler import Ref, RunResult, TaskRecord, Template, Tool, tool
+from llmcompiler._safemath import evaluate
 from llmcompiler.demo import math as math_tool
 
-__all__ = ["DATA_PATH", "EARTH_RADIUS_KM", "TEMPLATES", "build_table", "haversine_km", "load_items", "make_tools"]
+__all__ = [
+    "DATA_PATH",
+    "EARTH_RADIUS_KM",
+    "TEMPLATES",
+    "build_table",
+    "call_fits",
+    "haversine_km",
+    "load_items",
+    "make_tools",
+]
 
 DATA_PATH = Path(__file__).resolve().parent.parent / "data" / "countries.json"
 EARTH_RADIUS_KM = 6371.0
@@ -305,6 +332,48 @@ def numeric_check(expected: float, tolerance: float = TOLERANCE) -> Callable[[st
     return check
 
 
+_UNSIGNED = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def _expression_numbers(expression: str) -> list[float]:
+    """The numbers written in an expression, unsigned and sorted (thousands separators read as ``math`` reads them)."""
+    return sorted(float(m.group()) for m in _UNSIGNED.finditer(_THOUSANDS.sub("", expression)))
+
+
+def _same_expression(given: Any, wanted: Any) -> bool:
+    if not isinstance(given, str) or not isinstance(wanted, str):
+        return False
+    a, b = _expression_numbers(given), _expression_numbers(wanted)
+    if len(a) != len(b) or not all(math.isclose(x, y, rel_tol=ARG_TOLERANCE) for x, y in zip(a, b, strict=True)):
+        return False
+    try:
+        return math.isclose(evaluate(given), evaluate(wanted), rel_tol=ARG_TOLERANCE, abs_tol=1e-9)
+    except (ValueError, ArithmeticError, TypeError, RecursionError):
+        return False
+
+
+def call_fits(tool_name: str, given: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """This suite's reading of "the same arguments" (see the module's docstring)."""
+    if tool_name == "math":
+        return given.keys() == wanted.keys() == {"expression"} and _same_expression(
+            given["expression"], wanted["expression"]
+        )
+    if tool_name == "distance_km":
+        swapped = {"city_a": wanted.get("city_b"), "city_b": wanted.get("city_a")}
+        return same_args(tool_name, given, wanted) or same_args(tool_name, given, swapped)
+    return same_args(tool_name, given, wanted)
+
+
+def plan_check(gold: Sequence[GoldCall]) -> PlanCheckFn:
+    """The plan rule of this suite for ``gold``."""
+
+    def check(tasks: Sequence[TaskRecord]) -> bool:
+        return gold_plan_matches(gold, tasks, call_fits)
+
+    return check
+
+
 def _distinct(truth: float, gold: Sequence[GoldCall], cs: Sequence[Mapping[str, Any]]) -> bool:
     """The answer is no input figure restated (so a number-in-answer check cannot pass by echo)."""
     inputs = [float(c[k]) for c in cs for k in ("population", "area_km2")]
@@ -339,6 +408,7 @@ def load_items(*, seed: int = 0, per_template: int = 20, path: Path = DATA_PATH)
                     check=numeric_check(truth),
                     kind=kind,
                     expected=truth,
+                    plan_check=plan_check(gold),
                 )
             )
         groups.append(items)
