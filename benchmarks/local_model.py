@@ -14,17 +14,26 @@ Measured, in one process:
 3. **Constrained plan**: the planner call for the demo question, under the plan grammar.
 4. **End to end**: ``LLMCompiler(llm=LlamaCppChat(), tools=DEMO_TOOLS).arun(demo question)``
    once the model is loaded (after one warm-up run), against a 5 s target.
+5. **Right answers**: the three questions a newcomer asks first (``benchmarks.local_answers``:
+   the demo, the README quick start, the README ``mytools`` example), each ``--answer-runs N``
+   times (default 10) per configuration of ``LlamaCppChat`` (the default, i.e. grounded plans and
+   an extractive joiner; neither, the behaviour before them; each alone) and per temperature:
+   0 (greedy: deterministic, the runs are repeats) and 0.7 with seeds ``0..N-1`` (sampled: how
+   robust the answers are). Each run is checked twice, apart: the answer (by a checker that
+   knows the right values from outside the run) and the plan (the right calls). ``--configs``
+   picks configurations; ``--answer-runs 0`` skips this part.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +41,40 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks._machine import machine_info
-from llmcompiler import LLMCompiler, Message, ModelRequest, Usage
-from llmcompiler.demo import DEMO_TOOLS
+from benchmarks.local_answers import (
+    DEMO_QUESTION,
+    QUESTIONS,
+    CityFacts,
+    Question,
+    check_demo_answer,
+    check_demo_plan,
+    check_mytools_answer,
+    check_mytools_plan,
+    check_quickstart_answer,
+    check_quickstart_plan,
+    city_facts,
+    planned_calls,
+)
+from llmcompiler import ChatModel, LLMCompiler, Message, ModelRequest, RunError, TaskRecord, Usage
+from llmcompiler.demo import DEMO_TOOLS, local_time, weather
 from llmcompiler.models._llamacpp import LlamaCppChat, default_model_path
 
-__all__ = ["DEFAULT_JSON", "E2E_TARGET_S", "main", "run_all"]
+__all__ = [
+    "CONFIGS",
+    "DEFAULT_JSON",
+    "E2E_TARGET_S",
+    "TEMPERATURES",
+    "Config",
+    "answer_run",
+    "bench_answers",
+    "main",
+    "render_answers",
+    "run_all",
+]
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "local_model.json"
 E2E_TARGET_S = 5.0
-DEMO_QUESTION = "What is the weather and the local time in Tokyo and in Oslo?"
+DEMO_CITIES = ("Tokyo", "Oslo")
 
 
 async def _timed_stream(chat: LlamaCppChat, request: ModelRequest) -> dict[str, Any]:
@@ -115,17 +149,26 @@ async def bench_plan(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
 
 
 async def bench_end_to_end(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
-    """The demo question through LLMCompiler with the local model as planner and joiner."""
+    """The demo question through LLMCompiler with the local model as planner and joiner.
+
+    Each measured run's answer is checked too (``check_demo_answer``; the local times are read
+    outside the timed span).
+    """
     agent = LLMCompiler(llm=chat, tools=DEMO_TOOLS)
+    weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
     rows: list[dict[str, Any]] = []
     seconds: list[float] = []
     for i in range(runs + 1):
+        before = await _demo_times()
         start = time.perf_counter()
         result = await agent.arun(DEMO_QUESTION)
         elapsed = time.perf_counter() - start
+        after = await _demo_times()
         if i == 0:
             continue  # warm-up: fills each context's KV cache with its prompt's fixed start
         seconds.append(elapsed)
+        facts = [city_facts(weather_texts[city], (before[city], after[city])) for city in DEMO_CITIES]
+        problems = check_demo_answer(result.answer, facts)
         rows.append(
             {
                 "seconds": elapsed,
@@ -134,6 +177,8 @@ async def bench_end_to_end(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
                 "failed_tasks": sum(1 for t in result.tasks if t.error is not None),
                 "plan_errors": len(result.plan_errors),
                 "answer": result.answer,
+                "answer_right": not problems,
+                "answer_problems": list(problems),
                 "prompt_tokens": result.usage.prompt_tokens,
                 "completion_tokens": result.usage.completion_tokens,
             }
@@ -145,10 +190,181 @@ async def bench_end_to_end(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
         "seconds_max": max(seconds) if seconds else None,
         "target_s": E2E_TARGET_S,
         "meets_target": median is not None and median <= E2E_TARGET_S,
+        "answer_right": sum(r["answer_right"] for r in rows),
     }
 
 
-async def _run(runs: int, threads: int | None) -> dict[str, Any]:
+# --------------------------------------------------------------------------- right answers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """A configuration of ``LlamaCppChat`` measured for right answers.
+
+    Attributes:
+        key: its name on the command line and in the JSON.
+        label: how the table shows it.
+        kwargs: the keyword arguments given to ``LlamaCppChat`` (none for the default).
+    """
+
+    key: str
+    label: str
+    kwargs: dict[str, Any]
+
+
+CONFIGS: tuple[Config, ...] = (
+    Config("default", "LlamaCppChat()", {}),
+    Config("before", "grounded=False, extractive=False", {"grounded": False, "extractive": False}),
+    Config("grounded", "grounded=True, extractive=False", {"grounded": True, "extractive": False}),
+    Config("extractive", "grounded=False, extractive=True", {"grounded": False, "extractive": True}),
+)
+"""The configurations: the default (grounded plans and an extractive joiner), neither (the
+behaviour before them), and each alone."""
+
+TEMPERATURES: tuple[float, ...] = (0.0, 0.7)
+"""0: greedy, deterministic (the runs are repeats); 0.7: sampled with seeds ``0..N-1``."""
+
+
+async def _demo_times() -> dict[str, str]:
+    """``local_time`` of each demo city, called directly (not through the agent)."""
+    return {city: await local_time.call(local_time.validate({"city": city})) for city in DEMO_CITIES}
+
+
+def _check(
+    question: Question,
+    answer: str | None,
+    tasks: Sequence[TaskRecord],
+    agent: LLMCompiler,
+    facts: Sequence[CityFacts],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The answer's problems and the plan's problems (empty: right)."""
+    calls = planned_calls(tasks, agent.tools)
+    if question.key == "demo":
+        answer_problems = check_demo_answer(answer, facts) if answer is not None else ()
+        plan_problems = check_demo_plan(calls)
+    elif question.key == "quickstart":
+        answer_problems = check_quickstart_answer(answer) if answer is not None else ()
+        plan_problems = check_quickstart_plan(calls)
+    else:
+        answer_problems = check_mytools_answer(answer) if answer is not None else ()
+        plan_problems = check_mytools_plan(calls)
+    return answer_problems, plan_problems
+
+
+async def answer_run(question: Question, chat: ChatModel, weather_texts: Mapping[str, str]) -> dict[str, Any]:
+    """One run of ``question`` with ``chat`` as planner and joiner, its answer and plan checked.
+
+    Args:
+        question: the question and its tools.
+        chat: the model.
+        weather_texts: ``weather(city)`` of each demo city, from calling the tool directly.
+
+    Returns:
+        The run as JSON-ready data: latency, answer, ``answer_right`` and ``plan_right`` with
+        the problems found, the plan lines. A run that fails (``RunError``) has no answer and
+        counts as wrong.
+    """
+    agent = LLMCompiler(llm=chat, tools=question.tools)
+    before = await _demo_times() if question.key == "demo" else {}
+    start = time.perf_counter()
+    error: str | None = None
+    try:
+        result = await agent.arun(question.text)
+        answer: str | None = result.answer
+        tasks: Sequence[TaskRecord] = result.tasks
+    except RunError as exc:  # a failed run is a wrong answer, recorded as such
+        answer, tasks, error = None, exc.tasks, f"{type(exc).__name__}: {exc}"
+    elapsed = time.perf_counter() - start
+    after = await _demo_times() if question.key == "demo" else {}
+    facts = [city_facts(weather_texts[city], (before[city], after[city])) for city in before]
+    answer_problems, plan_problems = _check(question, answer, tasks, agent, facts)
+    if answer is None:
+        answer_problems = (f"no answer: {error}",)
+    return {
+        "seconds": elapsed,
+        "answer": answer,
+        "error": error,
+        "answer_right": not answer_problems,
+        "answer_problems": list(answer_problems),
+        "plan_right": not plan_problems,
+        "plan_problems": list(plan_problems),
+        "tasks": [t.line for t in tasks],
+        "failed_tasks": sum(1 for t in tasks if t.error is not None),
+        "local_times": sorted({*before.values(), *after.values()}),
+    }
+
+
+def _chat(config: Config, threads: int | None, temperature: float, seed: int) -> LlamaCppChat:
+    # the kwargs are this config's own; before the grounded/extractive change they raise TypeError
+    return LlamaCppChat(n_threads=threads, temperature=temperature, seed=seed, **config.kwargs)
+
+
+def _mode(chat: LlamaCppChat, name: str) -> bool | None:
+    value = getattr(chat, name, None)
+    return value if isinstance(value, bool) else None
+
+
+async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config]) -> dict[str, Any]:
+    """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
+
+    A configuration whose keyword arguments ``LlamaCppChat`` does not take yet is skipped and
+    named in ``skipped`` with the reason.
+    """
+    weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
+    usable: list[Config] = []
+    skipped: list[dict[str, str]] = []
+    modes: dict[str, dict[str, bool | None]] = {}
+    for config in configs:
+        try:
+            probe = _chat(config, threads, 0.0, 0)
+        except TypeError as exc:
+            skipped.append({"config": config.key, "reason": f"LlamaCppChat does not take {config.kwargs}: {exc}"})
+            continue
+        usable.append(config)
+        modes[config.key] = {"grounded": _mode(probe, "grounded"), "extractive": _mode(probe, "extractive")}
+    cells: list[dict[str, Any]] = []
+    for question in QUESTIONS:
+        if usable:  # warm-up, not recorded: the question's prompt start enters the KV caches
+            await answer_run(question, _chat(usable[0], threads, 0.0, 0), weather_texts)
+        for config in usable:
+            for temperature in TEMPERATURES:
+                rows = [
+                    await answer_run(question, _chat(config, threads, temperature, seed), weather_texts)
+                    for seed in range(runs)
+                ]
+                cells.append(
+                    {
+                        "question": question.key,
+                        "config": config.key,
+                        "temperature": temperature,
+                        "seeds": list(range(runs)) if temperature > 0 else None,
+                        "runs": rows,
+                        "n": len(rows),
+                        "answer_right": sum(r["answer_right"] for r in rows),
+                        "plan_right": sum(r["plan_right"] for r in rows),
+                        "seconds_median": _median(rows, "seconds"),
+                    }
+                )
+    return {
+        "questions": [
+            {
+                "key": q.key,
+                "question": q.text,
+                "source": q.source,
+                "tools": [getattr(t, "name", None) or t.__name__ for t in q.tools],
+            }
+            for q in QUESTIONS
+        ],
+        "configs": [{"key": c.key, "label": c.label, "kwargs": c.kwargs, **modes[c.key]} for c in usable],
+        "skipped": skipped,
+        "temperatures": list(TEMPERATURES),
+        "runs_per_cell": runs,
+        "weather": weather_texts,
+        "cells": cells,
+    }
+
+
+async def _run(runs: int, threads: int | None, answer_runs: int, configs: Sequence[Config]) -> dict[str, Any]:
     start = time.perf_counter()
     path = await asyncio.to_thread(default_model_path)
     assemble_s = time.perf_counter() - start
@@ -159,17 +375,29 @@ async def _run(runs: int, threads: int | None) -> dict[str, Any]:
         "model": chat.model_name,
         "model_path": path,
         "n_threads": chat.n_threads,
+        "grounded": _mode(chat, "grounded"),
+        "extractive": _mode(chat, "extractive"),
         "runs": runs,
         "load": {"assemble_or_verify_s": assemble_s, "open_contexts_s": load_s},
         "decode": await bench_decode(chat, runs),
         "plan": await bench_plan(chat, runs),
         "end_to_end": await bench_end_to_end(chat, runs),
+        "answers": await bench_answers(chat.n_threads, answer_runs, configs) if answer_runs > 0 else None,
     }
 
 
-def run_all(*, runs: int = 5, threads: int | None = None) -> dict[str, Any]:
-    """Run every measurement and return the results as JSON-ready data."""
-    return asyncio.run(_run(runs, threads))
+def run_all(
+    *, runs: int = 5, threads: int | None = None, answer_runs: int = 10, configs: Sequence[Config] = CONFIGS
+) -> dict[str, Any]:
+    """Run every measurement and return the results as JSON-ready data.
+
+    Args:
+        runs: measured repetitions of the load, decode, plan and end-to-end measurements.
+        threads: CPU threads (default: every core).
+        answer_runs: runs per question, configuration and temperature for right answers (0: skip).
+        configs: the ``LlamaCppChat`` configurations measured for right answers.
+    """
+    return asyncio.run(_run(runs, threads, answer_runs, configs))
 
 
 def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
@@ -177,7 +405,7 @@ def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
 
 
 def render(results: dict[str, Any], console: Console) -> None:
-    """Print the results as a table."""
+    """Print the results as tables."""
     table = Table(
         title=f"{results['model']} on {results['machine']['cpu_count']} cores, {results['n_threads']} threads"
     )
@@ -201,24 +429,76 @@ def render(results: dict[str, Any], console: Console) -> None:
     )
     verdict = "meets" if e2e["meets_target"] else "misses"
     table.add_row(
-        "demo question end to end", _fmt(e2e["seconds_median"], "s"), f"{verdict} the {e2e['target_s']:.0f} s target"
+        "demo question end to end",
+        _fmt(e2e["seconds_median"], "s"),
+        f"{verdict} the {e2e['target_s']:.0f} s target; answer right {e2e['answer_right']}/{len(e2e['runs'])}",
     )
     console.print(table)
     if e2e["runs"]:
         last = e2e["runs"][-1]
         console.print(f"last plan: {'; '.join(last['tasks'])}")
         console.print(f"last answer: {last['answer']}")
+    if results.get("answers") is not None:
+        render_answers(results["answers"], console)
+
+
+def render_answers(answers: dict[str, Any], console: Console) -> None:
+    """Print the right-answer table: per question, configuration and temperature."""
+    for skip in answers["skipped"]:
+        console.print(f"[yellow]skipped[/] configuration {skip['config']}: {skip['reason']}")
+    if not answers["cells"]:
+        return
+    labels = {c["key"]: c["label"] for c in answers["configs"]}
+    table = Table(title=f"right answers, {answers['runs_per_cell']} runs per row")
+    for name in ("question", "configuration", "temperature"):
+        table.add_column(name)
+    for name in ("answer right", "plan right", "median latency"):
+        table.add_column(name, justify="right")
+    for cell in answers["cells"]:
+        n = cell["n"]
+        temp = "0 (greedy: repeats)" if cell["temperature"] == 0 else f"{cell['temperature']:g} (seeds 0..{n - 1})"
+        table.add_row(
+            cell["question"],
+            labels.get(cell["config"], cell["config"]),
+            temp,
+            f"{cell['answer_right']}/{n}",
+            f"{cell['plan_right']}/{n}",
+            _fmt(cell["seconds_median"], "s"),
+        )
+    console.print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark, print the table, write the JSON."""
+    """Run the benchmark, print the tables, write the JSON."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.local_model", description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="measured repetitions per measurement (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
+    ap.add_argument(
+        "--answer-runs",
+        type=int,
+        default=10,
+        help="runs per question, configuration and temperature for right answers (default 10; 0 skips them)",
+    )
+    ap.add_argument(
+        "--configs",
+        default=",".join(c.key for c in CONFIGS),
+        help="LlamaCppChat configurations for right answers, comma-separated "
+        f"(default: all of {', '.join(c.key for c in CONFIGS)})",
+    )
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results ({DEFAULT_JSON})")
     args = ap.parse_args(argv)
+    by_key = {c.key: c for c in CONFIGS}
+    wanted = [k.strip() for k in args.configs.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in by_key]
+    if unknown:
+        ap.error(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(by_key)})")
     console = Console(width=None if sys.stdout.isatty() else 110)
-    results = run_all(runs=max(1, args.runs), threads=args.threads)
+    results = run_all(
+        runs=max(1, args.runs),
+        threads=args.threads,
+        answer_runs=max(0, args.answer_runs),
+        configs=[by_key[k] for k in wanted],
+    )
     render(results, console)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
