@@ -294,9 +294,9 @@ async def answer_run(question: Question, chat: ChatModel, weather_texts: Mapping
     }
 
 
-def _chat(config: Config, threads: int | None, temperature: float, seed: int) -> LlamaCppChat:
+def _chat(config: Config, threads: int | None) -> LlamaCppChat:
     # the kwargs are this config's own; before the grounded/extractive change they raise TypeError
-    return LlamaCppChat(n_threads=threads, temperature=temperature, seed=seed, **config.kwargs)
+    return LlamaCppChat(n_threads=threads, **config.kwargs)
 
 
 def _mode(chat: LlamaCppChat, name: str) -> bool | None:
@@ -307,31 +307,35 @@ def _mode(chat: LlamaCppChat, name: str) -> bool | None:
 async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config]) -> dict[str, Any]:
     """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
 
-    A configuration whose keyword arguments ``LlamaCppChat`` does not take yet is skipped and
-    named in ``skipped`` with the reason.
+    One ``LlamaCppChat`` per configuration, loaded before the runs (every instance shares the
+    process's loaded model; a new instance would check the model file again, about 0.5 s), its
+    ``temperature`` and ``seed`` set for each run. A configuration whose keyword arguments
+    ``LlamaCppChat`` does not take yet is skipped and named in ``skipped`` with the reason.
     """
     weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
-    usable: list[Config] = []
+    chats: dict[str, LlamaCppChat] = {}
     skipped: list[dict[str, str]] = []
-    modes: dict[str, dict[str, bool | None]] = {}
     for config in configs:
         try:
-            probe = _chat(config, threads, 0.0, 0)
+            chats[config.key] = _chat(config, threads)
         except TypeError as exc:
             skipped.append({"config": config.key, "reason": f"LlamaCppChat does not take {config.kwargs}: {exc}"})
-            continue
-        usable.append(config)
-        modes[config.key] = {"grounded": _mode(probe, "grounded"), "extractive": _mode(probe, "extractive")}
+    usable = [c for c in configs if c.key in chats]
+    for chat in chats.values():
+        await chat.load()
     cells: list[dict[str, Any]] = []
     for question in QUESTIONS:
         if usable:  # warm-up, not recorded: the question's prompt start enters the KV caches
-            await answer_run(question, _chat(usable[0], threads, 0.0, 0), weather_texts)
+            warm = chats[usable[0].key]
+            warm.temperature, warm.seed = 0.0, 0
+            await answer_run(question, warm, weather_texts)
         for config in usable:
+            chat = chats[config.key]
             for temperature in TEMPERATURES:
-                rows = [
-                    await answer_run(question, _chat(config, threads, temperature, seed), weather_texts)
-                    for seed in range(runs)
-                ]
+                rows: list[dict[str, Any]] = []
+                for seed in range(runs):
+                    chat.temperature, chat.seed = temperature, seed
+                    rows.append(await answer_run(question, chat, weather_texts))
                 cells.append(
                     {
                         "question": question.key,
@@ -355,7 +359,16 @@ async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config
             }
             for q in QUESTIONS
         ],
-        "configs": [{"key": c.key, "label": c.label, "kwargs": c.kwargs, **modes[c.key]} for c in usable],
+        "configs": [
+            {
+                "key": c.key,
+                "label": c.label,
+                "kwargs": c.kwargs,
+                "grounded": _mode(chats[c.key], "grounded"),
+                "extractive": _mode(chats[c.key], "extractive"),
+            }
+            for c in usable
+        ],
         "skipped": skipped,
         "temperatures": list(TEMPERATURES),
         "runs_per_cell": runs,
