@@ -1,14 +1,20 @@
 """The ``llmcompiler`` command.
 
 ``llmcompiler run QUESTION [--model M] [--base-url URL] [--tools module:attr] [--max-replans N]
-[--trace FILE.json] [--timeline FILE.svg|FILE.html] [--quiet]``
+[--trace FILE.json] [--timeline FILE.svg|FILE.html] [--quiet]``, ``llmcompiler --version``.
 
-On a terminal it shows the plan as it streams and a table of tasks updating in place; in a
-pipe or a CI log, plain lines. Then the answer, the total time, the tokens, the cost and the
-time the same tool calls would have taken one after another. Everything shown has its secrets
+On a terminal it shows the plan as it streams and a table of tasks updating in place, and a
+spinner while the joiner reads the results; in a pipe or a CI log, plain lines, never wrapped.
+Then the answer and the closing lines: the tools' time one after another against their wall
+time in parallel, the run's total, the tokens and the cost. Everything shown has its secrets
 taken out and its control characters escaped; ``--quiet`` prints the answer alone, with control
 characters escaped when standard output is a terminal (newlines and tabs kept) and as it is in
 a pipe.
+
+Before anything is loaded, a blank question, a ``--timeline`` that is not ``.svg`` or
+``.html``, and a ``--trace`` or ``--timeline`` path that cannot be written (no such directory,
+a directory, no permission) are refused. Errors name the command's flags (``--base-url``,
+``--model``), not the Python parameters the library's own messages name.
 
 ``--tools mytools:TOOLS`` imports ``mytools`` from the current directory (the module or package
 alone: the directory is never put on ``sys.path``, so a file there named like a library cannot
@@ -23,8 +29,11 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.metadata
 import importlib.util
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,13 +134,37 @@ def _exc_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("llmcompiler")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from llmcompiler import __version__
+
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmcompiler", description="Parallel function calling with LLMs.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="answer a question")
-    run.add_argument("question")
-    run.add_argument("--model", default=None, help="model string: local (default), openai:MODEL, anthropic:MODEL")
-    run.add_argument("--base-url", default=None, help="an OpenAI-compatible server's base URL")
+    parser.add_argument("--version", action="version", version=f"llmcompiler {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    run = sub.add_parser(
+        "run",
+        help="answer a question",
+        description="Answer a question: the model plans tool calls, they run in parallel, the model answers.",
+    )
+    run.add_argument("question", help="the question, in quotes")
+    run.add_argument(
+        "--model",
+        default=None,
+        metavar="M",
+        help="local (default: the bundled model), local:FILE.gguf, openai:MODEL or anthropic:MODEL",
+    )
+    run.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="the server of an openai:MODEL (vLLM, Ollama, llama.cpp's server, ...); default: OPENAI_BASE_URL",
+    )
     run.add_argument(
         "--tools",
         default=None,
@@ -142,12 +175,20 @@ def _parser() -> argparse.ArgumentParser:
             "the import path) or else as installed"
         ),
     )
-    run.add_argument("--max-replans", type=int, default=2, metavar="N")
+    run.add_argument(
+        "--max-replans",
+        type=int,
+        default=2,
+        metavar="N",
+        help="how many times the model may plan again after seeing the results (default: 2)",
+    )
     run.add_argument("--trace", default=None, metavar="FILE.json", help="write the run's trace as JSON")
     run.add_argument(
         "--timeline", default=None, metavar="FILE.svg|FILE.html", help="draw the run's timeline as SVG or HTML"
     )
-    run.add_argument("--quiet", action="store_true", help="print only the answer")
+    run.add_argument(
+        "--quiet", action="store_true", help="print only the answer (as it is in a pipe, escaped on a terminal)"
+    )
     return parser
 
 
@@ -160,14 +201,66 @@ class _Outcome:
     rounds: int = 0
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse what would fail only after the run, before anything is loaded."""
+    if not args.question.strip():
+        raise _UsageError('the question is blank: write one, e.g. llmcompiler run "What time is it in Oslo?"')
+    if args.timeline is not None and not args.timeline.lower().endswith(_TIMELINE_SUFFIXES):
+        raise _UsageError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
+    paths = {
+        flag: value for flag, value in (("--trace", args.trace), ("--timeline", args.timeline)) if value is not None
+    }
+    for flag, value in paths.items():
+        _check_writable(flag, value)
+    if len(paths) == 2 and Path(args.trace).resolve() == Path(args.timeline).resolve():
+        raise _UsageError(f"--trace and --timeline name the same file {args.trace!r}")
+
+
+def _check_writable(flag: str, value: str) -> None:
+    """Refuse a path the run's file could not be written to: exit status 2, naming ``flag``."""
+    path = Path(value)
+    parent = path.parent
+    if path.is_dir():
+        raise _UsageError(f"{flag}: {value!r} is a directory; give a file name")
+    if not parent.is_dir():
+        raise _UsageError(f"{flag}: cannot write {value!r}: the directory {str(parent)!r} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _UsageError(f"{flag}: cannot write {value!r}: permission denied")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise _UsageError(f"{flag}: cannot write in the directory {str(parent)!r}: permission denied")
+
+
+# The library's messages name Python parameters; the command line names its flags instead.
+# (pattern, replacement), applied in order.
+_FLAG_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\s+or\s+(?:pass\s+)?api_key=(?=\W|$)"), ""),  # no flag: the key comes from the environment
+    (re.compile(r"\ban 'openai:<model>' model string"), "a --model openai:<model>"),
+    (re.compile(r"\bmodel string\b"), "--model"),
+    (re.compile(r"\bbase_url=(?=['\"])"), "--base-url "),
+    (re.compile(r"\bbase_url\b=?"), "--base-url"),
+)
+
+
+def _cli_wording(text: str) -> str:
+    """A library message as the command line's: ``--base-url`` for ``base_url=``, and so on."""
+    for pattern, replacement in _FLAG_WORDING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _error_line(exc: BaseException) -> str:
+    return f"[red]error:[/] {escape(shown_block(_cli_wording(safe_text(exc))))}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     console = Console(highlight=False)
     errors = Console(stderr=True, highlight=False)
+    for each in (console, errors):  # in a pipe or a log, a long line stays one line
+        each.soft_wrap = not each.is_terminal
     try:
-        if args.timeline is not None and not args.timeline.lower().endswith(_TIMELINE_SUFFIXES):
-            raise _UsageError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
+        _check_args(args)
         from llmcompiler.models._loader import load_model
 
         tools = _load_tools(args.tools)
@@ -179,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print("[red]interrupted[/]")
         return 130
     except LLMCompilerError as exc:
-        errors.print(f"[red]error:[/] {escape(shown_block(safe_text(exc)))}", soft_wrap=True)
+        errors.print(_error_line(exc), soft_wrap=True)
         return 2 if isinstance(exc, _UsageError) else 1
     status = 0
     if outcome.result is not None:
@@ -189,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         assert outcome.error is not None
         status = 1
-        errors.print(f"[red]error:[/] {escape(shown_block(safe_text(outcome.error)))}", soft_wrap=True)
+        errors.print(_error_line(outcome.error), soft_wrap=True)
         result = RunResult(
             answer="",
             tasks=outcome.error.tasks,
@@ -203,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         errors.print(
             f"[red]error:[/] cannot write {escape(shown_block(safe_text(exc.filename or '')))}: "
-            f"{escape(shown_block(exc.strerror or safe_text(exc)))}"
+            f"{escape(shown_block(exc.strerror or safe_text(exc)))}",
+            soft_wrap=True,
         )
         return 1
     return status

@@ -174,15 +174,212 @@ def test_timeline_needs_svg_or_html(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--timeline writes .svg or .html files" in capsys.readouterr().err
 
 
-def test_an_unwritable_trace_is_one_clear_line(
+def test_a_trace_that_cannot_be_written_after_all_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # The checks before the run passed, but the directory went away during it.
     _model(monkeypatch, ['1. math("1 + 1")\n2. join()', "Action: Finish(2)"])
+    monkeypatch.setattr(_cli, "_check_writable", lambda flag, value: None)
     missing = tmp_path / "no" / "such" / "dir" / "t.json"
     assert _cli.main(["run", "q", "--quiet", "--trace", str(missing)]) == 1
     captured = capsys.readouterr()
     assert captured.out == "2\n"
     assert "error:" in captured.err and "cannot write" in captured.err
+
+
+# -- refused before anything is loaded (issue 11)
+
+
+@pytest.fixture
+def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the command loads a model or tools."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail("loaded something before refusing the command")
+
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", refuse)
+    monkeypatch.setattr(_cli, "_load_tools", refuse)
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\t\n ", "\u3000"])
+def test_a_blank_question_is_refused_before_loading_anything(
+    question: str, no_loading: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli.main(["run", question]) == 2
+    assert _one_error_line(capsys).startswith("error: the question is blank")
+
+
+def test_a_trace_in_a_missing_directory_is_refused_before_the_run(
+    no_loading: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such" / "t.json"
+    assert _cli.main(["run", "q", "--trace", str(missing)]) == 2
+    line = _one_error_line(capsys)
+    assert (
+        line == f"error: --trace: cannot write {str(missing)!r}: the directory {str(missing.parent)!r} does not exist"
+    )
+
+
+def test_a_timeline_that_is_a_directory_is_refused_before_the_run(
+    no_loading: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "out.svg"
+    folder.mkdir()
+    assert _cli.main(["run", "q", "--timeline", str(folder)]) == 2
+    assert _one_error_line(capsys) == f"error: --timeline: {str(folder)!r} is a directory; give a file name"
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_path_without_write_permission_is_refused_before_the_run(
+    exists: bool, no_loading: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # os.access stands in for the file system: as root every path is writable.
+    target = tmp_path / "t.json"
+    if exists:
+        target.write_text("{}")
+    monkeypatch.setattr("os.access", lambda path, mode: False)
+    assert _cli.main(["run", "q", "--trace", str(target)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("error: --trace: cannot write") and line.endswith("permission denied")
+
+
+def test_trace_and_timeline_cannot_be_the_same_file(
+    no_loading: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = str(tmp_path / "run.svg")
+    assert _cli.main(["run", "q", "--trace", path, "--timeline", path]) == 2
+    assert "--trace and --timeline name the same file" in _one_error_line(capsys)
+
+
+def test_writable_paths_are_left_alone_until_the_run_writes_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _model(monkeypatch, ['1. math("1 + 1")\n2. join()', "Action: Finish(2)"])
+    trace = tmp_path / "t.json"
+    assert _cli.main(["run", "q", "--quiet", "--trace", str(trace)]) == 0
+    assert json.loads(trace.read_text())["answer"] == "2"
+
+
+# -- errors name the command's flags (issue 11)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--model", "local", "--base-url", "http://localhost:1/v1"],
+            "error: --base-url 'http://localhost:1/v1' needs a --model openai:<model> naming the model the server runs",
+        ),
+        (
+            ["--model", "openai:gpt-4o-mini"],
+            "error: openai:gpt-4o-mini needs an API key: set OPENAI_API_KEY "
+            "(or --base-url for an OpenAI-compatible server that needs none)",
+        ),
+        (
+            ["--model", "anthropic:claude-sonnet-4-5"],
+            "error: anthropic:claude-sonnet-4-5 needs an API key: set ANTHROPIC_API_KEY",
+        ),
+        (["--model", "openai:"], "error: --model 'openai:' names no model: write 'openai:<model>'"),
+    ],
+)
+def test_errors_name_the_flags_not_the_python_parameters(
+    argv: list[str], expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert _cli.main(["run", "q", *argv]) == 1
+    assert _one_error_line(capsys) == expected
+
+
+def test_an_unknown_model_names_the_flags() -> None:
+    from llmcompiler._errors import UserError
+    from llmcompiler.models._loader import load_model
+
+    with pytest.raises(UserError) as caught:
+        load_model("nonsense")
+    python = str(caught.value)
+    assert "base_url=" in python  # the Python API's message names the Python parameter
+    cli = _cli._cli_wording(python)
+    assert cli.startswith("unknown --model 'nonsense': use 'local'")
+    assert "with --base-url or OPENAI_BASE_URL" in cli and "base_url=" not in cli
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "openai:m: cannot reach http://x (refused) after 2 retries; check base_url= or OPENAI_BASE_URL",
+            "openai:m: cannot reach http://x (refused) after 2 retries; check --base-url or OPENAI_BASE_URL",
+        ),
+        (
+            "openai:m: the API key was refused: check OPENAI_API_KEY or api_key=",
+            "openai:m: the API key was refused: check OPENAI_API_KEY",
+        ),
+        (
+            "unknown model or endpoint: check the model name and base_url",
+            "unknown model or endpoint: check the model name and --base-url",
+        ),
+        ("a base_url_env and my_base_url stay", "a base_url_env and my_base_url stay"),
+    ],
+)
+def test_model_errors_read_with_flags(text: str, expected: str) -> None:
+    assert _cli._cli_wording(text) == expected
+
+
+# -- pipes, --version, help (issue 11)
+
+
+def test_nothing_is_wrapped_in_a_pipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = " ".join(f"word{i}" for i in range(80))  # about 500 characters
+    _model(monkeypatch, [f'1. math("{" + ".join(["1"] * 60)}")\n2. join()', f"Action: Finish({answer})"])
+    assert _cli.main(["run", "What is " + "one plus " * 20 + "one?"]) == 0
+    out = capsys.readouterr().out
+    assert f"Answer: {answer}\n" in out  # one line, whole, though the pipe's console is 80 wide
+    plan = next(line for line in out.splitlines() if "plan  1. math" in line)
+    assert plan.endswith('+ 1")') and len(plan) > 100
+
+
+def test_a_long_error_is_one_line_in_a_pipe(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*(["a-rather-long-directory-name"] * 6), "t.json")
+    assert _cli.main(["run", "q", "--trace", str(deep)]) == 2
+    line = _one_error_line(capsys)
+    assert str(deep) in line and len(line) > 200
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as done:
+        _cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"llmcompiler {importlib.metadata.version('llmcompiler')}\n"
+
+
+def test_every_argument_has_help() -> None:
+    import argparse
+
+    def actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+        found: list[argparse.Action] = []
+        for action in parser._actions:
+            found.append(action)
+            if isinstance(action, argparse._SubParsersAction):
+                found.extend(action._choices_actions)
+                for sub in action.choices.values():
+                    found.extend(actions(sub))
+        return found
+
+    every = actions(_cli._parser())
+    assert len(every) >= 12
+    missing = [a.dest for a in every if not a.help or a.help == argparse.SUPPRESS or not str(a.help).strip()]
+    assert missing == []
 
 
 def test_the_cli_draws_the_live_view_on_a_terminal(monkeypatch: pytest.MonkeyPatch, user_tools: str) -> None:
