@@ -8,7 +8,9 @@ a CI log) plain lines, one per event. While the joiner reads the results a spinn
 failed tasks' errors are printed whole under it. ``finish(result)`` prints the answer and the
 closing lines: the tools' own time one after another against their wall time in parallel
 (``tools: 1.20 s one after another, 0.31 s in parallel (3.9x)``), then the run's total time
-(the model's included), the tokens and the cost.
+(the model's included), the tokens and the cost. The errors shown whole are failed tasks' and
+those of tasks given up for a reason of their own (an unknown tool); a task given up because a
+dependency failed repeats that error, so its cell is enough.
 
 Every text shown passes through ``scrub`` (API keys and authorisation headers never appear),
 ``safe_text`` (any result can be shown) and ``escape_controls``: a result or an answer holding
@@ -72,7 +74,7 @@ class _Row:
     start: float | None = None
     end: float | None = None
     outcome: str = ""
-    error: str = ""  # a failed task's whole error, shown under the table at the end
+    error: str = ""  # the task's own whole error, shown under the table at the end (see _own_error)
 
 
 def _args_text(line: str, tool: str) -> str:
@@ -99,6 +101,15 @@ def shown_block(text: str) -> str:
 
 def _secs(t: float) -> str:
     return f"{t * 1000:.0f}ms" if t < 1 else f"{t:.2f}s"
+
+
+def _own_error(record: TaskRecord) -> bool:
+    """Whether the task's error is its own, to be shown whole: it failed, or it was given up for
+    a reason of its own (an unknown tool, bad arguments). A task given up because a dependency
+    failed repeats that dependency's error, which is shown already."""
+    if record.state == "failed":
+        return True
+    return record.state == "skipped" and not (record.error or "").startswith("dependency ")
 
 
 def tool_times(tasks: Iterable[TaskRecord]) -> tuple[float, float]:
@@ -151,7 +162,7 @@ def closing_lines(result: RunResult) -> tuple[str, str]:
     usage = result.usage
     cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
     run = (
-        f"run: {result.total_s:.2f} s in all, the model's time included; {ran} task(s), {result.rounds} round(s); "
+        f"run: {result.total_s:.2f} s with the model; {ran} task(s), {result.rounds} round(s); "
         f"tokens {usage.prompt_tokens} in / {usage.completion_tokens} out; {cost}"
     )
     return tools, run
@@ -282,7 +293,7 @@ class LiveView:
             rec = event.record
             if rec.tool != JOIN:
                 outcome = shown(rec.result if rec.ok else (rec.error or ""), _CELL)
-                error = shown(rec.error or "", _FULL) if rec.state == "failed" else ""
+                error = shown(rec.error or "", _FULL) if _own_error(rec) else ""
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
@@ -378,7 +389,7 @@ class LiveView:
         if self.final:
             for row in rows:
                 if row.error:  # whole, wrapped to the screen: the table's cell is cut
-                    parts.append(Text(f"{row.idx}. {row.tool} failed: {row.error}", style="red"))
+                    parts.append(Text(f"{row.idx}. {row.tool} {row.state}: {row.error}", style="red"))
         counts = dict.fromkeys(_STYLES, 0)
         for row in rows:
             counts[row.state] += 1

@@ -118,7 +118,7 @@ async def test_live_view_shows_plan_table_states_and_summary() -> None:
     assert "Answer" in out and "Tokyo is 20C" in out
     sequential, parallel = tool_times(result.tasks)
     assert f"tools: {sequential:.2f} s one after another, {parallel:.2f} s in parallel" in out
-    assert f"run: {result.total_s:.2f} s in all, the model's time included; 4 task(s), 1 round(s)" in out
+    assert f"run: {result.total_s:.2f} s with the model; 4 task(s), 1 round(s)" in out
     assert f"tokens {result.usage.prompt_tokens} in / {result.usage.completion_tokens} out" in out
     assert "cost unknown" in out
     assert FAKE_KEY not in out and "FAKEKEY" not in during and "[redacted]" in during
@@ -317,6 +317,21 @@ def test_a_failed_tasks_whole_error_is_shown_under_the_table() -> None:
     assert "FAKEKEY" not in console.export_text()
 
 
+def test_a_task_given_up_for_its_own_reason_shows_it_whole_and_a_dependents_does_not() -> None:
+    unknown = "plan line '7. tiem()': unknown tool 'tiem' (tools: " + ", ".join(f"tool{i}" for i in range(40)) + ")"
+    console = Console(record=True, force_terminal=True, width=80, height=40, color_system=None, file=io.StringIO())
+    view = LiveView(console, auto_refresh=False, clock=lambda: 2.0)
+    with view:
+        _round_one(view, error="boom")
+        view.handle(TaskFinished(record=_record(3, None, None, error="dependency 2 failed: boom")))
+        view.handle(_parsed(7))
+        view.handle(TaskFinished(record=_record(7, None, None, error=unknown)))
+    last = console.export_text().split("Plan · round 1")[-1]
+    below = " ".join(last.split("2. work failed: boom", 1)[1].split())
+    assert below.startswith("7. work skipped: " + unknown)  # whole: the known tools' list is not cut
+    assert "3. work skipped" not in last  # its cell says "dependency 2 failed": the error is shown above
+
+
 def test_plain_lines_carry_a_failed_tasks_whole_error() -> None:
     error = "work raised ValueError: " + "x" * 400
     raw = io.StringIO()
@@ -344,7 +359,7 @@ def test_tool_times_sum_durations_and_each_rounds_wall_time() -> None:
     )
     assert closing_lines(result) == (
         "tools: 2.35 s one after another, 2.00 s in parallel (1.2x)",
-        "run: 25.00 s in all, the model's time included; 6 task(s), 2 round(s); tokens 7 in / 3 out; cost unknown",
+        "run: 25.00 s with the model; 6 task(s), 2 round(s); tokens 7 in / 3 out; cost unknown",
     )
 
 
@@ -353,7 +368,7 @@ def test_the_closing_line_when_no_tool_ran() -> None:
     result = Result(answer="a", tasks=tasks, rounds=1, usage=Usage(), start=0, end=1, cost_usd=0.0123)
     assert closing_lines(result) == (
         "tools: none ran",
-        "run: 1.00 s in all, the model's time included; 1 task(s), 1 round(s); tokens 0 in / 0 out; $0.0123",
+        "run: 1.00 s with the model; 1 task(s), 1 round(s); tokens 0 in / 0 out; $0.0123",
     )
 
 
@@ -365,7 +380,7 @@ def test_the_closing_lines_follow_the_answer_in_both_modes() -> None:
         LiveView(console, live=live, auto_refresh=False).finish(result)
         text = console.export_text()
         assert "tools: 1.20 s one after another, 0.50 s in parallel (2.4x)\n" in text
-        assert "run: 3.00 s in all" in text
+        assert "run: 3.00 s with the model; 3 task(s)" in text
 
 
 # -- astream: the async iterator of events
