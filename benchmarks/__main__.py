@@ -169,6 +169,7 @@ async def run_suite(
     llm: ChatModel | None = None,
     concurrency: int = 1,
     progress: Progress | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
 ) -> tuple[dict[str, Any], list[Outcome]]:
     """Run ``systems`` over ``items`` and return the results document and the runs.
 
@@ -181,6 +182,7 @@ async def run_suite(
         llm: the real model.
         concurrency: runs at once.
         progress: a rich progress display to advance.
+        on_done: called with each run as it finishes.
     """
     if mode == "oracle":
         if profile is None:
@@ -215,12 +217,14 @@ async def run_suite(
 
     task = progress.add_task(f"{suite} ({mode})", total=len(items) * len(systems)) if progress else None
 
-    def on_done(_outcome: Outcome) -> None:
+    def advance(outcome: Outcome) -> None:
         if progress is not None and task is not None:
             progress.advance(task)
+        if on_done is not None:
+            on_done(outcome)
 
     started = time.monotonic()
-    outcomes = await run_items(items, systems, llm_for, concurrency=concurrency, cost=cost, on_done=on_done)
+    outcomes = await run_items(items, systems, llm_for, concurrency=concurrency, cost=cost, on_done=advance)
     wall = time.monotonic() - started
     summary = summarize(outcomes, systems)
     _mark_unsupported(summary, outcomes)
@@ -343,6 +347,27 @@ def _load_llm(args: argparse.Namespace, options: dict[str, bool]) -> ChatModel:
     return load_model(args.model, base_url=args.base_url)
 
 
+def _progress_lines(console: Console, suite: str, total: int) -> Callable[[Outcome], None]:
+    """When the output is no terminal (a log file), a plain line every 5% of the runs instead of a bar."""
+    began = time.monotonic()
+    step = max(1, total // 20)
+    counts = {"done": 0, "right": 0, "plan": 0}
+
+    def on_done(outcome: Outcome) -> None:
+        counts["done"] += 1
+        counts["right"] += outcome.correct
+        counts["plan"] += bool(outcome.plan_correct)
+        done = counts["done"]
+        if done % step == 0 or done == total:
+            console.print(
+                f"{suite}: {done}/{total} runs, {time.monotonic() - began:.0f} s, "
+                f"answers right {counts['right']}, plans right {counts['plan']}",
+                highlight=False,
+            )
+
+    return on_done
+
+
 async def _main_run(args: argparse.Namespace, console: Console) -> int:
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     if args.json is not None and len(suites) > 1:
@@ -376,6 +401,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         items = load_suite(suite, seed=args.seed)
         if args.limit is not None:
             items = items[: args.limit]
+        on_done = None if console.is_terminal else _progress_lines(console, suite, len(items) * len(systems))
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -393,6 +419,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
                 llm=llm,
                 concurrency=concurrency,
                 progress=progress,
+                on_done=on_done,
             )
         doc["command"] = command
         doc["limit"] = args.limit

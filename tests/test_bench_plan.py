@@ -307,3 +307,12 @@ def test_local_options_are_refused_before_anything_loads(argv: list[str], tmp_pa
     options = [] if "--local-option" in argv else ["--local-option", "grounded=off"]
     assert main([*base, *argv, *options]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_run_logged_to_a_file_prints_progress_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pqa.json"
+    argv = ["run", "--suite", "parallelqa", "--mode", "oracle", "--profile", "instant", "--limit", "2"]
+    assert main([*argv, "--systems", "llmcompiler", "--json", str(out), "--no-plots"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("parallelqa: ")]
+    assert [line.split(",")[0] for line in lines] == ["parallelqa: 1/2 runs", "parallelqa: 2/2 runs"]
+    assert lines[-1].endswith("answers right 2, plans right 2")
