@@ -33,7 +33,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,13 +304,16 @@ def _mode(chat: LlamaCppChat, name: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config]) -> dict[str, Any]:
+async def bench_answers(
+    threads: int | None, runs: int, configs: Sequence[Config], progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
 
     One ``LlamaCppChat`` per configuration, loaded before the runs (every instance shares the
     process's loaded model; a new instance would check the model file again, about 0.5 s), its
     ``temperature`` and ``seed`` set for each run. A configuration whose keyword arguments
     ``LlamaCppChat`` does not take yet is skipped and named in ``skipped`` with the reason.
+    ``progress``, if given, gets one line as each question, configuration and temperature ends.
     """
     weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
     chats: dict[str, LlamaCppChat] = {}
@@ -349,6 +352,12 @@ async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config
                         "seconds_median": _median(rows, "seconds"),
                     }
                 )
+                if progress is not None:
+                    cell = cells[-1]
+                    progress(
+                        f"{question.key} / {config.key} / temperature {temperature:g}: answer right "
+                        f"{cell['answer_right']}/{runs}, plan right {cell['plan_right']}/{runs}"
+                    )
     return {
         "questions": [
             {
@@ -377,7 +386,13 @@ async def bench_answers(threads: int | None, runs: int, configs: Sequence[Config
     }
 
 
-async def _run(runs: int, threads: int | None, answer_runs: int, configs: Sequence[Config]) -> dict[str, Any]:
+async def _run(
+    runs: int,
+    threads: int | None,
+    answer_runs: int,
+    configs: Sequence[Config],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     start = time.perf_counter()
     path = await asyncio.to_thread(default_model_path)
     assemble_s = time.perf_counter() - start
@@ -395,12 +410,17 @@ async def _run(runs: int, threads: int | None, answer_runs: int, configs: Sequen
         "decode": await bench_decode(chat, runs),
         "plan": await bench_plan(chat, runs),
         "end_to_end": await bench_end_to_end(chat, runs),
-        "answers": await bench_answers(chat.n_threads, answer_runs, configs) if answer_runs > 0 else None,
+        "answers": await bench_answers(chat.n_threads, answer_runs, configs, progress) if answer_runs > 0 else None,
     }
 
 
 def run_all(
-    *, runs: int = 5, threads: int | None = None, answer_runs: int = 10, configs: Sequence[Config] = CONFIGS
+    *,
+    runs: int = 5,
+    threads: int | None = None,
+    answer_runs: int = 10,
+    configs: Sequence[Config] = CONFIGS,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every measurement and return the results as JSON-ready data.
 
@@ -409,8 +429,9 @@ def run_all(
         threads: CPU threads (default: every core).
         answer_runs: runs per question, configuration and temperature for right answers (0: skip).
         configs: the ``LlamaCppChat`` configurations measured for right answers.
+        progress: gets a line as each part of the right-answer measurement ends.
     """
-    return asyncio.run(_run(runs, threads, answer_runs, configs))
+    return asyncio.run(_run(runs, threads, answer_runs, configs, progress))
 
 
 def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
@@ -511,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         answer_runs=max(0, args.answer_runs),
         configs=[by_key[k] for k in wanted],
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     render(results, console)
     args.json.parent.mkdir(parents=True, exist_ok=True)
