@@ -14,7 +14,7 @@ from llmcompiler._executor import Executor, Limits, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
 from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
-from llmcompiler._prompts import describe_tools, load, render, render_history
+from llmcompiler._prompts import describe_tools, load, observations, render, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
@@ -338,6 +338,8 @@ class _Run:
             purpose="plan",
             stop=(END_OF_PLAN,),
             tools=tuple(agent.tools.values()),
+            question=self.question,
+            observations=observations(self.executor.records[i] for i in sorted(self.executor.records)),
         )
         return await self.executor.run_round(self.text(agent.llm, request), round=round_no)
 
@@ -357,6 +359,8 @@ class _Run:
             ),
             purpose="join",
             tools=tuple(agent.tools.values()),
+            question=self.question,
+            observations=observations(records),
         )
         chunks: list[str] = []
         reason: str | None = None

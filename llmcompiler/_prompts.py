@@ -18,9 +18,10 @@ from llmcompiler._errors import UserError
 from llmcompiler._records import TaskRecord
 from llmcompiler._text import safe_text
 from llmcompiler._tools import Tool
+from llmcompiler.models._base import Observation
 from llmcompiler.models._redact import scrub
 
-__all__ = ["describe_tools", "load", "observation", "render", "render_history"]
+__all__ = ["describe_tools", "load", "observation", "observations", "render", "render_history", "task_label"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 MAX_OBSERVATION_CHARS = 4000
@@ -125,3 +126,49 @@ def render_history(records: Iterable[TaskRecord]) -> str:
         else:
             lines.append(f"Observation: {observation(rec.result)}")
     return scrub("\n".join(lines)) if lines else "(no tasks were run)"
+
+
+_LABEL_ARG_CHARS = 24
+_LABEL_CHARS = 60
+_NOT_IN_LABEL = re.compile(r"[()\[\]{}\s]+")
+
+
+def task_label(record: TaskRecord) -> str:
+    """A short name for a task's call: the tool and its arguments as plain text.
+
+    ``weather(Tokyo)``, ``divide(14000000, 709000)``: strings unquoted, each argument cut to a
+    few words, brackets and line breaks taken out, so a label is one line whose parentheses
+    balance. Secrets are scrubbed.
+
+    Example:
+        >>> from llmcompiler._records import TaskRecord
+        >>> task_label(TaskRecord(idx=1, tool="weather", args={"city": "Tokyo"}, deps=frozenset(), thought=None))
+        'weather(Tokyo)'
+    """
+    parts: list[str] = []
+    for value in record.args.values():
+        text = value if isinstance(value, str) else safe_text(value, _LABEL_ARG_CHARS * 2)
+        text = _NOT_IN_LABEL.sub(" ", text).strip()
+        if len(text) > _LABEL_ARG_CHARS:
+            text = text[: _LABEL_ARG_CHARS - 1].rstrip() + "…"
+        parts.append(text)
+    inner = ", ".join(parts)
+    if len(inner) > _LABEL_CHARS:
+        inner = inner[: _LABEL_CHARS - 1].rstrip() + "…"
+    return scrub(f"{safe_text(record.tool)}({inner})")
+
+
+def observations(records: Iterable[TaskRecord]) -> tuple[Observation, ...]:
+    """Finished tasks as ``Observation``s (``join()`` left out), for adapters that ground on them."""
+    found: list[Observation] = []
+    for rec in records:
+        if rec.tool == "join":
+            continue
+        ok = rec.error is None
+        text = observation(rec.result) if ok else scrub(safe_text(rec.error))
+        found.append(
+            Observation(
+                idx=rec.idx, tool=rec.tool, label=task_label(rec), text=text, ok=ok, deps=tuple(sorted(rec.deps))
+            )
+        )
+    return tuple(found)

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from llmcompiler._tools import Tool
 
-__all__ = ["ChatModel", "Message", "ModelEvent", "ModelRequest", "Purpose", "ToolCall", "Truncated", "Usage"]
+__all__ = [
+    "ChatModel",
+    "Message",
+    "ModelEvent",
+    "ModelRequest",
+    "Observation",
+    "Purpose",
+    "ToolCall",
+    "Truncated",
+    "Usage",
+]
 
 Purpose = str
 """Why a model is called: ``"plan"``, ``"join"``, or a baseline's own word (``"react"``, ...)."""
@@ -74,6 +84,31 @@ class Usage:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Observation:
+    """A finished task as a prompt shows it, for adapters that build their own prompt or grammar.
+
+    The local model uses these to ground its decoding: a plan may write the numbers they hold,
+    and an extractive joiner assembles its answer from their ``text`` verbatim.
+
+    Attributes:
+        idx: the task's number.
+        tool: the tool's name.
+        label: a short name for the call, the tool and its main argument (``weather(Tokyo)``).
+        text: the result as the model reads it (``observation``: safe text, secrets scrubbed),
+            or the error message of a failed task.
+        ok: whether the task succeeded.
+        deps: the tasks whose results it used.
+    """
+
+    idx: int
+    tool: str
+    label: str
+    text: str
+    ok: bool
+    deps: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ModelRequest:
     """Everything a model call needs.
 
@@ -84,6 +119,10 @@ class ModelRequest:
         stop: stop sequences; the reply ends before the first one.
         tools: the tools the plan may call (for grammars and native tool calling).
         native_tools: offer ``tools`` through the provider's native tool calling.
+        question: the user's question as asked, when the call serves one (plan and join calls).
+        observations: the tasks finished so far (a join call's results; a replan's earlier
+            rounds), in task order. Hosted models read them in ``messages``; the local model
+            also grounds its grammars on them.
     """
 
     messages: tuple[Message, ...]
@@ -91,6 +130,8 @@ class ModelRequest:
     stop: tuple[str, ...] = ()
     tools: tuple[Tool, ...] = ()
     native_tools: bool = False
+    question: str | None = None
+    observations: tuple[Observation, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,6 +15,17 @@ parameters positionally (in schema order) and then by keyword, with values restr
 parameter's JSON Schema type (an ``enum`` becomes the list of its literals). Everything is
 bounded: the number of tasks, the length of strings, thoughts and lists, so a model that
 loops can only loop until the grammar runs out.
+
+A ``Grounding`` narrows the plan grammar to what a small model can know: a number parameter
+takes only a number from the question (or an earlier result), a ``$N`` reference or a literal
+of its schema (an enum, a default); a parameter that names an entity (``city``, ``country``,
+``name``, ``id``, ...) takes a span of the question's words. A tool none of whose forms can be
+written at a position (``divide`` before any result, with no number in the question) is not
+offered there.
+
+The extractive joiner grammar (``extractive_join_grammar``) lets the model choose among
+candidate answers assembled from the results verbatim, but not write one: no value can be
+garbled or moved to another label.
 """
 
 from __future__ import annotations
@@ -34,12 +45,14 @@ __all__ = [
     "Alt",
     "Chars",
     "Grammar",
+    "Grounding",
     "Lit",
     "Node",
     "PlanLimits",
     "Ref",
     "Rep",
     "Seq",
+    "extractive_join_grammar",
     "join_grammar",
     "plan_grammar",
     "react_grammar",
@@ -300,10 +313,155 @@ class PlanLimits:
     thoughts: bool = True
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Grounding:
+    """What a plan may write where the model cannot know a value (see the module docstring).
+
+    Build one with ``Grounding.of(question, results)``.
+
+    Attributes:
+        numbers: number literals a number parameter may take (as the plan language writes them).
+        spans: strings a parameter that names an entity may take (the question's word spans).
+    """
+
+    numbers: tuple[str, ...] = ()
+    spans: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, question: str, results: Iterable[str] = (), *, entities: bool = True) -> Grounding:
+        """The numbers of ``question`` and ``results``; with ``entities``, the word spans of ``question``.
+
+        Example:
+            >>> Grounding.of("Is 14,000 more than twice 3.50?", entities=False).numbers
+            ('14000', '3.5', '2')
+        """
+        numbers: dict[str, None] = {}
+        for text in (question, *results):
+            for number in numbers_in(text):
+                numbers.setdefault(number)
+        return cls(numbers=tuple(numbers), spans=spans_in(question) if entities else ())
+
+    @property
+    def integers(self) -> tuple[str, ...]:
+        """The numbers that are integers."""
+        return tuple(n for n in self.numbers if re.fullmatch(r"-?\d+", n))
+
+
+_NUMBER_TEXT = re.compile(r"(?<![\w.])(-)?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\.?\d)(%?)")
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "hundred": 100, "thousand": 1000,
+    "million": 1_000_000, "billion": 1_000_000_000, "twice": 2, "double": 2, "thrice": 3, "triple": 3,
+    "half": 0.5, "dozen": 12,
+}  # fmt: skip
+_MAX_GROUND_NUMBERS = 64
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers written in ``text`` as plan literals: digits (``14,000`` is 14000; ``15%`` is 15
+    and 0.15) and common number words (``two``, ``twice``, ``half``), in order of appearance.
+
+    Example:
+        >>> numbers_in("Tokyo has 14,000,000 people, 15% more; -3.50 and two")
+        ['14000000', '15', '0.15', '-3.5', '2']
+    """
+    found: list[str] = []
+    for m in _NUMBER_TEXT.finditer(text):
+        sign, whole, frac, percent = m.group(1) or "", m.group(2).replace(",", ""), m.group(3) or "", m.group(4)
+        if len(whole) > 15:
+            continue  # beyond a float's precision: not a value a tool argument needs
+        if frac:
+            found.append(_float_literal(float(sign + whole + frac)))
+        else:
+            found.append(str(int(sign + whole)))
+        if percent:
+            found.append(_float_literal(float(sign + whole + frac) / 100))
+    for word in re.findall(r"[a-z]+", text.lower()):
+        value = _NUMBER_WORDS.get(word)
+        if value is not None:
+            found.append(str(value) if isinstance(value, int) else _float_literal(value))
+    return list(dict.fromkeys(found))[:_MAX_GROUND_NUMBERS]
+
+
+def _float_literal(value: float) -> str:
+    text = repr(value)
+    return text if re.fullmatch(r"-?\d+\.\d+", text) else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+# Words a span of the question may not begin or end with: a span names a thing.
+_STOPWORDS = frozenset(
+    """a an the and or but of in on at to for from by with without about into over under between
+    what which who whom whose where when why how is are was were be been being do does did has have
+    had will would can could should may might must shall i me my we our you your he she it its they
+    them their this that these those there here than then as if so not no yes all any each both
+    many much more most less least times time tell give find get show me please also same other
+    than versus vs per""".split()  # noqa: SIM905 - a word list reads better as text
+)
+_PARTICLES = frozenset({"of", "de", "la", "del", "du", "da", "di", "von", "van", "der", "le"})
+_WORD = re.compile(r"[^\W_](?:[\w'\u2019&.-]*[^\W_])?")
+_MAX_SPAN_WORDS = 4
+_MAX_SPANS = 96
+
+
+def spans_in(question: str) -> tuple[str, ...]:
+    """Word spans of ``question`` that may name an entity, as string literals would hold them.
+
+    Each quoted phrase; each word that is not a stop word (``the``, ``and``, ``what``, ...), also
+    without a possessive ``'s``; and runs of two to four capitalised words not broken by
+    punctuation, with only name particles between them (``New York``, ``Bank of America``).
+    At most 96, the shortest first.
+
+    Example:
+        >>> spans_in("What is the weather in New York and in Peru's capital?")
+        ('weather', 'New', 'York', "Peru's", 'Peru', 'capital', 'New York')
+    """
+    spans: dict[str, None] = {}
+    for quoted in re.findall(r"[\"“]([^\"”\n]{1,80})[\"”]", question):
+        spans.setdefault(quoted.strip())
+    runs: list[list[str]] = []
+    for clause in re.split(r"[,;:!?()\[\]{}\"“”\n]+|\.(?:\s|$)", question):
+        words = _WORD.findall(clause)
+        if words:
+            runs.append(words)
+    by_length: list[list[str]] = [[] for _ in range(_MAX_SPAN_WORDS)]
+    for words in runs:
+        for n in range(1, _MAX_SPAN_WORDS + 1):
+            for i in range(len(words) - n + 1):
+                span = words[i : i + n]
+                if span[0].lower() in _STOPWORDS or span[-1].lower() in _STOPWORDS:
+                    continue
+                if n > 1 and not (
+                    any(w[0].isupper() for w in span)
+                    and all(w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in span)
+                ):
+                    continue
+                by_length[n - 1].append(" ".join(span))
+                if n == 1 and re.search(r"['\u2019]s$", span[0]):
+                    by_length[0].append(span[0][:-2])
+    for group in by_length:
+        for text in group:
+            spans.setdefault(text)
+    return tuple(s for s in spans if s and not any(ord(c) < 0x20 for c in s))[:_MAX_SPANS]
+
+
+_ENTITY_NAME = re.compile(
+    r"(?:^|_)(?:city|cities|country|countries|location|locations|place|places|name|names|id|ids|person|people|"
+    r"company|companies|symbol|symbols|ticker|tickers|state|region|entity|username|user|team|player|artist|"
+    r"movie|song|book|title|language|currency|airport|origin|destination)(?:$|_)",
+    re.IGNORECASE,
+)
+
+
+def names_entity(parameter: str) -> bool:
+    """Whether a parameter's name says it holds an entity (``city``, ``country_name``, ``user_id``, ...)."""
+    return bool(_ENTITY_NAME.search(parameter.replace("-", "_")) or re.search(r"[a-z](Name|Id|City)$", parameter))
+
+
 class _PlanBuilder:
-    def __init__(self, g: Grammar, limits: PlanLimits) -> None:
+    def __init__(self, g: Grammar, limits: PlanLimits, grounding: Grounding | None = None) -> None:
         self.g = g
         self.limits = limits
+        self.grounding = grounding
         lim = limits
         string_char = Chars('"\\', ranges=(("\x00", "\x1f"),), negated=True)
         self.string = g.rule("string", seq(Lit('"'), rep(string_char, 0, lim.max_string), Lit('"')))
@@ -323,6 +481,8 @@ class _PlanBuilder:
         ref = self.ref(refs)
         if ref is None:
             return node
+        if node is _NEVER:
+            return ref
         return self.g.rule(f"{hint}-r{refs[-1]}", alt(node, ref))
 
     def scalar(self, refs: Sequence[int]) -> Node:
@@ -344,8 +504,19 @@ class _PlanBuilder:
         items = self.listing(f"list{suffix}", "[", scalar, "]")
         return self.g.rule(f"value{suffix}", alt(scalar, items, self.mapping(refs)))
 
-    def typed(self, schema: Any, refs: Sequence[int], depth: int = 0) -> Node:
-        """Values a parameter of JSON Schema ``schema`` accepts, or a reference."""
+    def grounded(self, hint: str, literals: Iterable[str]) -> Node:
+        """One of ``literals`` (a rule), or ``_NEVER`` when there are none."""
+        unique = list(dict.fromkeys(literals))
+        if not unique:
+            return _NEVER
+        return self.g.rule(hint, alt(*(Lit(text) for text in unique)))
+
+    def typed(self, schema: Any, refs: Sequence[int], depth: int = 0, name: str = "") -> Node:
+        """Values a parameter of JSON Schema ``schema`` accepts, or a reference.
+
+        Under a grounding, numbers and entity strings are the grounding's (or the schema's
+        default); ``_NEVER`` when no value can be written.
+        """
         if not isinstance(schema, Mapping) or depth > 3:
             return self.any_value(refs)
         if "enum" in schema:
@@ -360,19 +531,33 @@ class _PlanBuilder:
         for key in ("anyOf", "oneOf"):
             members = schema.get(key)
             if isinstance(members, list) and members:
-                return self.g.rule("union", alt(*(self.typed(m, refs, depth + 1) for m in members)))
+                kept = [m for m in (self.typed(m, refs, depth + 1, name) for m in members) if m is not _NEVER]
+                return self.g.rule("union", alt(*kept)) if kept else _NEVER
         kind = schema.get("type")
         kinds = kind if isinstance(kind, list) else [kind]
         if not kinds or None in kinds:
             return self.any_value(refs)
+        ground = self.grounding
+        default = _python_literal(schema["default"]) if "default" in schema else None
+        defaults = [default] if default is not None else []
         options: list[Node] = []
         for k in kinds:
             if k == "string":
-                options.append(self.string)
+                if ground is not None and ground.spans and names_entity(name):
+                    spans = [json.dumps(span, ensure_ascii=False) for span in ground.spans]
+                    options.append(self.grounded("entity", [*spans, *defaults]))
+                else:
+                    options.append(self.string)
             elif k == "integer":
-                options.append(self.integer)
+                if ground is None:
+                    options.append(self.integer)
+                else:
+                    options.append(self.grounded("ground-integer", [*ground.integers, *defaults]))
             elif k == "number":
-                options.append(self.number)
+                if ground is None:
+                    options.append(self.number)
+                else:
+                    options.append(self.grounded("ground-number", [*ground.numbers, *defaults]))
             elif k == "boolean":
                 options.append(self.boolean)
             elif k == "null":
@@ -382,20 +567,63 @@ class _PlanBuilder:
             elif k == "array":
                 items = schema.get("items")
                 item = self.typed(items, refs, depth + 1) if isinstance(items, Mapping) else self.scalar(refs)
+                if item is _NEVER:
+                    options.append(Lit("[]"))
+                    continue
                 hint = item.name if isinstance(item, Ref) else "items"
                 options.append(self.listing(f"list-of-{hint}", "[", item, "]"))
             else:
                 return self.any_value(refs)
-        return self.with_ref("typed", alt(*options), refs)
+        kept = [option for option in options if option is not _NEVER]
+        return self.with_ref("typed", alt(*kept) if kept else _NEVER, refs)
 
-    def call(self, tool: Tool, refs: Sequence[int]) -> Node:
-        """``name(arguments)`` for ``tool``: positional parameters first, then keywords."""
+    def distinct_pair(self, tool: Tool, refs: Sequence[int]) -> Node | None:
+        """Under a grounding, a call of two required number parameters (``divide(a, b)``,
+        ``add(a, b)``) that never passes the same ``$N`` to both: positional, ``x, y`` with
+        ``y`` a number or another reference (``_NEVER`` when no such call can be written yet).
+        None for every other call.
+
+        A small model copies the last reference it wrote (``divide($1, $1)`` before it has
+        looked up the second value); no question asks for ``x / x``.
+        """
+        props = tool.parameters.get("properties", {})
+        if self.grounding is None or len(props) != 2:
+            return None
+        if set(tool.parameters.get("required", ())) != set(props):
+            return None
+        schemas = list(props.values())
+        if not all(isinstance(p, Mapping) and p.get("type") in ("number", "integer") for p in schemas):
+            return None
+        a, b = (self.typed(p, (), name=n) for n, p in props.items())
+        hint = f"{tool.name}-r{refs[-1] if refs else 0}"
+        options: list[Node] = []
+        if a is not _NEVER:
+            options.append(seq(a, Lit(", "), self.with_ref(f"{hint}-b", b, refs)))
+        for r in refs:
+            others = [n for n in refs if n != r]
+            rest: list[Node] = [] if b is _NEVER else [b]
+            if others:
+                rest.append(seq(Lit("$"), alt(*(Lit(str(n)) for n in others))))
+            if rest:
+                options.append(seq(Lit(f"${r}, "), alt(*rest)))
+        if not options:
+            return _NEVER
+        return seq(Lit(f"{tool.name}("), self.g.rule(f"args-{hint}", alt(*options)), Lit(")"))
+
+    def call(self, tool: Tool, refs: Sequence[int]) -> Node | None:
+        """``name(arguments)`` for ``tool``: positional parameters first, then keywords.
+
+        None when a required parameter has no value that can be written (under a grounding).
+        """
         props = tool.parameters.get("properties", {})
         names = list(props)
         if not names:
             return Lit(f"{tool.name}()")
         required = set(tool.parameters.get("required", ()))
-        values = [self.typed(props[name], refs) for name in names]
+        pair = self.distinct_pair(tool, refs)
+        if pair is not None:
+            return None if pair is _NEVER else pair
+        values = [self.typed(props[name], refs, name=name) for name in names]
         keywordable = [name.isidentifier() and not keyword.iskeyword(name) for name in names]
         suffix = f"r{refs[-1]}" if refs else "r0"
         tool_hint = f"{tool.name}-{suffix}"
@@ -409,8 +637,8 @@ class _PlanBuilder:
                 return tails[key]
             if i == len(names):
                 node: Node = Lit("")
-            elif not keywordable[i]:
-                # Only positional: cannot be given after a keyword argument.
+            elif not keywordable[i] or values[i] is _NEVER:
+                # Only positional (cannot follow a keyword argument), or nothing to write: skipped if optional.
                 node = tail(i + 1, first) if names[i] not in required else _NEVER
             else:
                 given = seq(Lit("" if first else ", "), Lit(f"{names[i]}="), values[i], tail(i + 1, False))
@@ -428,14 +656,18 @@ class _PlanBuilder:
 
         forms: list[Node] = []
         for j in range(len(names) + 1):
+            if j and values[j - 1] is _NEVER:
+                break  # no positional form reaches past a parameter with nothing to write
             positional = [values[m] if m == 0 else seq(Lit(", "), values[m]) for m in range(j)]
             rest = tail(j, j == 0)
             if rest is _NEVER:
                 continue
             forms.append(seq(*positional, rest))
+        if not forms:
+            return None
         # Prefer the positional form of every parameter: listed first, it is what examples show.
         forms.reverse()
-        args = self.g.rule(f"args-{tool_hint}", alt(*forms)) if forms else Lit("")
+        args = self.g.rule(f"args-{tool_hint}", alt(*forms))
         return seq(Lit(f"{tool.name}("), args, Lit(")"))
 
 
@@ -467,7 +699,13 @@ def _python_literal(value: Any) -> str | None:
     return None
 
 
-def plan_grammar(tools: Iterable[Tool], *, first_idx: int = 1, limits: PlanLimits | None = None) -> Grammar:
+def plan_grammar(
+    tools: Iterable[Tool],
+    *,
+    first_idx: int = 1,
+    limits: PlanLimits | None = None,
+    grounding: Grounding | None = None,
+) -> Grammar:
     """A grammar of plans over ``tools`` whose tasks are numbered from ``first_idx``.
 
     A plan is one to ``limits.max_tasks`` lines ``N. tool(arguments)``, each optionally after
@@ -479,6 +717,9 @@ def plan_grammar(tools: Iterable[Tool], *, first_idx: int = 1, limits: PlanLimit
         tools: the tools the plan may call (names may contain dots).
         first_idx: the number of the plan's first task (a replan continues the numbering).
         limits: bounds on the plan's size.
+        grounding: restrict number and entity arguments to these values (see ``Grounding``).
+            A task position where no tool can be written under it (no number yet, no ``$N``)
+            falls back to the ungrounded calls, so a plan can always be written.
 
     Raises:
         ValueError: no tools, or ``first_idx`` below 1.
@@ -492,7 +733,8 @@ def plan_grammar(tools: Iterable[Tool], *, first_idx: int = 1, limits: PlanLimit
     if lim.max_tasks < 1:
         raise ValueError(f"max_tasks must be 1 or more, got {lim.max_tasks}")
     g = Grammar()
-    b = _PlanBuilder(g, lim)
+    b = _PlanBuilder(g, lim, grounding)
+    free = _PlanBuilder(g, lim) if grounding is not None else b
     thought: Node = _EMPTY
     if lim.thoughts:
         thought = opt(g.rule("thought", seq(Lit("Thought: "), _text(lim.max_thought, exclude="()<"), Lit("\n"))))
@@ -501,7 +743,10 @@ def plan_grammar(tools: Iterable[Tool], *, first_idx: int = 1, limits: PlanLimit
     g.define(f"rest-{last}", seq(thought, Lit(f"{last}. join()")))
     for idx in range(last - 1, first_idx - 1, -1):
         refs = list(range(1, idx))
-        call = g.rule(f"call-r{refs[-1] if refs else 0}", alt(*(b.call(t, refs) for t in tools)))
+        calls = [c for c in (b.call(t, refs) for t in tools) if c is not None]
+        if not calls:
+            calls = [c for c in (free.call(t, refs) for t in tools) if c is not None]
+        call = g.rule(f"call-r{refs[-1] if refs else 0}", alt(*calls))
         task = seq(thought, Lit(f"{idx}. "), call, Lit("\n"), Ref(f"rest-{idx + 1}"))
         if idx == first_idx:
             g.define("root", task)  # at least one tool call before join()
@@ -532,6 +777,42 @@ def join_grammar(*, allow_replan: bool = True, max_thought: int = 160, max_answe
     if allow_replan:
         actions.append(seq(Lit("Replan("), thought, Lit(")")))
     g.define("root", seq(Lit("Thought: "), thought, Lit("\nAction: "), alt(*actions)))
+    return g
+
+
+def extractive_join_grammar(
+    answers: Sequence[str],
+    *,
+    allow_replan: bool = True,
+    thought: bool = True,
+    max_thought: int = 100,
+) -> Grammar:
+    """A grammar of joiner replies whose answer is one of ``answers``, written verbatim.
+
+    ``Thought: ...`` (unless ``thought`` is false) then ``Action: Finish(answer)`` with the
+    answer one of the fixed literals ``answers``, or ``Action: Replan(why)``. The model chooses
+    an answer; it cannot write a value of its own.
+
+    Args:
+        answers: the candidate answers, each one line whose parentheses never close more
+            than they opened (``answer_items`` in ``_llamacpp`` assembles them from results).
+        allow_replan: offer ``Replan(...)`` besides ``Finish(...)``.
+        thought: start with a ``Thought:`` line.
+        max_thought: characters in the thought (and in a replan's feedback).
+
+    Raises:
+        ValueError: no candidate answer.
+    """
+    if not answers:
+        raise ValueError("an extractive answer needs at least one candidate")
+    g = Grammar()
+    text = g.rule("thought", _text(max_thought, exclude="()"))
+    answer = g.rule("answer", alt(*(Lit(a) for a in dict.fromkeys(answers))))
+    actions: list[Node] = [seq(Lit("Finish("), answer, Lit(")"))]
+    if allow_replan:
+        actions.append(seq(Lit("Replan("), text, Lit(")")))
+    start = seq(Lit("Thought: "), text, Lit("\n")) if thought else _EMPTY
+    g.define("root", seq(start, Lit("Action: "), alt(*actions)))
     return g
 
 
@@ -569,7 +850,7 @@ def react_grammar(
     b = _PlanBuilder(g, limits or PlanLimits())
     thought = g.rule("thought", _text(max_thought, exclude="()"))
     answer = g.rule("answer", _text(max_answer, exclude="()", exclude_first="\"'`"))
-    call = g.rule("call", alt(*(b.call(t, ()) for t in tools)))
+    call = g.rule("call", alt(*(c for c in (b.call(t, ()) for t in tools) if c is not None)))
     finish = seq(Lit("Finish("), answer, Lit(")"))
     g.define("root", seq(Lit("Thought: "), thought, Lit("\nAction: "), alt(call, finish)))
     return g

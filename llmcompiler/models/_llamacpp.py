@@ -12,6 +12,18 @@ tools, numbered as the prompt asks, that the plan parser accepts; a ``"join"`` c
 write ``Thought: ...`` then ``Action: Finish(...)`` or ``Action: Replan(...)``. What the
 small model chooses inside those bounds is not always right; its syntax always is.
 
+Two options make the small model's job one it can do (both on for the default model):
+
+- ``grounded``: the plan grammar writes only numbers that appear in the question (or in
+  earlier results), ``$N`` references and schema literals; a parameter naming an entity
+  (``city``, ``country``, ``name``, ``id``, ...) takes a span of the question's words. What the
+  model cannot know, it cannot write: with no number in the question, ``divide`` can only be
+  called with ``$1`` and ``$2``.
+- ``extractive``: the joiner's answer is assembled from the tool results verbatim
+  (``weather(Tokyo): Tokyo: 17 °C, partly cloudy; local_time(Tokyo): ...``), or is the last
+  task's result alone when that task computed it from the others. The model chooses which
+  results and in which order; it cannot garble a value or move it to another city.
+
 Each purpose (plan, join, react, anything else) decodes in its own llama.cpp context over the same
 weights (memory-mapped once by the OS), so the long fixed start of each kind of prompt stays
 in that context's KV cache from one call to the next and is not evaluated again.
@@ -38,9 +50,16 @@ import numpy as np
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler._prompts import load, render
-from llmcompiler._text import safe_text
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Truncated, Usage
-from llmcompiler.models._grammar import PlanLimits, join_grammar, plan_grammar, react_grammar
+from llmcompiler._text import one_line, safe_text
+from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Observation, Truncated, Usage
+from llmcompiler.models._grammar import (
+    Grounding,
+    PlanLimits,
+    extractive_join_grammar,
+    join_grammar,
+    plan_grammar,
+    react_grammar,
+)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -50,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "LlamaCppChat",
+    "extractive_answers",
     "build_prompt",
     "default_model_path",
     "first_task_number",
@@ -114,6 +134,9 @@ def build_prompt(
     plan_limits: PlanLimits | None = None,
     plan_system: bool = False,
     join_system: bool = False,
+    grounded: bool = False,
+    ground_entities: bool = True,
+    extractive: bool = False,
 ) -> tuple[str, str | None]:
     """The completion prompt for ``request`` and the GBNF grammar to decode it with (or None).
 
@@ -133,8 +156,28 @@ def build_prompt(
     base model copies them rather than follows them, so by default they are left out: the
     few-shot examples show the same format. ``plan_system`` / ``join_system`` put them back,
     first in the prompt.
+
+    ``grounded`` narrows the plan grammar to the numbers of ``request.question`` and of the
+    successful ``request.observations`` (and, with ``ground_entities``, entity parameters to
+    the question's word spans). ``extractive`` makes a join call with a question and
+    observations an extractive one: its prompt lists the results by label
+    (``local_join_extractive``) and its grammar assembles the answer from them
+    (``answer_items``).
     """
     system, user = _split(request.messages)
+    if request.purpose == "join" and extractive and request.question is not None and request.observations:
+        answers, computed = extractive_answers(request.observations)
+        ordered = sorted(request.observations, key=lambda o: o.idx)
+        results = "\n".join(_answer_item(o) for o in ordered)
+        if computed is not None:
+            results += " (computed from the results above)"
+        prompt = render(
+            "local_join_extractive",
+            examples=load("local_join_extractive_examples").strip(),
+            question=one_line(request.question, 1000),
+            results=results,
+        )
+        return prompt, _extractive_gbnf(tuple(answers), allow_replan=not _must_answer(request.messages))
     if request.purpose == "plan":
         prompt = render(
             "local_plan",
@@ -146,7 +189,11 @@ def build_prompt(
         grammar = None
         if request.tools:
             start = first_task_number(request.messages)
-            grammar = _plan_gbnf(tuple(request.tools), start, plan_limits or PlanLimits())
+            grounding = None
+            if grounded and request.question is not None:
+                known = [o.text for o in request.observations if o.ok]
+                grounding = Grounding.of(request.question, known, entities=ground_entities)
+            grammar = _plan_gbnf(tuple(request.tools), start, plan_limits or PlanLimits(), grounding)
         return prompt, grammar
     if request.purpose == "join":
         prompt = render(
@@ -188,8 +235,8 @@ def _tool_lines(tools: Sequence[Tool]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _plan_gbnf(tools: tuple[Tool, ...], first_idx: int, limits: PlanLimits) -> str:
-    return plan_grammar(tools, first_idx=first_idx, limits=limits).to_gbnf()
+def _plan_gbnf(tools: tuple[Tool, ...], first_idx: int, limits: PlanLimits, grounding: Grounding | None) -> str:
+    return plan_grammar(tools, first_idx=first_idx, limits=limits, grounding=grounding).to_gbnf()
 
 
 @functools.lru_cache(maxsize=32)
@@ -200,6 +247,77 @@ def _react_gbnf(tools: tuple[Tool, ...], limits: PlanLimits) -> str:
 @functools.cache
 def _join_gbnf(*, allow_replan: bool) -> str:
     return join_grammar(allow_replan=allow_replan).to_gbnf()
+
+
+@functools.lru_cache(maxsize=32)
+def _extractive_gbnf(answers: tuple[str, ...], *, allow_replan: bool) -> str:
+    return extractive_join_grammar(answers, allow_replan=allow_replan, thought=False).to_gbnf()
+
+
+_MAX_ITEM_VALUE = 160
+
+
+def _answer_value(text: str) -> str:
+    """An observation as one line an answer can quote: whitespace runs made one space, cut where
+    its parentheses stop balancing (a stray ``)`` would end ``Finish(...)`` early, a stray ``(``
+    would swallow the closing one) and after ``_MAX_ITEM_VALUE`` characters (at a word), with
+    ``…`` where it was cut."""
+    text = " ".join(text.split())
+    end = len(text)
+    if end > _MAX_ITEM_VALUE:
+        space = text.rfind(" ", _MAX_ITEM_VALUE // 2, _MAX_ITEM_VALUE)
+        end = space if space > 0 else _MAX_ITEM_VALUE
+    cut = _balanced_prefix(text, end)
+    return text if cut == len(text) else text[:cut].rstrip(" ,;:") + "…"
+
+
+def _balanced_prefix(text: str, end: int) -> int:
+    """The length of the longest prefix of ``text[:end]`` whose parentheses balance at its end."""
+    open_at: list[int] = []
+    for i in range(end):
+        if text[i] == "(":
+            open_at.append(i)
+        elif text[i] == ")":
+            if not open_at:
+                return i
+            open_at.pop()
+    return open_at[0] if open_at else end
+
+
+def extractive_answers(observations: Sequence[Observation]) -> tuple[list[str], str | None]:
+    """The candidate answers of an extractive join, and the computed answer if there is one.
+
+    When the last task succeeded and used other tasks' results (a ``divide($1, $2)``, a
+    ``math("$1 + $2")``), its result alone is the answer. Otherwise the answer is every result
+    in task order, ``label: result; label: result``, a failure as ``label: failed: error`` (the
+    answer may say what could not be found, never invent it).
+
+    Measured on the demo and the README's quick start: letting a 270M model pick results
+    itself (any subset, any order) made it drop half of them; offered the computed value and
+    the full list, it took the list. So the candidates are fixed by the plan's shape and the
+    model decides only between answering and asking for a new plan.
+
+    Example:
+        >>> from llmcompiler.models import Observation
+        >>> extractive_answers([
+        ...     Observation(idx=1, tool="population", label="population(Tokyo)", text="14000000", ok=True),
+        ...     Observation(idx=2, tool="divide", label="divide(14000000, 2)", text="7000000.0", ok=True, deps=(1,)),
+        ... ])
+        (['7000000.0'], '7000000.0')
+    """
+    ordered = sorted(observations, key=lambda o: o.idx)
+    last = ordered[-1] if ordered else None
+    if last is not None and last.ok and last.deps:
+        value = _answer_value(last.text)
+        if value and value[0] not in "\"'`":  # a quoted answer would lose its quotes when read
+            return [value], value
+    items = [_answer_item(o) for o in ordered]
+    return (["; ".join(items)] if items else []), None
+
+
+def _answer_item(o: Observation) -> str:
+    value = _answer_value(o.text) if o.ok else f"failed: {_answer_value(o.text)}"
+    return f"{o.label}: {value}".rstrip()
 
 
 # --------------------------------------------------------------------------- loaded models
@@ -302,6 +420,12 @@ class LlamaCppChat:
         seed: the sampling seed (used when ``temperature`` is above 0).
         max_tokens: the most tokens one reply may have (also capped by what fits in ``n_ctx``).
         temperature: 0 decodes greedily.
+        grounded: plans write only numbers from the question (or earlier results), ``$N``
+            references and schema literals, and entity parameters take the question's words
+            (see the module docstring). Default: on for the default model, off for a
+            ``model_path``.
+        extractive: the joiner assembles its answer from the tool results verbatim. Default:
+            on for the default model, off for a ``model_path``.
 
     The model is loaded on first use, in a worker thread, and shared by every
     ``LlamaCppChat`` of the same file and settings in the process.
@@ -321,6 +445,8 @@ class LlamaCppChat:
         seed: int = 0,
         max_tokens: int = 512,
         temperature: float = 0.0,
+        grounded: bool | None = None,
+        extractive: bool | None = None,
     ) -> None:
         if n_ctx < 64:
             raise UserError(f"n_ctx must be 64 or more, got {n_ctx}")
@@ -338,6 +464,12 @@ class LlamaCppChat:
         #: Put the agent's system instructions back into plan / join prompts (see ``build_prompt``).
         self.plan_system = False
         self.join_system = False
+        small = model_path is None
+        #: Grounded plans (see ``build_prompt``); ``ground_entities`` narrows entity parameters too.
+        self.grounded: bool = small if grounded is None else grounded
+        self.ground_entities = True
+        #: Extractive joiner answers (see ``answer_items``).
+        self.extractive: bool = small if extractive is None else extractive
         self._model: _Loaded | None = None
         self._model_lock = threading.Lock()
 
@@ -463,7 +595,13 @@ class LlamaCppChat:
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(self.model_name, f"cannot load the model: {exc}") from None
         prompt, gbnf = build_prompt(
-            request, plan_limits=self.plan_limits, plan_system=self.plan_system, join_system=self.join_system
+            request,
+            plan_limits=self.plan_limits,
+            plan_system=self.plan_system,
+            join_system=self.join_system,
+            grounded=self.grounded,
+            ground_entities=self.ground_entities,
+            extractive=self.extractive,
         )
         while not ctx.lock.acquire(timeout=0.05):  # another stream uses this context
             if stop.is_set():
