@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import codecs
+import collections
 import ctypes
 import dataclasses
 import functools
@@ -42,6 +43,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -320,6 +322,53 @@ def _answer_item(o: Observation) -> str:
     return f"{o.label}: {value}".rstrip()
 
 
+# --------------------------------------------------------------------------- llama.cpp's own output
+
+# ggml's log levels (ggml.h): NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (goes on with the last).
+_GGML_ERROR = 4
+_GGML_CONT = 5
+#: The last error lines llama.cpp logged, quoted when loading fails.
+_LLAMA_ERRORS: collections.deque[str] = collections.deque(maxlen=8)
+_log_state = {"level": 0}
+_log_callback: Any = None
+_log_lock = threading.Lock()
+
+
+def _llama_cpp() -> Any:
+    """The ``llama_cpp`` module, with llama.cpp's log lines kept off the terminal.
+
+    llama.cpp logs model metadata and notices (``llama_kv_cache_iswa: using full-size SWA
+    cache``) to stderr; llama-cpp-python's ``verbose=False`` filters them with an outdated
+    level table (ggml's WARN reads as ERROR there), so some still print. Our callback drops
+    everything below ERROR and keeps the error lines for the message of a failed load.
+    """
+    global _log_callback
+    llama_cpp = importlib.import_module("llama_cpp")
+    with _log_lock:
+        if _log_callback is None:
+
+            def keep_errors(level: int, text: bytes, _user_data: Any) -> None:
+                if level != _GGML_CONT:
+                    _log_state["level"] = level
+                if _log_state["level"] >= _GGML_ERROR:
+                    line = text.decode("utf-8", "replace").strip()
+                    if line:
+                        _LLAMA_ERRORS.append(line)
+
+            _log_callback = llama_cpp.llama_log_callback(keep_errors)  # kept alive: llama.cpp holds a raw pointer
+            llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    return llama_cpp
+
+
+# llama-cpp-python opens two /dev/null files at import, for its stdout/stderr suppression, and
+# never closes them; Python then warns "ResourceWarning: unclosed file ... '/dev/null'" at exit
+# (shown under -X dev, -W default, or pytest). They are the library's, used until the process
+# ends, so the warning is filtered rather than the files closed.
+warnings.filterwarnings(
+    "ignore", message=r"unclosed file <_io\.TextIOWrapper name='/dev/null'", category=ResourceWarning
+)
+
+
 # --------------------------------------------------------------------------- loaded models
 
 
@@ -348,7 +397,7 @@ class _Loaded:
             ctx = self._contexts.get(slot)
             if ctx is None:
                 start = time.perf_counter()
-                llama_cpp = importlib.import_module("llama_cpp")
+                llama_cpp = _llama_cpp()
                 llm: Llama = llama_cpp.Llama(
                     model_path=self.path,
                     n_ctx=self.n_ctx,
@@ -593,7 +642,10 @@ class LlamaCppChat:
         except UserError as exc:
             raise ModelError(self.model_name, str(exc)) from None
         except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(self.model_name, f"cannot load the model: {exc}") from None
+            said = "; ".join(_LLAMA_ERRORS)
+            raise ModelError(
+                self.model_name, f"cannot load the model: {exc}" + (f" (llama.cpp said: {said})" if said else "")
+            ) from None
         prompt, gbnf = build_prompt(
             request,
             plan_limits=self.plan_limits,
@@ -708,12 +760,16 @@ class _Picker:
     llama.cpp's grammar sampler checks every token of the vocabulary (262k for Gemma) at
     every step, which costs more than decoding this small model. Instead the grammar is asked
     about the ``TOP_K`` likeliest tokens (and end-of-sequence, the only token allowed once the
-    grammar is complete) and only when it rejects them all about the whole vocabulary. With
+    grammar is complete), when it rejects them all about the ``WIDER_K`` likeliest, and only
+    then about the whole vocabulary. With
     temperature 0 this picks exactly the token full-vocabulary grammar sampling would; above 0
     it samples among the likeliest allowed tokens.
     """
 
     TOP_K = 48
+    #: Asked next when none of the ``TOP_K`` is allowed (a grounded literal the model did not
+    #: expect), before the whole vocabulary.
+    WIDER_K = 2048
     #: Logit margin within which greedy decoding prefers a longer token that extends the best one.
     EXTEND_MARGIN = 1.0
 
@@ -745,6 +801,9 @@ class _Picker:
         if self.eos not in ids:
             ids = np.append(ids, self.eos)
         ids = ids[self._allowed(ids, logits)]
+        if ids.size == 0 and self.n_vocab > self.WIDER_K:
+            wider = np.argpartition(logits, -self.WIDER_K)[-self.WIDER_K :]
+            ids = wider[self._allowed(wider, logits)]
         if ids.size == 0:
             every = np.arange(self.n_vocab)
             ids = every[self._allowed(every, logits)]
