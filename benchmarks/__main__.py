@@ -389,7 +389,13 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         return 2
     llm: ChatModel | None = None
     if args.mode == "model":
-        llm = _load_llm(args, options)
+        try:
+            llm = _load_llm(args, options)
+        except TypeError as exc:
+            if not options:
+                raise
+            console.print(f"[red]--local-option: the local model does not take these options ({exc})[/red]")
+            return 2
         load = getattr(llm, "load", None)
         if callable(load):
             console.print(f"loading {llm.model_name} ...")

@@ -316,3 +316,10 @@ def test_a_run_logged_to_a_file_prints_progress_lines(tmp_path: Path, capsys: py
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("parallelqa: ")]
     assert [line.split(",")[0] for line in lines] == ["parallelqa: 1/2 runs", "parallelqa: 2/2 runs"]
     assert lines[-1].endswith("answers right 2, plans right 2")
+
+
+def test_an_option_the_local_model_does_not_take_is_named(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    argv = ["run", "--suite", "dag", "--mode", "model", "--limit", "1", "--local-option", "bogus=on"]
+    assert main([*argv, "--out-dir", str(tmp_path), "--no-plots"]) == 2
+    assert list(tmp_path.iterdir()) == []
