@@ -74,6 +74,7 @@ __all__ = [
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "local_model.json"
 E2E_TARGET_S = 5.0
+RUN_TIMEOUT_S = 120.0
 DEMO_CITIES = ("Tokyo", "Oslo")
 
 
@@ -137,6 +138,7 @@ async def bench_plan(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
         purpose="plan",
         stop=("<END_OF_PLAN>",),
         tools=tuple(DEMO_TOOLS),
+        question=DEMO_QUESTION,  # as the agent sends it: a grounded grammar copies spans of it
     )
     rows = [await _timed_stream(chat, request) for _ in range(runs + 1)][1:]
     return {
@@ -251,13 +253,16 @@ def _check(
     return answer_problems, plan_problems
 
 
-async def answer_run(question: Question, chat: ChatModel, weather_texts: Mapping[str, str]) -> dict[str, Any]:
+async def answer_run(
+    question: Question, chat: ChatModel, weather_texts: Mapping[str, str], timeout: float | None = None
+) -> dict[str, Any]:
     """One run of ``question`` with ``chat`` as planner and joiner, its answer and plan checked.
 
     Args:
         question: the question and its tools.
         chat: the model.
         weather_texts: ``weather(city)`` of each demo city, from calling the tool directly.
+        timeout: seconds a run may take; a run that takes longer is cancelled and counts as wrong.
 
     Returns:
         The run as JSON-ready data: latency, answer, ``answer_right`` and ``plan_right`` with
@@ -268,12 +273,15 @@ async def answer_run(question: Question, chat: ChatModel, weather_texts: Mapping
     before = await _demo_times() if question.key == "demo" else {}
     start = time.perf_counter()
     error: str | None = None
+    answer: str | None = None
+    tasks: Sequence[TaskRecord] = ()
     try:
-        result = await agent.arun(question.text)
-        answer: str | None = result.answer
-        tasks: Sequence[TaskRecord] = result.tasks
+        result = await asyncio.wait_for(agent.arun(question.text), timeout)
+        answer, tasks = result.answer, result.tasks
     except RunError as exc:  # a failed run is a wrong answer, recorded as such
-        answer, tasks, error = None, exc.tasks, f"{type(exc).__name__}: {exc}"
+        tasks, error = exc.tasks, f"{type(exc).__name__}: {exc}"
+    except TimeoutError:
+        error = f"timed out after {timeout:g} s"
     elapsed = time.perf_counter() - start
     after = await _demo_times() if question.key == "demo" else {}
     facts = [city_facts(weather_texts[city], (before[city], after[city])) for city in before]
@@ -305,7 +313,11 @@ def _mode(chat: LlamaCppChat, name: str) -> bool | None:
 
 
 async def bench_answers(
-    threads: int | None, runs: int, configs: Sequence[Config], progress: Callable[[str], None] | None = None
+    threads: int | None,
+    runs: int,
+    configs: Sequence[Config],
+    progress: Callable[[str], None] | None = None,
+    timeout: float | None = RUN_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
 
@@ -314,6 +326,7 @@ async def bench_answers(
     ``temperature`` and ``seed`` set for each run. A configuration whose keyword arguments
     ``LlamaCppChat`` does not take yet is skipped and named in ``skipped`` with the reason.
     ``progress``, if given, gets one line as each question, configuration and temperature ends.
+    A run taking more than ``timeout`` seconds is cancelled and counts as wrong.
     """
     weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
     chats: dict[str, LlamaCppChat] = {}
@@ -331,14 +344,14 @@ async def bench_answers(
         if usable:  # warm-up, not recorded: the question's prompt start enters the KV caches
             warm = chats[usable[0].key]
             warm.temperature, warm.seed = 0.0, 0
-            await answer_run(question, warm, weather_texts)
+            await answer_run(question, warm, weather_texts, timeout)
         for config in usable:
             chat = chats[config.key]
             for temperature in TEMPERATURES:
                 rows: list[dict[str, Any]] = []
                 for seed in range(runs):
                     chat.temperature, chat.seed = temperature, seed
-                    rows.append(await answer_run(question, chat, weather_texts))
+                    rows.append(await answer_run(question, chat, weather_texts, timeout))
                 cells.append(
                     {
                         "question": question.key,
@@ -356,7 +369,8 @@ async def bench_answers(
                     cell = cells[-1]
                     progress(
                         f"{question.key} / {config.key} / temperature {temperature:g}: answer right "
-                        f"{cell['answer_right']}/{runs}, plan right {cell['plan_right']}/{runs}"
+                        f"{cell['answer_right']}/{runs}, plan right {cell['plan_right']}/{runs}, "
+                        f"median {_fmt(cell['seconds_median'], 's')}"
                     )
     return {
         "questions": [
@@ -381,6 +395,7 @@ async def bench_answers(
         "skipped": skipped,
         "temperatures": list(TEMPERATURES),
         "runs_per_cell": runs,
+        "run_timeout_s": timeout,
         "weather": weather_texts,
         "cells": cells,
     }

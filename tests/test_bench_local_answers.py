@@ -492,3 +492,14 @@ def test_render_answers_table() -> None:
         ["demo", "LlamaCppChat()", "0 (greedy: repeats)", "10/10", "10/10", "2.50 s"],
         ["demo", "LlamaCppChat()", "0.7 (seeds 0..9)", "7/10", "9/10", "n/a"],
     ]
+
+
+async def test_answer_run_that_takes_too_long_is_cancelled_and_wrong() -> None:
+    llm = ScriptedLLM(["1. add(2, 3)\n2. add($1, 4)", "Action: Finish(9)"], ttft=3600.0)
+    row = await answer_run(QUESTIONS[2], llm, {}, timeout=0.05)
+    assert (row["answer"], row["error"], row["answer_problems"]) == (
+        None,
+        "timed out after 0.05 s",
+        ["no answer: timed out after 0.05 s"],
+    )
+    assert (row["plan_right"], row["plan_problems"], row["tasks"]) == (False, ["no add call"], [])
