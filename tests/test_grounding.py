@@ -42,7 +42,7 @@ from llmcompiler.models._grammar import (
     plan_grammar,
     spans_in,
 )
-from llmcompiler.models._llamacpp import LlamaCppChat, build_prompt, extractive_answers
+from llmcompiler.models._llamacpp import LlamaCppChat, _forced_ending, build_prompt, extractive_answers
 
 
 def _noop(**kwargs: Any) -> None:
@@ -289,6 +289,15 @@ def test_every_number_in_an_extractive_answer_is_in_the_results() -> None:
         decision = parse_join_reply(grammar.sample(rng))
         if isinstance(decision, Finish):
             assert set(re.findall(r"\d+", decision.answer)) <= known
+
+
+def test_the_rest_of_a_finish_is_written_without_decoding_once_one_candidate_fits() -> None:
+    endings = ["Action: Finish(19.75)", "Action: Finish(1.5; x)"]
+    assert _forced_ending(endings, "Action: ") is None  # Finish or Replan: the model decides
+    assert _forced_ending(endings, "Action: Finish(") is None  # two candidates still fit
+    assert _forced_ending(endings, "Action: Finish(1") == "9.75)"
+    assert _forced_ending(endings, "Action: Finish(1.") == "5; x)"
+    assert _forced_ending(endings, "Action: Replan(") is None
 
 
 def test_extractive_grammar_needs_a_candidate() -> None:

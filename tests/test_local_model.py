@@ -142,6 +142,13 @@ async def test_llmcompiler_runs_end_to_end_on_the_demo_tools(local_chat: LlamaCp
     agent = LLMCompiler(llm=LlamaCppChat(), tools=DEMO_TOOLS, max_replans=1)
     result = await agent.arun(DEMO_QUESTION)
     assert result.answer.strip()
+    # The extractive joiner: the answer is the last task's computed result alone, or every
+    # result verbatim after its task's label.
+    last_round = [t for t in result.tasks if t.tool != "join" and t.round == result.rounds]
+    if not (last_round[-1].deps and result.answer == str(last_round[-1].result)):
+        for task in last_round:
+            said = str(task.result) if task.error is None else "failed: "
+            assert f": {said}" in result.answer, result.answer
     assert result.plan_errors == []
     ran = [t for t in result.tasks if t.tool != "join" and t.start is not None]
     assert ran
@@ -240,3 +247,57 @@ async def test_a_missing_model_file_is_a_model_error(tmp_path: Any) -> None:
     assert chat.model_name == "local:missing"
     with pytest.raises(ModelError, match="no model file"):
         await _collect(chat, _chat_request("Hello"))
+
+
+# --------------------------------------------------------------------------- the prompt cache
+
+
+async def test_a_new_process_reads_the_evaluated_examples_from_the_prompt_cache(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh context (as in a new process) evaluates only what follows the few-shot examples
+    once they are cached; the reply is the same; a damaged cache file is replaced, not trusted."""
+    from llmcompiler.models import _llamacpp
+
+    monkeypatch.setenv("LLMCOMPILER_CACHE", str(tmp_path))
+    request = ModelRequest(
+        messages=(Message(role="user", content=f"Question: {DEMO_QUESTION}"),),
+        purpose="plan",
+        tools=tuple(DEMO_TOOLS),
+        question=DEMO_QUESTION,
+        stop=("<END_OF_PLAN>",),
+    )
+    evaluated: list[int] = []
+
+    async def fresh_reply(n_ctx: int) -> str:
+        chat = LlamaCppChat(n_ctx=n_ctx, max_tokens=24)
+        llm = await asyncio.to_thread(chat.llama, "plan")
+        real_eval = llm.eval
+        evaluated.clear()
+
+        def counting_eval(tokens: Any) -> None:
+            evaluated.append(len(tokens))
+            real_eval(tokens)
+
+        llm.eval = counting_eval  # type: ignore[method-assign]
+        try:
+            chunks, _ = await _collect(chat, request)
+        finally:
+            llm.eval = real_eval  # type: ignore[method-assign]
+            loaded = chat._loaded()
+            await asyncio.to_thread(loaded.close)
+            _llamacpp._LOADED.pop((loaded.path, n_ctx, chat.n_threads), None)
+        return "".join(chunks)
+
+    first = await fresh_reply(3000)
+    saved = list((tmp_path / "kv").glob("*.state"))
+    assert len(saved) == 1
+    whole_prompt = evaluated[0] + evaluated[1]  # the examples, then the rest
+    second = await fresh_reply(3000)
+    assert second == first
+    assert evaluated[0] < whole_prompt - 500  # the examples came from the file
+    saved[0].write_bytes(b"not a llama.cpp state file")
+    third = await fresh_reply(3000)
+    assert third == first
+    assert evaluated[0] > 500  # the examples were evaluated again...
+    assert saved[0].stat().st_size > 1_000_000  # ...and saved again

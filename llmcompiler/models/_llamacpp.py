@@ -38,6 +38,7 @@ import collections
 import ctypes
 import dataclasses
 import functools
+import hashlib
 import importlib
 import os
 import re
@@ -74,6 +75,7 @@ __all__ = [
     "extractive_answers",
     "build_prompt",
     "default_model_path",
+    "prompt_cache_dir",
     "first_task_number",
 ]
 
@@ -167,7 +169,7 @@ def build_prompt(
     (``answer_items``).
     """
     system, user = _split(request.messages)
-    if request.purpose == "join" and extractive and request.question is not None and request.observations:
+    if extractive and _extractive_endings(request) is not None:
         answers, computed = extractive_answers(request.observations)
         ordered = sorted(request.observations, key=lambda o: o.idx)
         results = "\n".join(_answer_item(o) for o in ordered)
@@ -176,7 +178,7 @@ def build_prompt(
         prompt = render(
             "local_join_extractive",
             examples=load("local_join_extractive_examples").strip(),
-            question=one_line(request.question, 1000),
+            question=one_line(request.question or "", 1000),
             results=results,
         )
         return prompt, _extractive_gbnf(tuple(answers), allow_replan=not _must_answer(request.messages))
@@ -317,6 +319,24 @@ def extractive_answers(observations: Sequence[Observation]) -> tuple[list[str], 
     return (["; ".join(items)] if items else []), None
 
 
+_FINISH = "Action: Finish("
+
+
+def _extractive_endings(request: ModelRequest) -> list[str] | None:
+    """The whole ``Finish`` replies an extractive join may write, or None when the call is not one."""
+    if request.purpose != "join" or request.question is None or not request.observations:
+        return None
+    return [f"{_FINISH}{answer})" for answer in extractive_answers(request.observations)[0]]
+
+
+def _forced_ending(endings: Sequence[str], written: str) -> str | None:
+    """The rest of the reply when ``written`` is inside ``Finish(`` and only one ending fits it."""
+    if len(written) < len(_FINISH) or not written.startswith(_FINISH):
+        return None
+    fits = [e for e in endings if e.startswith(written)]
+    return fits[0][len(written) :] if len(fits) == 1 else None
+
+
 def _answer_item(o: Observation) -> str:
     value = _answer_value(o.text) if o.ok else f"failed: {_answer_value(o.text)}"
     return f"{o.label}: {value}".rstrip()
@@ -363,10 +383,15 @@ def _llama_cpp() -> Any:
 # llama-cpp-python opens two /dev/null files at import, for its stdout/stderr suppression, and
 # never closes them; Python then warns "ResourceWarning: unclosed file ... '/dev/null'" at exit
 # (shown under -X dev, -W default, or pytest). They are the library's, used until the process
-# ends, so the warning is filtered rather than the files closed.
-warnings.filterwarnings(
-    "ignore", message=r"unclosed file <_io\.TextIOWrapper name='/dev/null'", category=ResourceWarning
-)
+# ends (a Llama object closed at exit writes to them), so the warning is filtered, not the files
+# closed.
+def _ignore_devnull_warning() -> None:
+    warnings.filterwarnings(
+        "ignore", message=r"unclosed file <_io\.TextIOWrapper name='/dev/null'", category=ResourceWarning
+    )
+
+
+_ignore_devnull_warning()
 
 
 # --------------------------------------------------------------------------- loaded models
@@ -431,6 +456,8 @@ def _close_all() -> None:
         _LOADED.clear()
     for model in loaded:
         model.close()
+    # Again at exit: a filter set while a test runner's warning context was active is gone by now.
+    _ignore_devnull_warning()
 
 
 def _loaded(path: str, n_ctx: int, n_threads: int) -> _Loaded:
@@ -475,6 +502,9 @@ class LlamaCppChat:
             ``model_path``.
         extractive: the joiner assembles its answer from the tool results verbatim. Default:
             on for the default model, off for a ``model_path``.
+        prompt_cache: keep the evaluated few-shot start of each kind of prompt on disk
+            (``prompt_cache_dir()``, about 20 MB each), so a new process does not evaluate it
+            again: the first call of a fresh process starts decoding sooner.
 
     The model is loaded on first use, in a worker thread, and shared by every
     ``LlamaCppChat`` of the same file and settings in the process.
@@ -496,6 +526,7 @@ class LlamaCppChat:
         temperature: float = 0.0,
         grounded: bool | None = None,
         extractive: bool | None = None,
+        prompt_cache: bool = True,
     ) -> None:
         if n_ctx < 64:
             raise UserError(f"n_ctx must be 64 or more, got {n_ctx}")
@@ -519,6 +550,9 @@ class LlamaCppChat:
         self.ground_entities = True
         #: Extractive joiner answers (see ``answer_items``).
         self.extractive: bool = small if extractive is None else extractive
+        #: Keep the evaluated few-shot examples on disk (``prompt_cache_dir()``) so the next
+        #: process starts decoding without evaluating them again.
+        self.prompt_cache: bool = prompt_cache
         self._model: _Loaded | None = None
         self._model_lock = threading.Lock()
 
@@ -661,7 +695,18 @@ class LlamaCppChat:
         try:
             if stop.is_set():
                 return
-            self._generate(ctx, prompt, gbnf, request.stop, put, stop)
+            endings = _extractive_endings(request) if self.extractive else None
+            prefix = _fixed_prefix(prompt, request.purpose, extractive=endings is not None)
+            self._generate(
+                ctx,
+                prompt,
+                gbnf,
+                request.stop,
+                put,
+                stop,
+                prefix if self.prompt_cache else None,
+                None if endings is None else functools.partial(_forced_ending, endings),
+            )
         finally:
             ctx.lock.release()
 
@@ -673,6 +718,8 @@ class LlamaCppChat:
         stops: Sequence[str],
         put: Callable[[_Item], None],
         stop: threading.Event,
+        prefix: str | None = None,
+        ending: Callable[[str], str | None] | None = None,
     ) -> None:
         llama_cpp = importlib.import_module("llama_cpp")
         llm = ctx.llm
@@ -688,12 +735,14 @@ class LlamaCppChat:
             ctx.grammars_ok.add(gbnf)
         picker = _Picker(llm, gbnf, temperature=self.temperature, seed=self.seed)
         try:
+            if prefix is not None and llm.n_tokens == 0:
+                _restore_prefix(llm, tokens, prefix, self._loaded().path)
             _prefill(llm, tokens)
             put(("event", Usage(prompt_tokens=len(tokens), calls=1)))
             vocab = llm._model.vocab
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             stops = [s for s in stops if s]
-            pending = ""
+            pending = written = ""
             unreported = 0
             stopped_by_sequence = False
             cut = True  # until an end token or a stop sequence ends the reply within its budget
@@ -705,7 +754,16 @@ class LlamaCppChat:
                     cut = False
                     break
                 unreported += 1
-                pending += decoder.decode(llm.detokenize([token]))
+                piece = decoder.decode(llm.detokenize([token]))
+                pending += piece
+                written += piece
+                rest = ending(written) if ending is not None else None
+                if rest is not None:
+                    # The grammar allows one way to go on: that text is the reply's end, not decoded.
+                    pending += rest
+                    stopped_by_sequence = True
+                    cut = False
+                    break
                 at = _first_stop(pending, stops)
                 if at is not None:
                     pending = pending[:at]
@@ -733,6 +791,66 @@ class LlamaCppChat:
 
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+
+_EXAMPLES = {"plan": "local_plan_examples", "join": "local_join_examples", "react": "react_local_examples"}
+
+
+def _fixed_prefix(prompt: str, purpose: str, *, extractive: bool) -> str | None:
+    """The start of ``prompt`` that is the same for every call of its kind: its few-shot examples."""
+    name = "local_join_extractive_examples" if purpose == "join" and extractive else _EXAMPLES.get(purpose)
+    if name is None:
+        return None
+    examples = load(name).strip()
+    return examples if prompt.startswith(examples) else None
+
+
+def prompt_cache_dir() -> Path:
+    """Where evaluated prompt prefixes are kept between processes: ``$LLMCOMPILER_CACHE/kv``, by
+    default ``~/.cache/llmcompiler/kv``."""
+    root = os.environ.get("LLMCOMPILER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llmcompiler")
+    return Path(root) / "kv"
+
+
+def _restore_prefix(llm: Llama, tokens: Sequence[int], prefix: str, model_path: str) -> None:
+    """Fill a fresh context with the evaluated ``prefix`` of ``tokens``: read from the prompt cache
+    when an earlier process saved it, else evaluated now and saved for the next process.
+
+    The file is named after the model file, the context size, llama-cpp-python's version and the
+    prefix's tokens, and holds those tokens: a file that does not match, or cannot be read, is
+    ignored (and replaced). Nothing here can fail a call; at worst the prefix is evaluated.
+    """
+    llama_cpp = importlib.import_module("llama_cpp")
+    head: list[int] = llm.tokenize(prefix.encode("utf-8"), add_bos=True, special=False)
+    if len(head) < 2 or list(tokens[: len(head)]) != head:
+        return
+    stat = os.stat(model_path)
+    key = hashlib.sha256(
+        f"{model_path}|{stat.st_size}|{stat.st_mtime_ns}|{llm.n_ctx()}|{llama_cpp.__version__}|".encode()
+        + np.asarray(head, dtype=np.int32).tobytes()
+    ).hexdigest()[:32]
+    path = prompt_cache_dir() / f"{key}.state"
+    if path.is_file():
+        found = (llama_cpp.llama_token * len(head))()
+        count = ctypes.c_size_t(0)
+        ok = llama_cpp.llama_state_load_file(llm.ctx, str(path).encode(), found, len(head), ctypes.byref(count))
+        if ok and count.value == len(head) and list(found) == head:
+            llm.input_ids[: len(head)] = head
+            llm.n_tokens = len(head)
+            return
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = 0
+    llm.eval(head)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        array = (llama_cpp.llama_token * len(head))(*head)
+        if llama_cpp.llama_state_save_file(llm.ctx, str(partial).encode(), array, len(head)):
+            os.replace(partial, path)
+        else:
+            partial.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only home: the prefix is evaluated again next time
 
 
 def _prefill(llm: Llama, tokens: Sequence[int]) -> None:
