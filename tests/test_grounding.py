@@ -295,7 +295,8 @@ def test_the_rest_of_a_finish_is_written_without_decoding_once_one_candidate_fit
     endings = ["Action: Finish(19.75)", "Action: Finish(1.5; x)"]
     assert _forced_ending(endings, "Action: ") is None  # Finish or Replan: the model decides
     assert _forced_ending(endings, "Action: Finish(") is None  # two candidates still fit
-    assert _forced_ending(endings, "Action: Finish(1") == "9.75)"
+    assert _forced_ending(endings, "Action: Finish(1") is None
+    assert _forced_ending(endings, "Action: Finish(19") == ".75)"
     assert _forced_ending(endings, "Action: Finish(1.") == "5; x)"
     assert _forced_ending(endings, "Action: Replan(") is None
 
