@@ -13,7 +13,9 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local,ray,bench]'
+	@echo "Installing into $(VENV). The first time, pip compiles llama.cpp (llama-cpp-python) from source:"
+	@echo "about 6 minutes on 2 cores, while pip shows 'Building wheel for llama-cpp-python ...'."
+	$(PY) -m pip install -e '.[dev,local,ray,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its extras

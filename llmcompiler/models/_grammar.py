@@ -795,7 +795,7 @@ def extractive_join_grammar(
 
     Args:
         answers: the candidate answers, each one line whose parentheses never close more
-            than they opened (``answer_items`` in ``_llamacpp`` assembles them from results).
+            than they opened (``extractive_answers`` in ``_llamacpp`` assembles them from results).
         allow_replan: offer ``Replan(...)`` besides ``Finish(...)``.
         thought: start with a ``Thought:`` line.
         max_thought: characters in the thought (and in a replan's feedback).

@@ -166,7 +166,7 @@ def build_prompt(
     the question's word spans). ``extractive`` makes a join call with a question and
     observations an extractive one: its prompt lists the results by label
     (``local_join_extractive``) and its grammar assembles the answer from them
-    (``answer_items``).
+    (``extractive_answers``).
     """
     system, user = _split(request.messages)
     if extractive and _extractive_endings(request) is not None:
@@ -548,7 +548,7 @@ class LlamaCppChat:
         #: Grounded plans (see ``build_prompt``); ``ground_entities`` narrows entity parameters too.
         self.grounded: bool = small if grounded is None else grounded
         self.ground_entities = True
-        #: Extractive joiner answers (see ``answer_items``).
+        #: Extractive joiner answers (see ``extractive_answers``).
         self.extractive: bool = small if extractive is None else extractive
         #: Keep the evaluated few-shot examples on disk (``prompt_cache_dir()``) so the next
         #: process starts decoding without evaluating them again.
