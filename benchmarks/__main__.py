@@ -275,6 +275,7 @@ async def run_suite(
             "error": o.error,
             "answer": o.answer,
             "tool_calls": o.tool_calls,
+            "calls": o.calls,
         }
         for o in outcomes
     ]

@@ -53,6 +53,7 @@ from llmcompiler.models import ChatModel
 __all__ = [
     "SYSTEMS",
     "Outcome",
+    "call_labels",
     "lower_bound",
     "make_agent",
     "percentile",
@@ -90,6 +91,7 @@ class Outcome:
     answer: str | None = None
     timeline: dict[str, Any] | None = None
     plan_correct: bool | None = None
+    calls: list[str] = dataclasses.field(default_factory=list)
 
 
 def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
@@ -165,6 +167,19 @@ def plan_correct(item: Item, tasks: Sequence[TaskRecord]) -> bool | None:
         return False
 
 
+def call_labels(tasks: Sequence[TaskRecord], limit: int = 160) -> list[str]:
+    """The calls a run made, for the results file: ``population(country='France')``, a failed or
+    skipped one marked ``FAILED ...`` (each cut at ``limit`` characters)."""
+    out: list[str] = []
+    for t in tasks:
+        if t.tool == "join":
+            continue
+        args = ", ".join(f"{k}={v!r}" for k, v in t.args.items())
+        text = ("" if t.ok else "FAILED ") + f"{t.tool}({args})"
+        out.append(text if len(text) <= limit else text[: limit - 3] + "...")
+    return out
+
+
 def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."
@@ -204,6 +219,7 @@ async def run_one(
             elapsed_s=loop.time() - began,
             tool_calls=sum(1 for t in tasks if t.tool != "join"),
             plan_correct=plan_correct(item, tasks),
+            calls=call_labels(tasks),
         )
     try:
         correct = bool(item.check(result.answer, result))
@@ -230,6 +246,7 @@ async def run_one(
         answer=result.answer[:200],
         timeline=timeline(result),
         plan_correct=plan_correct(item, result.tasks),
+        calls=call_labels(result.tasks),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.__main__ import _default_json, _parser, local_options, main, parse_local_option
 from benchmarks.oracle import PROFILES, GoldCall, OracleLLM
-from benchmarks.runner import run_one, summarize
+from benchmarks.runner import call_labels, run_one, summarize
 from benchmarks.suites import dag, parallelqa
 from benchmarks.suites._common import gold_plan_matches, same_value
 from benchmarks.suites.bfcl import load_items as load_bfcl
@@ -323,3 +323,13 @@ def test_an_option_the_local_model_does_not_take_is_named(tmp_path: Path) -> Non
     argv = ["run", "--suite", "dag", "--mode", "model", "--limit", "1", "--local-option", "bogus=on"]
     assert main([*argv, "--out-dir", str(tmp_path), "--no-plots"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_calls_made_are_listed_failed_ones_marked() -> None:
+    tasks = [*_right()[:2], _task(3, "math", {"expression": "1 / 0"}, error="ZeroDivisionError"), _join(4)]
+    assert call_labels(tasks) == [
+        "population(country='France')",
+        "population(country='Peru')",
+        "FAILED math(expression='1 / 0')",
+    ]
+    assert call_labels([_task(1, "search", {"query": "x" * 300})], limit=20) == ["search(query='xxx..."]
