@@ -324,6 +324,7 @@ async def bench_answers(
     configs: Sequence[Config],
     progress: Callable[[str], None] | None = None,
     timeout: float | None = RUN_TIMEOUT_S,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
 
@@ -332,7 +333,9 @@ async def bench_answers(
     ``temperature`` and ``seed`` set for each run. A configuration whose keyword arguments
     ``LlamaCppChat`` does not take yet is skipped and named in ``skipped`` with the reason.
     ``progress``, if given, gets one line as each question, configuration and temperature ends.
-    A run taking more than ``timeout`` seconds is cancelled and counts as wrong.
+    A run taking more than ``timeout`` seconds is cancelled and counts as wrong. ``checkpoint``,
+    if given, gets the results so far as each of those ends (to save them: a long run that is
+    stopped keeps what it measured).
     """
     weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
     chats: dict[str, LlamaCppChat] = {}
@@ -371,6 +374,8 @@ async def bench_answers(
                         "seconds_median": _median(rows, "seconds"),
                     }
                 )
+                if checkpoint is not None:
+                    checkpoint(_answers_doc(usable, chats, skipped, runs, timeout, weather_texts, cells))
                 if progress is not None:
                     cell = cells[-1]
                     progress(
@@ -378,6 +383,18 @@ async def bench_answers(
                         f"{cell['answer_right']}/{runs}, plan right {cell['plan_right']}/{runs}, "
                         f"median {_fmt(cell['seconds_median'], 's')}"
                     )
+    return _answers_doc(usable, chats, skipped, runs, timeout, weather_texts, cells)
+
+
+def _answers_doc(
+    usable: Sequence[Config],
+    chats: Mapping[str, LlamaCppChat],
+    skipped: list[dict[str, str]],
+    runs: int,
+    timeout: float | None,
+    weather_texts: Mapping[str, str],
+    cells: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "questions": [
             {
@@ -402,7 +419,7 @@ async def bench_answers(
         "temperatures": list(TEMPERATURES),
         "runs_per_cell": runs,
         "run_timeout_s": timeout,
-        "weather": weather_texts,
+        "weather": dict(weather_texts),
         "cells": cells,
     }
 
@@ -413,13 +430,15 @@ async def _run(
     answer_runs: int,
     configs: Sequence[Config],
     progress: Callable[[str], None] | None,
+    save: Callable[[dict[str, Any]], None] | None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     path = await asyncio.to_thread(default_model_path)
     assemble_s = time.perf_counter() - start
     chat = LlamaCppChat(n_threads=threads)  # the default model (its file check is timed again in load)
     load_s = await chat.load()
-    return {
+    results: dict[str, Any] = {
+        "complete": False,
         "machine": machine_info(),
         "model": chat.model_name,
         "model_path": path,
@@ -428,11 +447,22 @@ async def _run(
         "extractive": _mode(chat, "extractive"),
         "runs": runs,
         "load": {"assemble_or_verify_s": assemble_s, "open_contexts_s": load_s},
-        "decode": await bench_decode(chat, runs),
-        "plan": await bench_plan(chat, runs),
-        "end_to_end": await bench_end_to_end(chat, runs),
-        "answers": await bench_answers(chat.n_threads, answer_runs, configs, progress) if answer_runs > 0 else None,
     }
+    results["decode"] = await bench_decode(chat, runs)
+    results["plan"] = await bench_plan(chat, runs)
+    results["end_to_end"] = await bench_end_to_end(chat, runs)
+    results["answers"] = None
+
+    def checkpoint(answers: dict[str, Any]) -> None:
+        results["answers"] = answers
+        if save is not None:
+            save(results)
+
+    if answer_runs > 0:
+        results["answers"] = await bench_answers(chat.n_threads, answer_runs, configs, progress, checkpoint=checkpoint)
+    results["complete"] = True
+    results["machine"]["load_average_at_end"] = machine_info()["load_average_1_5_15"]
+    return results
 
 
 def run_all(
@@ -442,6 +472,7 @@ def run_all(
     answer_runs: int = 10,
     configs: Sequence[Config] = CONFIGS,
     progress: Callable[[str], None] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run every measurement and return the results as JSON-ready data.
 
@@ -451,8 +482,10 @@ def run_all(
         answer_runs: runs per question, configuration and temperature for right answers (0: skip).
         configs: the ``LlamaCppChat`` configurations measured for right answers.
         progress: gets a line as each part of the right-answer measurement ends.
+        save: gets the results so far (``complete`` false) as each part of the right-answer
+            measurement ends.
     """
-    return asyncio.run(_run(runs, threads, answer_runs, configs, progress))
+    return asyncio.run(_run(runs, threads, answer_runs, configs, progress, save))
 
 
 def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
@@ -548,16 +581,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         ap.error(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(by_key)})")
     console = Console(width=None if sys.stdout.isatty() else 110)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(results: dict[str, Any]) -> None:
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
     results = run_all(
         runs=max(1, args.runs),
         threads=args.threads,
         answer_runs=max(0, args.answer_runs),
         configs=[by_key[k] for k in wanted],
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        save=save,
     )
     render(results, console)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    save(results)
     console.print(f"results written to {args.json}")
     return 0
 
