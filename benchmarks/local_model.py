@@ -325,6 +325,7 @@ async def bench_answers(
     progress: Callable[[str], None] | None = None,
     timeout: float | None = RUN_TIMEOUT_S,
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    questions: Sequence[Question] = QUESTIONS,
 ) -> dict[str, Any]:
     """Right answers and right plans: every question, configuration and temperature, ``runs`` times each.
 
@@ -335,7 +336,7 @@ async def bench_answers(
     ``progress``, if given, gets one line as each question, configuration and temperature ends.
     A run taking more than ``timeout`` seconds is cancelled and counts as wrong. ``checkpoint``,
     if given, gets the results so far as each of those ends (to save them: a long run that is
-    stopped keeps what it measured).
+    stopped keeps what it measured). ``questions`` picks the questions (all three by default).
     """
     weather_texts = {city: await weather.call(weather.validate({"city": city})) for city in DEMO_CITIES}
     chats: dict[str, LlamaCppChat] = {}
@@ -349,7 +350,7 @@ async def bench_answers(
     for chat in chats.values():
         await chat.load()
     cells: list[dict[str, Any]] = []
-    for question in QUESTIONS:
+    for question in questions:
         if usable:  # warm-up, not recorded: the question's prompt start enters the KV caches
             warm = chats[usable[0].key]
             warm.temperature, warm.seed = 0.0, 0
@@ -375,7 +376,7 @@ async def bench_answers(
                     }
                 )
                 if checkpoint is not None:
-                    checkpoint(_answers_doc(usable, chats, skipped, runs, timeout, weather_texts, cells))
+                    checkpoint(_answers_doc(questions, usable, chats, skipped, runs, timeout, weather_texts, cells))
                 if progress is not None:
                     cell = cells[-1]
                     progress(
@@ -383,10 +384,11 @@ async def bench_answers(
                         f"{cell['answer_right']}/{runs}, plan right {cell['plan_right']}/{runs}, "
                         f"median {_fmt(cell['seconds_median'], 's')}"
                     )
-    return _answers_doc(usable, chats, skipped, runs, timeout, weather_texts, cells)
+    return _answers_doc(questions, usable, chats, skipped, runs, timeout, weather_texts, cells)
 
 
 def _answers_doc(
+    questions: Sequence[Question],
     usable: Sequence[Config],
     chats: Mapping[str, LlamaCppChat],
     skipped: list[dict[str, str]],
@@ -403,7 +405,7 @@ def _answers_doc(
                 "source": q.source,
                 "tools": [getattr(t, "name", None) or t.__name__ for t in q.tools],
             }
-            for q in QUESTIONS
+            for q in questions
         ],
         "configs": [
             {
@@ -431,6 +433,7 @@ async def _run(
     configs: Sequence[Config],
     progress: Callable[[str], None] | None,
     save: Callable[[dict[str, Any]], None] | None,
+    questions: Sequence[Question],
 ) -> dict[str, Any]:
     start = time.perf_counter()
     path = await asyncio.to_thread(default_model_path)
@@ -459,7 +462,9 @@ async def _run(
             save(results)
 
     if answer_runs > 0:
-        results["answers"] = await bench_answers(chat.n_threads, answer_runs, configs, progress, checkpoint=checkpoint)
+        results["answers"] = await bench_answers(
+            chat.n_threads, answer_runs, configs, progress, checkpoint=checkpoint, questions=questions
+        )
     results["complete"] = True
     results["machine"]["load_average_at_end"] = machine_info()["load_average_1_5_15"]
     return results
@@ -473,6 +478,7 @@ def run_all(
     configs: Sequence[Config] = CONFIGS,
     progress: Callable[[str], None] | None = None,
     save: Callable[[dict[str, Any]], None] | None = None,
+    questions: Sequence[Question] = QUESTIONS,
 ) -> dict[str, Any]:
     """Run every measurement and return the results as JSON-ready data.
 
@@ -484,8 +490,9 @@ def run_all(
         progress: gets a line as each part of the right-answer measurement ends.
         save: gets the results so far (``complete`` false) as each part of the right-answer
             measurement ends.
+        questions: the questions measured for right answers.
     """
-    return asyncio.run(_run(runs, threads, answer_runs, configs, progress, save))
+    return asyncio.run(_run(runs, threads, answer_runs, configs, progress, save, questions))
 
 
 def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
@@ -573,6 +580,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"LlamaCppChat configurations for right answers, comma-separated, of {', '.join(c.key for c in CONFIGS)} "
         f"(default {','.join(DEFAULT_CONFIGS)})",
     )
+    ap.add_argument(
+        "--questions",
+        default=",".join(q.key for q in QUESTIONS),
+        help=f"questions for right answers, comma-separated (default all: {','.join(q.key for q in QUESTIONS)})",
+    )
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results ({DEFAULT_JSON})")
     args = ap.parse_args(argv)
     by_key = {c.key: c for c in CONFIGS}
@@ -580,6 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [k for k in wanted if k not in by_key]
     if unknown:
         ap.error(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(by_key)})")
+    by_name = {q.key: q for q in QUESTIONS}
+    asked = [k.strip() for k in args.questions.split(",") if k.strip()]
+    if not asked or any(k not in by_name for k in asked):
+        ap.error(f"--questions: pick from {', '.join(by_name)}, got {args.questions!r}")
     console = Console(width=None if sys.stdout.isatty() else 110)
     args.json.parent.mkdir(parents=True, exist_ok=True)
 
@@ -593,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs=[by_key[k] for k in wanted],
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         save=save,
+        questions=[by_name[k] for k in asked],
     )
     render(results, console)
     save(results)
