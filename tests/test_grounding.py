@@ -30,7 +30,7 @@ from llmcompiler import (
     parse_plan,
     tool,
 )
-from llmcompiler._literals import Ref
+from llmcompiler._literals import Ref, Template
 from llmcompiler.demo import DEMO_TOOLS
 from llmcompiler.models import Observation
 from llmcompiler.models._grammar import (
@@ -38,6 +38,7 @@ from llmcompiler.models._grammar import (
     PlanLimits,
     extractive_join_grammar,
     names_entity,
+    names_expression,
     numbers_in,
     plan_grammar,
     spans_in,
@@ -193,6 +194,30 @@ def test_with_no_number_in_the_question_divide_takes_only_references() -> None:
             else:
                 assert args["city"] in ("people", "live", "Tokyo", "Oslo") or isinstance(args["city"], Ref)
     assert divides > 50
+
+
+def test_an_expression_parameter_is_arithmetic_over_references_and_known_numbers() -> None:
+    """math("${1} + ${2}"): the expression is written from $N and the question's numbers only."""
+    from llmcompiler.demo import math, search
+
+    question = "What is 100 times the population of Oslo over that of Tokyo?"
+    grammar = plan_grammar([search, math], limits=PlanLimits(max_tasks=4), grounding=Grounding.of(question))
+    rng = random.Random(4)
+    expressions = 0
+    for _ in range(300):
+        for task in _tasks(grammar.sample(rng)):
+            if task.tool != "math":
+                continue
+            expressions += 1
+            (text,) = [*task.args, *task.kwargs.values()]
+            if isinstance(text, Ref):
+                continue  # a whole earlier result as the expression
+            if isinstance(text, Template):
+                text = "".join(p if isinstance(p, str) else f"${{{p.idx}}}" for p in text.parts)
+            stripped = re.sub(r"\$\{\d+\}|\b100\b|[-+*/() ]", "", text)
+            assert stripped == "", text
+    assert expressions > 50
+    assert names_expression("expression") and names_expression("math_formula") and not names_expression("text")
 
 
 def test_a_position_no_tool_can_fill_falls_back_to_free_calls() -> None:

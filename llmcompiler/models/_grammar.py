@@ -452,6 +452,14 @@ _ENTITY_NAME = re.compile(
 )
 
 
+_EXPRESSION_NAME = re.compile(r"(?:^|_)(?:expression|expr|formula|equation|calculation|arithmetic)(?:$|_)", re.I)
+
+
+def names_expression(parameter: str) -> bool:
+    """Whether a string parameter's name says it holds arithmetic (``expression``, ``formula``, ...)."""
+    return bool(_EXPRESSION_NAME.search(parameter.replace("-", "_")))
+
+
 def names_entity(parameter: str) -> bool:
     """Whether a parameter's name says it holds an entity (``city``, ``country_name``, ``user_id``, ...)."""
     return bool(_ENTITY_NAME.search(parameter.replace("-", "_")) or re.search(r"[a-z](Name|Id|City)$", parameter))
@@ -504,6 +512,21 @@ class _PlanBuilder:
         items = self.listing(f"list{suffix}", "[", scalar, "]")
         return self.g.rule(f"value{suffix}", alt(scalar, items, self.mapping(refs)))
 
+    def expression(self, refs: Sequence[int]) -> Node:
+        """A quoted arithmetic expression over ``$N`` references and the grounding's numbers:
+        ``"$1 + $2"``, ``"100 * $1 / ($1 + $2)"``; parentheses one level deep."""
+        assert self.grounding is not None
+        literals = [f"${n}" for n in refs] + [n for n in self.grounding.numbers if not n.startswith("-")]
+        suffix = f"-r{refs[-1]}" if refs else "-r0"
+        if not literals:
+            return _NEVER
+        operand = self.g.rule(f"operand{suffix}", alt(*(Lit(text) for text in literals)))
+        op = self.g.rule("operator", alt(*(Lit(f" {o} ") for o in "+-*/")))
+        group = self.g.rule(f"group{suffix}", seq(Lit("("), operand, rep(seq(op, operand), 1, 5), Lit(")")))
+        term = self.g.rule(f"term{suffix}", alt(operand, group))
+        body = seq(term, rep(seq(op, term), 0, 5))
+        return self.g.rule(f"expression{suffix}", seq(Lit('"'), body, Lit('"')))
+
     def grounded(self, hint: str, literals: Iterable[str]) -> Node:
         """One of ``literals`` (a rule), or ``_NEVER`` when there are none."""
         unique = list(dict.fromkeys(literals))
@@ -546,6 +569,8 @@ class _PlanBuilder:
                 if ground is not None and ground.spans and names_entity(name):
                     spans = [json.dumps(span, ensure_ascii=False) for span in ground.spans]
                     options.append(self.grounded("entity", [*spans, *defaults]))
+                elif ground is not None and names_expression(name):
+                    options.append(self.expression(refs))
                 else:
                     options.append(self.string)
             elif k == "integer":
