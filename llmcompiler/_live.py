@@ -115,27 +115,33 @@ def _own_error(record: TaskRecord) -> bool:
 def tool_times(tasks: Iterable[TaskRecord]) -> tuple[float, float]:
     """The tools' own time: ``(one after another, in parallel)`` in seconds.
 
-    One after another is the sum of the tool calls' durations. In parallel is their wall time:
-    in each round, from the first tool's start to the last tool's end, summed over the rounds
-    (the model's planning and joining between rounds are not tool time). Tasks that never ran
-    and the ``join`` task count in neither.
+    One after another is the sum of the tool calls' durations. In parallel is the wall time
+    during which at least one tool was running: the union of the calls' intervals. Gaps when no
+    tool ran (the model still writing the plan, joining, replanning) are not tool time, so a
+    plan that streams slowly does not make its tools look slow. Tasks that never ran and the
+    ``join`` task count in neither.
 
     Example:
         >>> from llmcompiler._records import TaskRecord
         >>> def task(i, start, end):
         ...     return TaskRecord(idx=i, tool="t", args={}, deps=frozenset(), thought=None, start=start, end=end)
-        >>> tool_times([task(1, 0.0, 1.0), task(2, 0.5, 1.5)])
-        (2.0, 1.5)
+        >>> tool_times([task(1, 0.0, 1.0), task(2, 0.5, 1.5), task(3, 9.0, 9.5)])
+        (2.5, 2.0)
     """
     sequential = 0.0
-    spans: dict[int, tuple[float, float]] = {}
+    intervals: list[tuple[float, float]] = []
     for task in tasks:
         if task.tool == JOIN or task.start is None or task.end is None:
             continue
         sequential += task.end - task.start
-        first, last = spans.get(task.round, (task.start, task.end))
-        spans[task.round] = (min(first, task.start), max(last, task.end))
-    return sequential, sum(last - first for first, last in spans.values())
+        intervals.append((task.start, max(task.start, task.end)))
+    busy = 0.0
+    reach = float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return sequential, busy
 
 
 def closing_lines(result: RunResult) -> tuple[str, str]:
