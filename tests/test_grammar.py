@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -31,19 +30,7 @@ from llmcompiler import (
 from llmcompiler.demo import DEMO_TOOLS
 from llmcompiler.models._grammar import Chars, Grammar, Lit, PlanLimits, Rep, Seq, join_grammar, plan_grammar
 from llmcompiler.models._llamacpp import LlamaCppChat, compile_grammar
-
-
-def _noop(**kwargs: Any) -> None:
-    return None
-
-
-def _schema_tool(name: str, properties: dict[str, Any], required: list[str]) -> Tool:
-    return Tool.from_schema(
-        name=name,
-        description=f"the {name} tool",
-        parameters={"type": "object", "properties": properties, "required": required},
-        fn=_noop,
-    )
+from tests._tools import schema_tool
 
 
 @tool
@@ -53,11 +40,11 @@ def ping() -> str:
 
 
 DOTTED = [
-    _schema_tool("spotify.play", {"artist": {"type": "string"}, "duration": {"type": "integer"}}, ["artist"]),
-    _schema_tool("flights.search.v2", {"origin": {"type": "string"}, "destination": {"type": "string"}}, ["origin"]),
+    schema_tool("spotify.play", {"artist": {"type": "string"}, "duration": {"type": "integer"}}, ["artist"]),
+    schema_tool("flights.search.v2", {"origin": {"type": "string"}, "destination": {"type": "string"}}, ["origin"]),
 ]
 TYPED = [
-    _schema_tool(
+    schema_tool(
         "mixed",
         {
             "name": {"type": "string"},
@@ -71,8 +58,8 @@ TYPED = [
         },
         ["name", "count"],
     ),
-    _schema_tool("opts", {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "boolean"}}, []),
-    _schema_tool("blob", {"data": {"type": "object"}}, ["data"]),
+    schema_tool("opts", {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "boolean"}}, []),
+    schema_tool("blob", {"data": {"type": "object"}}, ["data"]),
     ping,
 ]
 TOOL_SETS = {"demo": DEMO_TOOLS, "dotted": DOTTED, "typed": TYPED}
@@ -142,7 +129,7 @@ def test_plan_numbering_and_references_follow_first_idx() -> None:
 
 
 def test_enum_parameters_offer_only_their_literals() -> None:
-    unit = _schema_tool("convert", {"unit": {"enum": ["celsius", "fahrenheit"]}}, ["unit"])
+    unit = schema_tool("convert", {"unit": {"enum": ["celsius", "fahrenheit"]}}, ["unit"])
     rng = random.Random(1)
     grammar = plan_grammar([unit], limits=PlanLimits(max_tasks=1))
     for _ in range(50):

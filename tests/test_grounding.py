@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.local_answers import add, divide, population  # the README's tools
 from llmcompiler import (
     Finish,
     Message,
@@ -44,43 +45,12 @@ from llmcompiler.models._grammar import (
     spans_in,
 )
 from llmcompiler.models._llamacpp import LlamaCppChat, _forced_ending, build_prompt, extractive_answers
-
-
-def _noop(**kwargs: Any) -> None:
-    return None
-
-
-def _schema_tool(name: str, properties: dict[str, Any], required: list[str]) -> Tool:
-    return Tool.from_schema(
-        name=name,
-        description=f"the {name} tool",
-        parameters={"type": "object", "properties": properties, "required": required},
-        fn=_noop,
-    )
-
-
-@tool
-def population(city: str) -> int:
-    """The population of a city."""
-    return {"Tokyo": 14_000_000, "Oslo": 709_000}[city]
-
-
-@tool
-def divide(a: float, b: float) -> float:
-    """Divide a by b."""
-    return a / b
-
-
-@tool
-def add(a: float, b: float) -> float:
-    """Add two numbers."""
-    return a + b
-
+from tests._tools import schema_tool
 
 NUMERIC = [
-    add,
+    tool(add),
     divide,
-    _schema_tool(
+    schema_tool(
         "measure",
         {
             "count": {"type": "integer"},

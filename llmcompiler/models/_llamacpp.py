@@ -169,7 +169,7 @@ def build_prompt(
     (``extractive_answers``).
     """
     system, user = _split(request.messages)
-    if extractive and _extractive_endings(request) is not None:
+    if extractive and _is_extractive(request):
         answers, computed = extractive_answers(request.observations)
         ordered = sorted(request.observations, key=lambda o: o.idx)
         results = "\n".join(_answer_item(o) for o in ordered)
@@ -322,9 +322,14 @@ def extractive_answers(observations: Sequence[Observation]) -> tuple[list[str], 
 _FINISH = "Action: Finish("
 
 
+def _is_extractive(request: ModelRequest) -> bool:
+    """Whether an extractive joiner can answer ``request``: a join call with a question and results."""
+    return request.purpose == "join" and request.question is not None and bool(request.observations)
+
+
 def _extractive_endings(request: ModelRequest) -> list[str] | None:
     """The whole ``Finish`` replies an extractive join may write, or None when the call is not one."""
-    if request.purpose != "join" or request.question is None or not request.observations:
+    if not _is_extractive(request):
         return None
     return [f"{_FINISH}{answer})" for answer in extractive_answers(request.observations)[0]]
 
