@@ -127,7 +127,8 @@ async def bench_decode(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
 
 async def bench_plan(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
     """The planner call for the demo question, decoded under the plan grammar (KV prefix reused)."""
-    from llmcompiler._prompts import describe_tools, load, render
+    from llmcompiler._prompts import describe_tools
+    from llmcompiler._templates import load, render
 
     system = render(
         "planner_system", tools=describe_tools(DEMO_TOOLS), numbering_note="", examples=load("planner_examples")
@@ -139,7 +140,7 @@ async def bench_plan(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
         ),
         purpose="plan",
         stop=("<END_OF_PLAN>",),
-        tools=tuple(DEMO_TOOLS),
+        tools=tuple(t.spec for t in DEMO_TOOLS),
         question=DEMO_QUESTION,  # as the agent sends it: a grounded grammar copies spans of it
     )
     rows = [await _timed_stream(chat, request) for _ in range(runs + 1)][1:]

@@ -234,22 +234,7 @@ def resolve_values(value: Any, observations: Mapping[int, str]) -> Any:
 
 # --------------------------------------------------------------------------- reading conversations
 
-_HISTORY_LINE = re.compile(r"^(\d+)\. [\w.]+\(")
 _OBSERVATION = "Observation:"
-
-
-def joiner_observations(text: str) -> dict[int, str]:
-    """The observations of the joiner's task history, by task number."""
-    out: dict[int, str] = {}
-    current: int | None = None
-    for line in text.splitlines():
-        match = _HISTORY_LINE.match(line)
-        if match:
-            current = int(match.group(1))
-        elif line.startswith(_OBSERVATION) and current is not None:
-            out[current] = line[len(_OBSERVATION) :].strip()
-            current = None
-    return out
 
 
 # --------------------------------------------------------------------------- the model
@@ -298,13 +283,12 @@ class OracleLLM:
         """What the oracle answers to ``request`` (no timing)."""
         messages = request.messages
         if request.purpose == "plan":
-            if any("This plan continues the numbering" in m.content for m in messages):
+            if request.first_task > 1:
                 raise OracleError("the gold plan was already given: the oracle never replans")
             gold = self.gold if self.plan_thoughts else [dataclasses.replace(c, thought="") for c in self.gold]
             return render_plan(gold)
         if request.purpose == "join":
-            user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-            observations = joiner_observations(user)
+            observations = {o.idx: o.text if o.ok else f"ERROR: {o.text}" for o in request.observations}
             return f"Thought: The observations answer the question.\nAction: Finish({self._answer(observations)})"
         if request.purpose == "react":
             return self._react(messages)

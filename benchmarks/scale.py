@@ -49,7 +49,7 @@ from llmcompiler import (
     tool,
 )
 from llmcompiler._offload import cpu_slots, shutdown_process_pool
-from llmcompiler.models._base import Purpose
+from llmcompiler._types import Purpose
 from llmcompiler.testing import FunctionLLM, Reply
 
 __all__ = [

@@ -14,14 +14,15 @@ from llmcompiler._executor import Executor, Limits, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
 from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
-from llmcompiler._prompts import describe_tools, load, observations, render, render_history
+from llmcompiler._prompts import describe_tools, observations, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._redact import scrub
+from llmcompiler._templates import load, render
 from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler._types import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.models._reading import model_events, model_name
-from llmcompiler.models._redact import scrub
 
 __all__ = ["LLMCompiler"]
 
@@ -320,7 +321,7 @@ class _Run:
         system = render(
             "planner_system",
             tools=describe_tools(agent.tools.values()),
-            numbering_note="" if round_no == 1 else f" This plan continues the numbering from {self.next_idx()}.",
+            numbering_note="" if round_no == 1 else render("planner_numbering_note", next_idx=str(self.next_idx())),
             examples=agent.examples,
         )
         if feedback is None:
@@ -337,9 +338,10 @@ class _Run:
             messages=(Message(role="system", content=system), Message(role="user", content=user)),
             purpose="plan",
             stop=(END_OF_PLAN,),
-            tools=tuple(agent.tools.values()),
+            tools=tuple(t.spec for t in agent.tools.values()),
             question=self.question,
             observations=observations(self.executor.records[i] for i in sorted(self.executor.records)),
+            first_task=self.next_idx(),
         )
         return await self.executor.run_round(self.text(agent.llm, request), round=round_no)
 
@@ -358,9 +360,10 @@ class _Run:
                 Message(role="user", content=user),
             ),
             purpose="join",
-            tools=tuple(agent.tools.values()),
+            tools=tuple(t.spec for t in agent.tools.values()),
             question=self.question,
             observations=observations(records),
+            may_replan=not last_round,
         )
         chunks: list[str] = []
         reason: str | None = None

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from llmcompiler._errors import LLMCompilerError, RunError, unwrap_group
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._records import TaskRecord
+from llmcompiler._redact import scrub
 from llmcompiler._text import one_line, safe_text
-from llmcompiler.models._redact import scrub
 
 __all__ = ["RunBoundary"]
 

@@ -39,9 +39,9 @@ from llmcompiler._memo import Memo, memo_key
 from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
+from llmcompiler._redact import scrub
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import Tool, ToolLimits
-from llmcompiler.models._redact import scrub
 
 if TYPE_CHECKING:
     from llmcompiler._executor import Executor, Limits

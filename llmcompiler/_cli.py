@@ -47,11 +47,11 @@ from llmcompiler._agent import LLMCompiler
 from llmcompiler._errors import LLMCompilerError, RunError, UserError
 from llmcompiler._live import LiveView, shown_block
 from llmcompiler._records import RunResult
+from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, safe_text
 from llmcompiler._timeline import write_timeline
 from llmcompiler._trace import trace_dict
-from llmcompiler.models._base import Usage
-from llmcompiler.models._redact import scrub
+from llmcompiler._types import Usage
 
 __all__ = ["main"]
 

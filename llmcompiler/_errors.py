@@ -202,7 +202,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
 
 def _scrub(text: str) -> str:
     # Imported here: the models package imports this module.
-    from llmcompiler.models._redact import scrub
+    from llmcompiler._redact import scrub
 
     return scrub(text)
 

@@ -37,8 +37,8 @@ from rich.text import Text
 from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, TaskParsed
 from llmcompiler._records import RunResult, TaskRecord
+from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, one_line, safe_text
-from llmcompiler.models._redact import scrub
 
 __all__ = ["LiveView", "RowState", "closing_lines", "tool_times"]
 
@@ -150,7 +150,7 @@ def closing_lines(result: RunResult) -> tuple[str, str]:
 
     Example:
         >>> from llmcompiler._records import TaskRecord
-        >>> from llmcompiler.models._base import Usage
+        >>> from llmcompiler._types import Usage
         >>> def task(i, start, end):
         ...     return TaskRecord(idx=i, tool="t", args={}, deps=frozenset(), thought=None, start=start, end=end)
         >>> tasks = [task(1, 1.0, 1.4), task(2, 1.0, 1.4), task(3, 1.1, 1.5)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from llmcompiler.models._base import Usage
+from llmcompiler._types import Usage
 
 __all__ = ["RoundTimings", "RunResult", "TaskRecord", "TaskState"]
 

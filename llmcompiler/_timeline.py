@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmcompiler._records import RunResult
+from llmcompiler._redact import scrub
 from llmcompiler._text import one_line, safe_text
 from llmcompiler._trace import trace_dict
-from llmcompiler.models._redact import scrub
 
 __all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
 

@@ -24,6 +24,7 @@ import pydantic
 
 from llmcompiler._errors import UserError
 from llmcompiler._threads import Job, ThreadPool, default_pool
+from llmcompiler._types import ToolSpec
 
 __all__ = [
     "ArgumentError",
@@ -350,18 +351,14 @@ class Tool:
         """Validate ``args`` and call the tool."""
         return await self.call(self.validate(args))
 
+    @property
+    def spec(self) -> ToolSpec:
+        """What a model is told about this tool: name, description and parameters."""
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
     def signature(self) -> str:
         """A one-line, Python-like signature for prompts: ``search(query: str, limit: int = 5)``."""
-        required = set(self.parameters.get("required", ()))
-        parts = []
-        for pname, prop in self.parameters.get("properties", {}).items():
-            text = f"{pname}: {_type_name(prop)}"
-            if "default" in prop:
-                text += f" = {prop['default']!r}"
-            elif pname not in required:
-                text += " = None"
-            parts.append(text)
-        return f"{self.name}({', '.join(parts)})"
+        return self.spec.signature()
 
 
 # --------------------------------------------------------------------------- @tool
@@ -787,30 +784,6 @@ def _is_async_callable(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
-
-
-def _type_name(prop: Mapping[str, Any]) -> str:
-    if "enum" in prop:
-        return " | ".join(repr(v) for v in prop["enum"])
-    if "anyOf" in prop:
-        return " | ".join(_type_name(p) for p in prop["anyOf"])
-    if "$ref" in prop:
-        return str(prop["$ref"]).rsplit("/", 1)[-1]
-    kind = prop.get("type")
-    if kind == "array":
-        items = prop.get("items")
-        return f"list[{_type_name(items)}]" if isinstance(items, dict) and items else "list"
-    names = {
-        "string": "str",
-        "integer": "int",
-        "number": "float",
-        "boolean": "bool",
-        "object": "dict",
-        "null": "None",
-    }
-    if isinstance(kind, list):
-        return " | ".join(names.get(str(k), str(k)) for k in kind)
-    return names.get(kind, "any") if isinstance(kind, str) else "any"
 
 
 def _short(value: Any) -> str:

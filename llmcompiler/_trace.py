@@ -7,7 +7,7 @@ gives the same as a dict; ``render_timeline`` draws either.
 
 Secrets never reach a trace: API keys from the environment, ``Authorization`` headers,
 bearer tokens and key-shaped strings (``sk-...``) are replaced by ``[redacted]`` in every
-string of it, keys included (``models._redact.scrub``). Any result can be written: integers
+string of it, keys included (``_redact.scrub``). Any result can be written: integers
 too long to print, values nested thousands deep and lone surrogates become safe text
 (``_text.safe_text``), so the file is always valid UTF-8 JSON.
 """
@@ -24,8 +24,8 @@ from typing import Any
 
 from llmcompiler._literals import Ref, Template
 from llmcompiler._records import RunResult, TaskRecord
+from llmcompiler._redact import REDACTED, is_secret_name, scrubber
 from llmcompiler._text import MAX_INT_DIGITS, int_summary, safe_text
-from llmcompiler.models._redact import REDACTED, is_secret_name, scrubber
 
 __all__ = ["TRACE_VERSION", "to_json_safe", "trace_dict", "write_trace"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from llmcompiler._errors import ModelError, ScriptExhausted
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
 
 __all__ = ["FunctionLLM", "Reply", "ScriptedLLM", "StreamCut", "TokenLimit", "estimate_tokens"]
 

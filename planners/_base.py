@@ -15,11 +15,11 @@ from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._executor import Executor
 from llmcompiler._prompts import observation
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._redact import scrub
 from llmcompiler._text import one_line
-from llmcompiler.models._base import ChatModel, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler._types import ChatModel, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.models._reading import model_events, model_name
-from llmcompiler.models._redact import scrub
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
 from llmcompiler._executor import Executor, Limits
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler.models._base import ChatModel, Message, ModelRequest, ToolCall
+from llmcompiler._types import ChatModel, Message, ModelRequest, ToolCall
 from llmcompiler.models._reading import model_name
 from planners._base import (
     Meter,
@@ -132,7 +132,7 @@ class ParallelToolCallAgent:
         if self.system_prompt:
             messages.append(Message(role="system", content=self.system_prompt))
         messages.append(Message(role="user", content=question))
-        tools = tuple(self.tools.values())
+        tools = tuple(t.spec for t in self.tools.values())
         tasks: list[TaskRecord] = []
         round_timings: list[RoundTimings] = []
         thoughts: list[str] = []

@@ -18,10 +18,11 @@ from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
 from llmcompiler._executor import Executor, Limits
 from llmcompiler._joiner import Finish, parse_join_reply
 from llmcompiler._plan import JOIN, ParseError, TaskParsed, parse_plan
-from llmcompiler._prompts import describe_tools, load, render
+from llmcompiler._prompts import describe_tools
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._templates import load, render
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler.models._base import ChatModel, Message, ModelRequest
+from llmcompiler._types import ChatModel, Message, ModelRequest
 from llmcompiler.models._reading import model_name
 from planners._base import (
     Meter,
@@ -222,7 +223,10 @@ class ReActAgent:
         for step in range(1, self.max_steps + 1):
             meter.emit(RoundStarted(round=step, feedback=None))
             request = ModelRequest(
-                messages=tuple(messages), purpose="react", stop=(OBSERVATION,), tools=tuple(self.tools.values())
+                messages=tuple(messages),
+                purpose="react",
+                stop=(OBSERVATION,),
+                tools=tuple(t.spec for t in self.tools.values()),
             )
             try:
                 turn = await meter.call(self.llm, request, step=f"ReAct step {step}")

@@ -103,6 +103,9 @@ async def test_a_replan_continues_numbering_and_uses_round_one_results() -> None
     assert "Number its tasks from 4 on" in replan
     assert "Observation: ERROR: lookup raised KeyError: 'c'" in replan
     assert "continues the numbering from 4" in llm.requests[2].messages[0].content
+    # What an adapter needs travels as fields, not as the prose above (see test_model_request.py).
+    assert [r.first_task for r in llm.requests] == [1, 1, 4, 1]
+    assert [r.may_replan for r in llm.requests if r.purpose == "join"] == [True, True]
     rounds = [e for e in events if isinstance(e, RoundStarted)]
     assert [(r.round, r.feedback) for r in rounds] == [(1, None), (2, "c does not exist; use b instead")]
     assert [e.action for e in events if isinstance(e, JoinerDecided)] == ["replan", "finish"]
@@ -122,6 +125,8 @@ async def test_the_last_joiner_is_told_to_answer_and_replan_limit_is_an_error() 
         await LLMCompiler(llm=llm, tools=[lookup], max_replans=1).arun("q")
     assert "you must answer now" not in llm.requests[1].messages[1].content
     assert "you must answer now" in llm.requests[3].messages[1].content
+    assert [r.may_replan for r in llm.requests if r.purpose == "join"] == [True, False]
+    assert [r.first_task for r in llm.requests if r.purpose == "plan"] == [1, 3]
     assert [t.result for t in info.value.tasks] == [2, None, 40, None]
     assert info.value.feedback == "still more"
 

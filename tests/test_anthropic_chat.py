@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from llmcompiler import ModelError, Tool, UserError, tool
+from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from llmcompiler.models._anthropic import NO_KEY, AnthropicChat
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from tests.wire import SSE, Gate, LoopbackServer, Script, Status, free_port, serve
 from tests.wire import anthropic_server as an
 
@@ -51,7 +51,9 @@ async def llm(base_url: str) -> AsyncIterator[AnthropicChat]:
 def _request(
     *messages: Message, stop: tuple[str, ...] = (), tools: tuple[Tool, ...] = (), native: bool = False
 ) -> ModelRequest:
-    return ModelRequest(messages=messages, purpose="plan", stop=stop, tools=tools, native_tools=native)
+    return ModelRequest(
+        messages=messages, purpose="plan", stop=stop, tools=tuple(t.spec for t in tools), native_tools=native
+    )
 
 
 async def _drain(stream: AsyncIterator[ModelEvent], into: list[ModelEvent]) -> None:

@@ -324,8 +324,10 @@ async def test_the_oracle_counts_tool_schemas_only_for_native_tool_calls() -> No
     from llmcompiler import Message, ModelRequest
 
     messages = (Message(role="user", content="hello there"),)
-    text = ModelRequest(messages=messages, purpose="react", tools=tuple(item.tools))
-    native = ModelRequest(messages=messages, purpose="tools", tools=tuple(item.tools), native_tools=True)
+    text = ModelRequest(messages=messages, purpose="react", tools=tuple(t.spec for t in item.tools))
+    native = ModelRequest(
+        messages=messages, purpose="tools", tools=tuple(t.spec for t in item.tools), native_tools=True
+    )
     assert llm.prompt_tokens(native) > llm.prompt_tokens(text) > 0
 
 

@@ -66,7 +66,9 @@ TOOL_SETS = {"demo": DEMO_TOOLS, "dotted": DOTTED, "typed": TYPED}
 
 
 def _sample_plans(tools: list[Tool], first_idx: int, n: int, seed: int) -> Iterator[str]:
-    grammar = plan_grammar(tools, first_idx=first_idx, limits=PlanLimits(max_tasks=5, max_string=12, max_list=3))
+    grammar = plan_grammar(
+        [t.spec for t in tools], first_idx=first_idx, limits=PlanLimits(max_tasks=5, max_string=12, max_list=3)
+    )
     rng = random.Random(seed)
     for _ in range(n):
         yield grammar.sample(rng)
@@ -109,7 +111,7 @@ def test_plans_cover_the_grammar() -> None:
 
 
 def test_dotted_tool_names_appear_verbatim_and_rule_names_stay_valid() -> None:
-    text = plan_grammar(DOTTED).to_gbnf()
+    text = plan_grammar([t.spec for t in DOTTED]).to_gbnf()
     assert '"spotify.play("' in text
     assert '"flights.search.v2("' in text
     for line in text.splitlines():
@@ -119,7 +121,7 @@ def test_dotted_tool_names_appear_verbatim_and_rule_names_stay_valid() -> None:
 
 
 def test_plan_numbering_and_references_follow_first_idx() -> None:
-    text = plan_grammar(DEMO_TOOLS, first_idx=6, limits=PlanLimits(max_tasks=2)).to_gbnf()
+    text = plan_grammar([t.spec for t in DEMO_TOOLS], first_idx=6, limits=PlanLimits(max_tasks=2)).to_gbnf()
     assert '"6. "' in text and '"7. "' in text and '"8. join()"' in text
     assert '"1. "' not in text and '"9. ' not in text
     # Task 6 may reference the five tasks of earlier rounds, task 7 also task 6; none reference themselves.
@@ -131,7 +133,7 @@ def test_plan_numbering_and_references_follow_first_idx() -> None:
 def test_enum_parameters_offer_only_their_literals() -> None:
     unit = schema_tool("convert", {"unit": {"enum": ["celsius", "fahrenheit"]}}, ["unit"])
     rng = random.Random(1)
-    grammar = plan_grammar([unit], limits=PlanLimits(max_tasks=1))
+    grammar = plan_grammar([unit.spec], limits=PlanLimits(max_tasks=1))
     for _ in range(50):
         task = next(e for e in parse_plan(grammar.sample(rng)) if isinstance(e, TaskParsed))
         value = task.args[0] if task.args else task.kwargs["unit"]
@@ -142,7 +144,7 @@ def test_plan_grammar_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError):
         plan_grammar([])
     with pytest.raises(ValueError):
-        plan_grammar(DEMO_TOOLS, first_idx=0)
+        plan_grammar([t.spec for t in DEMO_TOOLS], first_idx=0)
 
 
 @pytest.mark.parametrize("allow_replan", [True, False])
@@ -181,7 +183,7 @@ def grammar_chat() -> LlamaCppChat:
 @pytest.mark.parametrize("name", sorted(TOOL_SETS))
 def test_llama_cpp_compiles_the_grammars(grammar_chat: LlamaCppChat, name: str) -> None:
     llm = grammar_chat.llama("plan")
-    assert compile_grammar(llm, plan_grammar(TOOL_SETS[name], first_idx=3).to_gbnf())
+    assert compile_grammar(llm, plan_grammar([t.spec for t in TOOL_SETS[name]], first_idx=3).to_gbnf())
     assert compile_grammar(llm, join_grammar().to_gbnf())
     assert not compile_grammar(llm, "root ::= undefined-rule\n")
 
@@ -196,7 +198,7 @@ async def test_constrained_sampling_with_the_model_parses(grammar_chat: LlamaCpp
     request = ModelRequest(
         messages=(Message(role="user", content="Question: Play something by Daft Punk, then find flights to Oslo."),),
         purpose="plan",
-        tools=tuple(DOTTED),
+        tools=tuple(t.spec for t in DOTTED),
     )
     text = ""
     usage = Usage()

@@ -65,6 +65,9 @@ NUMERIC = [
 ]
 
 
+DEMO_SPECS = [t.spec for t in DEMO_TOOLS]
+
+
 def _values(value: Any) -> Iterator[Any]:
     if isinstance(value, list | tuple | set):
         for v in value:
@@ -123,7 +126,7 @@ def test_names_entity(name: str, entity: bool) -> None:
 def test_grounded_plans_write_only_known_numbers(question: str) -> None:
     grounding = Grounding.of(question, ["result 7.25"])
     allowed = {float(n) for n in grounding.numbers} | {0.5}  # 0.5: the schema's default for ratio
-    grammar = plan_grammar(NUMERIC, limits=PlanLimits(max_tasks=4, max_list=3), grounding=grounding)
+    grammar = plan_grammar([t.spec for t in NUMERIC], limits=PlanLimits(max_tasks=4, max_list=3), grounding=grounding)
     rng = random.Random(11)
     seen_numbers = 0
     for _ in range(400):
@@ -148,7 +151,7 @@ def test_with_no_number_in_the_question_divide_takes_only_references() -> None:
     """The README quick start: divide cannot be called with invented numbers, nor before two results exist."""
     question = "How many times more people live in Tokyo than in Oslo?"
     tools = [population, divide]
-    grammar = plan_grammar(tools, limits=PlanLimits(max_tasks=4), grounding=Grounding.of(question))
+    grammar = plan_grammar([t.spec for t in tools], limits=PlanLimits(max_tasks=4), grounding=Grounding.of(question))
     rng = random.Random(5)
     divides = 0
     for _ in range(400):
@@ -171,7 +174,7 @@ def test_an_expression_parameter_is_arithmetic_over_references_and_known_numbers
     from llmcompiler.demo import math, search
 
     question = "What is 100 times the population of Oslo over that of Tokyo?"
-    grammar = plan_grammar([search, math], limits=PlanLimits(max_tasks=4), grounding=Grounding.of(question))
+    grammar = plan_grammar([search.spec, math.spec], limits=PlanLimits(max_tasks=4), grounding=Grounding.of(question))
     rng = random.Random(4)
     expressions = 0
     for _ in range(300):
@@ -192,15 +195,15 @@ def test_an_expression_parameter_is_arithmetic_over_references_and_known_numbers
 
 def test_a_position_no_tool_can_fill_falls_back_to_free_calls() -> None:
     """Only divide, and no number anywhere: task 1 cannot be grounded, so it is written as before."""
-    grammar = plan_grammar([divide], limits=PlanLimits(max_tasks=2), grounding=Grounding.of("Divide them."))
+    grammar = plan_grammar([divide.spec], limits=PlanLimits(max_tasks=2), grounding=Grounding.of("Divide them."))
     rng = random.Random(2)
     for _ in range(50):
         assert _tasks(grammar.sample(rng))[0].tool == "divide"
 
 
 def test_ungrounded_plans_are_unchanged() -> None:
-    assert plan_grammar(DEMO_TOOLS).to_gbnf() == plan_grammar(DEMO_TOOLS, grounding=None).to_gbnf()
-    grounded = plan_grammar(DEMO_TOOLS, grounding=Grounding.of("Weather in Tokyo?")).to_gbnf()
+    assert plan_grammar(DEMO_SPECS).to_gbnf() == plan_grammar(DEMO_SPECS, grounding=None).to_gbnf()
+    grounded = plan_grammar(DEMO_SPECS, grounding=Grounding.of("Weather in Tokyo?")).to_gbnf()
     assert '"\\"Tokyo\\""' in grounded
 
 

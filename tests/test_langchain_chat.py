@@ -17,7 +17,7 @@ from langchain_core.runnables import Runnable
 from pydantic import Field
 
 from llmcompiler import LLMCompiler, ModelError, UserError, tool
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from llmcompiler.models._langchain import LangChainChat, _StopFilter
 
 SECRET = "sk-test-DISTINCTIVE-lc-93b1f0"

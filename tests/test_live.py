@@ -16,7 +16,7 @@ from llmcompiler._live import LiveView, closing_lines, tool_times
 from llmcompiler._plan import PlanEnded, TaskParsed
 from llmcompiler._records import RunResult as Result
 from llmcompiler._records import TaskRecord
-from llmcompiler.models._base import Usage
+from llmcompiler._types import Usage
 from llmcompiler.testing import ScriptedLLM
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import pytest
 
 from llmcompiler import UserError
+from llmcompiler._types import ChatModel, ModelEvent, ModelRequest, Usage
 from llmcompiler.models._anthropic import AnthropicChat
-from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, Usage
 from llmcompiler.models._loader import load_model
 from llmcompiler.models._openai import OpenAIChat
 from llmcompiler.models._pricing import PRICES, cost_usd, price_of

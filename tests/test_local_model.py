@@ -119,7 +119,10 @@ async def test_plan_is_grammar_bound_and_continues_the_numbering(local_chat: Lla
         "succeeded."
     )
     request = ModelRequest(
-        messages=(Message(role="user", content=user),), purpose="plan", stop=("<END_OF_PLAN>",), tools=tuple(DEMO_TOOLS)
+        messages=(Message(role="user", content=user),),
+        purpose="plan",
+        stop=("<END_OF_PLAN>",),
+        tools=tuple(t.spec for t in DEMO_TOOLS),
     )
     chunks, usage = await _collect(local_chat, request)
     events = parse_plan("".join(chunks), known=range(1, 6))
@@ -263,7 +266,7 @@ async def test_a_new_process_reads_the_evaluated_examples_from_the_prompt_cache(
     request = ModelRequest(
         messages=(Message(role="user", content=f"Question: {DEMO_QUESTION}"),),
         purpose="plan",
-        tools=tuple(DEMO_TOOLS),
+        tools=tuple(t.spec for t in DEMO_TOOLS),
         question=DEMO_QUESTION,
         stop=("<END_OF_PLAN>",),
     )

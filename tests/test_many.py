@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmcompiler import LLMCompiler, Message, RunError, RunResult, Tool, ToolLimits, UserError, tool
-from llmcompiler.models._base import Purpose
+from llmcompiler._types import Purpose
 from llmcompiler.testing import FunctionLLM, Reply
 from tests.fakeclock import run_with_fake_clock
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmcompiler import LLMCompiler, ModelError, Tool, UserError, tool
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from llmcompiler.models._openai import NO_KEY, OpenAIChat
 from tests.wire import SSE, Gate, Hang, LoopbackServer, Script, Status, free_port, serve
 from tests.wire import openai_server as oa
@@ -52,7 +52,9 @@ async def llm(base_url: str) -> AsyncIterator[OpenAIChat]:
 def _request(
     *messages: Message, stop: tuple[str, ...] = (), tools: tuple[Tool, ...] = (), native: bool = False
 ) -> ModelRequest:
-    return ModelRequest(messages=messages, purpose="plan", stop=stop, tools=tools, native_tools=native)
+    return ModelRequest(
+        messages=messages, purpose="plan", stop=stop, tools=tuple(t.spec for t in tools), native_tools=native
+    )
 
 
 async def _drain(stream: AsyncIterator[ModelEvent], into: list[ModelEvent]) -> None:

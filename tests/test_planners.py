@@ -614,7 +614,9 @@ def _dotted() -> list[Tool]:
 def test_every_sampled_react_step_parses(tool_set: str) -> None:
     tools = list(DEMO_TOOLS) if tool_set == "demo" else _dotted()
     by_name = {t.name: t for t in tools}
-    grammar = react_grammar(tools, limits=PlanLimits(max_string=12, max_list=3), max_thought=30, max_answer=30)
+    grammar = react_grammar(
+        [t.spec for t in tools], limits=PlanLimits(max_string=12, max_list=3), max_thought=30, max_answer=30
+    )
     rng = random.Random(11)
     finishes = calls = 0
     for _ in range(400):
@@ -638,7 +640,7 @@ def test_every_sampled_react_step_parses(tool_set: str) -> None:
 def test_react_grammar_needs_tools_and_names_dotted_tools_verbatim() -> None:
     with pytest.raises(ValueError, match="at least one tool"):
         react_grammar([])
-    gbnf = react_grammar(_dotted()).to_gbnf()
+    gbnf = react_grammar([t.spec for t in _dotted()]).to_gbnf()
     assert '"spotify.play("' in gbnf and '"fx.rate("' in gbnf
     assert '"Finish("' in gbnf
 
@@ -653,7 +655,7 @@ def test_the_local_react_prompt_is_a_transcript_and_is_grammar_bound() -> None:
         ),
         purpose="react",
         stop=("Observation:",),
-        tools=(weather,),
+        tools=(weather.spec,),
     )
     prompt, gbnf = build_prompt(request)
     assert prompt.endswith(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmcompiler import LLMCompiler, Message, RunError, TaskRecord, execute_plan, tool
-from llmcompiler.models._base import Purpose
+from llmcompiler._types import Purpose
 from llmcompiler.ray_backend import RayBackend
 from llmcompiler.testing import FunctionLLM, Reply
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmcompiler.models._redact import redact, scrub
+from llmcompiler._redact import redact, scrub
 
 
 @pytest.mark.parametrize(

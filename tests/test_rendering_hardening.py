@@ -21,15 +21,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from llmcompiler import LLMCompiler, RunResult, TaskRecord, _cli, render_timeline, tool, trace_dict, write_timeline
+from llmcompiler import (
+    LLMCompiler,
+    RunResult,
+    TaskRecord,
+    _cli,
+    _redact,
+    render_timeline,
+    tool,
+    trace_dict,
+    write_timeline,
+)
 from llmcompiler._events import TaskFinished
 from llmcompiler._live import LiveView
 from llmcompiler._prompts import MAX_OBSERVATION_CHARS, observation, render_history
+from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, safe_text
 from llmcompiler._trace import write_trace
-from llmcompiler.models import _redact
-from llmcompiler.models._base import Usage
-from llmcompiler.models._redact import scrub
+from llmcompiler._types import Usage
 from llmcompiler.testing import ScriptedLLM
 
 # Distinctive fake secrets: nothing here is a real key.

@@ -12,8 +12,8 @@ import pydantic
 import pytest
 
 from llmcompiler import LLMCompiler, RunResult, tool
+from llmcompiler._redact import scrub
 from llmcompiler._trace import to_json_safe, trace_dict, write_trace
-from llmcompiler.models._redact import scrub
 from llmcompiler.testing import ScriptedLLM
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"

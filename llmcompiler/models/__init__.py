@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from llmcompiler.models._base import (
+from llmcompiler._types import (
     ChatModel,
     Message,
     ModelEvent,

@@ -10,7 +10,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from llmcompiler._errors import ModelError
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Truncated, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
 from llmcompiler.models._wire import ToolNames, assign_call_ids, json_schema, tool_call
 

@@ -10,8 +10,8 @@ import dataclasses
 from types import ModuleType
 
 from llmcompiler._errors import ModelError
+from llmcompiler._redact import scrub
 from llmcompiler._text import one_line
-from llmcompiler.models._redact import scrub
 
 __all__ = ["CallSite", "is_transport_error", "one_line", "sdk_failure", "status_hint", "stream_cut"]
 

@@ -36,10 +36,9 @@ import keyword
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from llmcompiler._tools import Tool
+from llmcompiler._types import ToolSpec
 
 __all__ = [
     "Alt",
@@ -602,7 +601,7 @@ class _PlanBuilder:
         kept = [option for option in options if option is not _NEVER]
         return self.with_ref("typed", alt(*kept) if kept else _NEVER, refs)
 
-    def distinct_pair(self, tool: Tool, refs: Sequence[int]) -> Node | None:
+    def distinct_pair(self, tool: ToolSpec, refs: Sequence[int]) -> Node | None:
         """Under a grounding, a call of two required number parameters (``divide(a, b)``,
         ``add(a, b)``) that never passes the same ``$N`` to both: positional, ``x, y`` with
         ``y`` a number or another reference (``_NEVER`` when no such call can be written yet).
@@ -635,7 +634,7 @@ class _PlanBuilder:
             return _NEVER
         return seq(Lit(f"{tool.name}("), self.g.rule(f"args-{hint}", alt(*options)), Lit(")"))
 
-    def call(self, tool: Tool, refs: Sequence[int]) -> Node | None:
+    def call(self, tool: ToolSpec, refs: Sequence[int]) -> Node | None:
         """``name(arguments)`` for ``tool``: positional parameters first, then keywords.
 
         None when a required parameter has no value that can be written (under a grounding).
@@ -725,7 +724,7 @@ def _python_literal(value: Any) -> str | None:
 
 
 def plan_grammar(
-    tools: Iterable[Tool],
+    tools: Iterable[ToolSpec],
     *,
     first_idx: int = 1,
     limits: PlanLimits | None = None,
@@ -845,7 +844,7 @@ def extractive_join_grammar(
 
 
 def react_grammar(
-    tools: Iterable[Tool],
+    tools: Iterable[ToolSpec],
     *,
     limits: PlanLimits | None = None,
     max_thought: int = 100,

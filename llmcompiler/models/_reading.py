@@ -16,9 +16,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from llmcompiler._errors import LLMCompilerError, ModelError, ReplyCut, really_cancelled
+from llmcompiler._redact import scrub
 from llmcompiler._text import one_line, safe_text
-from llmcompiler.models._base import ChatModel, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
-from llmcompiler.models._redact import scrub
+from llmcompiler._types import ChatModel, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 
 __all__ = ["model_events", "model_name"]
 

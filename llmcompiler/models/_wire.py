@@ -11,13 +11,10 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmcompiler._errors import ModelError
-from llmcompiler.models._base import Message, ToolCall
-
-if TYPE_CHECKING:
-    from llmcompiler._tools import Tool
+from llmcompiler._types import Message, ToolCall, ToolSpec
 
 __all__ = [
     "ToolNames",
@@ -136,7 +133,7 @@ def json_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def function_tools(tools: Iterable[Tool], names: ToolNames) -> list[dict[str, Any]]:
+def function_tools(tools: Iterable[ToolSpec], names: ToolNames) -> list[dict[str, Any]]:
     """``tools`` in the OpenAI function-calling format (``{"type": "function", "function": ...}``)."""
     return [
         {

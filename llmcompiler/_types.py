@@ -1,13 +1,15 @@
-"""The model protocol every adapter implements, and the values that cross it."""
+"""Plain types: the model protocol every adapter implements and the values that cross it.
+
+A leaf module: it imports nothing of this package, so every layer above (records, errors,
+the model adapters, the engine, the agent, the views) may use it without a cycle.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from llmcompiler._tools import Tool
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ChatModel",
@@ -17,12 +19,77 @@ __all__ = [
     "Observation",
     "Purpose",
     "ToolCall",
+    "ToolSpec",
     "Truncated",
     "Usage",
 ]
 
 Purpose = str
 """Why a model is called: ``"plan"``, ``"join"``, or a baseline's own word (``"react"``, ...)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ToolSpec:
+    """What a model is told about a tool: its name, what it does and its parameters.
+
+    ``Tool.spec`` makes one; model adapters see tools only as ``ToolSpec``s (for native tool
+    calling, prompts and grammars), never the callable behind them.
+
+    Attributes:
+        name: the name a plan or a native call uses.
+        description: what the tool does.
+        parameters: its arguments as a JSON Schema object (``properties``, ``required``, ...).
+
+    Example:
+        >>> ToolSpec(name="search", parameters={"properties": {"query": {"type": "string"}},
+        ...     "required": ["query"]}).signature()
+        'search(query: str)'
+    """
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        # By content, like equality: adapters cache what they build from a request's tools.
+        return hash((self.name, self.description, json.dumps(self.parameters, sort_keys=True, default=repr)))
+
+    def signature(self) -> str:
+        """A one-line, Python-like signature for prompts: ``search(query: str, limit: int = 5)``."""
+        required = set(self.parameters.get("required", ()))
+        parts = []
+        for pname, prop in self.parameters.get("properties", {}).items():
+            text = f"{pname}: {_type_name(prop)}"
+            if "default" in prop:
+                text += f" = {prop['default']!r}"
+            elif pname not in required:
+                text += " = None"
+            parts.append(text)
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _type_name(prop: Mapping[str, Any]) -> str:
+    if "enum" in prop:
+        return " | ".join(repr(v) for v in prop["enum"])
+    if "anyOf" in prop:
+        return " | ".join(_type_name(p) for p in prop["anyOf"])
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    kind = prop.get("type")
+    if kind == "array":
+        items = prop.get("items")
+        return f"list[{_type_name(items)}]" if isinstance(items, dict) and items else "list"
+    names = {
+        "string": "str",
+        "integer": "int",
+        "number": "float",
+        "boolean": "bool",
+        "object": "dict",
+        "null": "None",
+    }
+    if isinstance(kind, list):
+        return " | ".join(names.get(str(k), str(k)) for k in kind)
+    return names.get(kind, "any") if isinstance(kind, str) else "any"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -119,6 +186,11 @@ class ModelRequest:
         stop: stop sequences; the reply ends before the first one.
         tools: the tools the plan may call (for grammars and native tool calling).
         native_tools: offer ``tools`` through the provider's native tool calling.
+        first_task: the number a plan's first task must carry: 1, or where a replan continues
+            the numbering. The local model's plan grammar numbers from it.
+        may_replan: whether a join call may ask for a new plan; ``False`` on the last round,
+            where the joiner must answer. The local model's join grammar offers ``Replan`` only
+            when it is true.
         question: the user's question as asked, when the call serves one (plan and join calls).
         observations: the tasks finished so far (a join call's results; a replan's earlier
             rounds), in task order. Hosted models read them in ``messages``; the local model
@@ -128,8 +200,10 @@ class ModelRequest:
     messages: tuple[Message, ...]
     purpose: Purpose
     stop: tuple[str, ...] = ()
-    tools: tuple[Tool, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
     native_tools: bool = False
+    first_task: int = 1
+    may_replan: bool = True
     question: str | None = None
     observations: tuple[Observation, ...] = ()
 
