@@ -7,14 +7,12 @@ and answers, or asks for a new plan.
 
 from llmcompiler._agent import LLMCompiler
 from llmcompiler._errors import (
+    ArgumentError,
     JoinParseError,
     LLMCompilerError,
     ModelError,
-    PlanParseError,
     ReplanLimitExceeded,
     RunError,
-    ScriptExhausted,
-    ToolError,
     UserError,
 )
 from llmcompiler._events import (
@@ -42,7 +40,7 @@ from llmcompiler._plan import (
 )
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
 from llmcompiler._timeline import render_timeline, write_timeline
-from llmcompiler._tools import ArgumentError, Tool, ToolLimits, tool
+from llmcompiler._tools import Tool, ToolLimits, tool
 from llmcompiler._trace import trace_dict, write_trace
 from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 
@@ -59,7 +57,6 @@ __all__ = [
     "tool",
     "Tool",
     "ToolLimits",
-    "ArgumentError",
     # models
     "ChatModel",
     "Message",
@@ -105,11 +102,9 @@ __all__ = [
     # errors
     "LLMCompilerError",
     "UserError",
+    "ArgumentError",
     "RunError",
-    "PlanParseError",
-    "ToolError",
     "ModelError",
     "JoinParseError",
     "ReplanLimitExceeded",
-    "ScriptExhausted",
 ]

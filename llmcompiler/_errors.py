@@ -1,22 +1,27 @@
-"""Errors raised by llmcompiler.
+"""Errors raised by llmcompiler: the tree, as the code raises it.
 
 The tree::
 
     LLMCompilerError
-    ├── UserError                 misuse: a bad tool, a bad schema, a bad option
-    └── RunError                  something went wrong while answering a question
-        ├── PlanParseError        a plan line that is not a task, a thought or formatting
-        ├── ToolError             a tool call failed (carried as a task's error, raised only on request)
+    ├── UserError                 misuse: a bad tool, a bad schema, a bad option (also a ValueError)
+    ├── ArgumentError             a call's arguments do not fit its tool (also a ValueError)
+    └── RunError                  a run could not finish; ``tasks`` holds what it finished
         ├── ModelError            a model call failed (provider, status)
         ├── JoinParseError        the joiner's reply is neither Finish(...) nor Replan(...)
-        ├── ReplanLimitExceeded   the joiner asked for another plan when none was left
-        └── ScriptExhausted       a test double was called more often than it was scripted
+        └── ReplanLimitExceeded   the joiner asked for another plan when none was left
+
+``planners.TurnLimitExceeded`` (a baseline used all its model turns) is a ``RunError`` too.
 
 A failed task does not raise: its error is a message on its ``TaskRecord`` and the joiner
-sees it. ``RunError`` subclasses raised out of a run carry the task records that were
-finished before the failure in ``tasks``, so nothing already computed is lost. Every
-``RunError`` message is scrubbed of secrets (API keys, passwords, bearer tokens) when it is
-made, whatever text it quotes.
+sees it. ``ArgumentError`` is how a model's bad call fails (``Tool.validate`` raises it; the
+executor catches it and fails only that task), so it never ends a run. ``RunError``
+subclasses raised out of a run carry the task records that were finished before the failure
+in ``tasks``, so nothing already computed is lost. Every ``RunError`` message is scrubbed of
+secrets (API keys, passwords, bearer tokens) when it is made, whatever text it quotes.
+
+A scripted test model called more often than it has replies raises
+``llmcompiler.testing.ScriptExhausted`` (an ``AssertionError``, not one of ours): inside a run
+it arrives, like anything a model raises, as a ``ModelError`` whose ``__cause__`` it is.
 
 ``ReplyCut`` (a signal inside the library, not a ``RunError``) and ``unwrap_group`` (the one
 exception a run raises in place of an exception group) live here too.
@@ -26,21 +31,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmcompiler._redact import scrub
 
 if TYPE_CHECKING:
     from llmcompiler._records import TaskRecord
 
 __all__ = [
+    "ArgumentError",
     "JoinParseError",
     "LLMCompilerError",
     "ModelError",
-    "PlanParseError",
     "ReplanLimitExceeded",
     "ReplyCut",
     "RunError",
-    "ScriptExhausted",
-    "ToolError",
     "UserError",
     "unwrap_group",
 ]
@@ -54,45 +59,21 @@ class UserError(LLMCompilerError, ValueError):
     """The library was used in a way it cannot work: a bad tool, schema or option."""
 
 
+class ArgumentError(LLMCompilerError, ValueError):
+    """Arguments that do not fit a tool's schema: the model's bad call. The message names the argument.
+
+    Raised by ``Tool.validate``; in a run it fails only its own task (the task's error says why).
+    """
+
+
 class RunError(LLMCompilerError):
     """A run could not finish. ``tasks`` holds the task records completed before it stopped."""
 
     def __init__(self, message: str, *, tasks: Sequence[TaskRecord] = ()) -> None:
         # Scrubbed here, once for every subclass: a message may quote a model's reply, a stream
         # error or a tool's arguments, and any of them may hold a key from the environment.
-        super().__init__(_scrub(message))
+        super().__init__(scrub(message))
         self.tasks: list[TaskRecord] = list(tasks)
-
-
-class PlanParseError(RunError):
-    """A plan line could not be understood.
-
-    Attributes:
-        line: the line's text as the model wrote it.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, line: str, reason: str) -> None:
-        super().__init__(f"cannot parse plan line {line!r}: {reason}")
-        self.line = line
-        self.reason = reason
-
-
-class ToolError(RunError):
-    """A tool call failed.
-
-    Attributes:
-        idx: the task's number in the plan.
-        tool: the tool's name.
-        arguments: the arguments it was called with.
-    """
-
-    def __init__(self, idx: int, tool: str, args: dict[str, Any], reason: str) -> None:
-        super().__init__(f"task {idx} {tool}({_short_args(args)}) failed: {reason}")
-        self.idx = idx
-        self.tool = tool
-        self.arguments = args
-        self.reason = reason
 
 
 class ModelError(RunError):
@@ -114,7 +95,7 @@ class JoinParseError(RunError):
     """The joiner's reply holds neither ``Action: Finish(...)`` nor ``Action: Replan(...)``."""
 
     def __init__(self, reply: str, reason: str) -> None:
-        shown = _scrub(reply)  # before the cut, which could leave half a secret unrecognised
+        shown = scrub(reply)  # before the cut, which could leave half a secret unrecognised
         shown = shown if len(shown) <= 300 else shown[:300] + "..."
         super().__init__(f"cannot read the joiner's reply ({reason}): {shown!r}")
         self.reply = reply
@@ -132,15 +113,6 @@ class ReplanLimitExceeded(RunError):
         )
         self.max_replans = max_replans
         self.feedback = feedback
-
-
-class ScriptExhausted(RunError):
-    """A scripted model was called more times than it has replies."""
-
-
-def _short_args(args: dict[str, Any]) -> str:
-    text = _scrub(", ".join(f"{k}={_repr(v)}" for k, v in args.items()))  # before the cut
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class ReplyCut(Exception):
@@ -198,19 +170,3 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield from _leaves(exc)
         else:
             yield exc
-
-
-def _scrub(text: str) -> str:
-    # Imported here: the models package imports this module.
-    from llmcompiler._redact import scrub
-
-    return scrub(text)
-
-
-def _repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:  # an int too long to print, a broken __repr__
-        from llmcompiler._text import safe_text
-
-        return safe_text(value, 60)

@@ -22,7 +22,7 @@ import docstring_parser
 import jsonschema
 import pydantic
 
-from llmcompiler._errors import UserError
+from llmcompiler._errors import ArgumentError, UserError
 from llmcompiler._threads import Job, ThreadPool, default_pool
 from llmcompiler._types import ToolSpec
 
@@ -43,10 +43,6 @@ RESERVED_NAMES = frozenset({"join"})
 
 ToolLike = Any
 """A ``Tool``, a plain function, or a LangChain tool: anything ``coerce_tools`` accepts."""
-
-
-class ArgumentError(ValueError):
-    """Arguments that do not fit a tool's schema. The message names the argument."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

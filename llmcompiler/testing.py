@@ -2,6 +2,11 @@
 
 They run offline and deterministically, so agents, planners and benchmarks can be tested
 without a provider. Token counts are estimates (words and punctuation marks), marked so.
+
+A ``ScriptedLLM`` called more often than it has replies raises ``ScriptExhausted``: the test,
+not the run, is wrong, so it is an ``AssertionError`` (as ``assert_complete`` raises for too
+few calls), not one of the library's errors. Inside a run it arrives as any exception a model
+raises does: a ``ModelError`` whose message names it and whose ``__cause__`` it is.
 """
 
 from __future__ import annotations
@@ -11,12 +16,20 @@ import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
-from llmcompiler._errors import ModelError, ScriptExhausted
+from llmcompiler._errors import ModelError
 from llmcompiler._types import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
 
-__all__ = ["FunctionLLM", "Reply", "ScriptedLLM", "StreamCut", "TokenLimit", "estimate_tokens"]
+__all__ = ["FunctionLLM", "Reply", "ScriptExhausted", "ScriptedLLM", "StreamCut", "TokenLimit", "estimate_tokens"]
 
 _TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
+
+
+class ScriptExhausted(AssertionError):
+    """A ``ScriptedLLM`` was called more times than it has replies.
+
+    A run reports it as a ``ModelError`` (``the join call failed: ScriptExhausted: ...``) with
+    this exception as its ``__cause__``.
+    """
 
 
 class StreamCut:
@@ -137,14 +150,15 @@ class ScriptedLLM(_Streaming):
         """Stream the next scripted reply.
 
         Raises:
-            ScriptExhausted: every reply was already used.
+            ScriptExhausted: every reply was already used (a run reports it as a ``ModelError``
+                whose ``__cause__`` it is).
         """
         n = len(self.requests)
         self.requests.append(request)
         if n >= len(self.replies):
             raise ScriptExhausted(
                 f"{self.model_name} was called {n + 1} times but has {len(self.replies)} replies "
-                f"(this call's purpose: {request.purpose!r})"
+                f"(this call's purpose: {request.purpose!r}); script a reply for every call the test makes"
             )
         return self._play(request, self.replies[n])
 

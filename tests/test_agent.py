@@ -16,7 +16,6 @@ from llmcompiler import (
     ModelRequest,
     ReplanLimitExceeded,
     RoundStarted,
-    ScriptExhausted,
     ToolCall,
     Usage,
     UserError,
@@ -24,7 +23,7 @@ from llmcompiler import (
 )
 from llmcompiler._events import RunEvent
 from llmcompiler.models import ModelEvent
-from llmcompiler.testing import FunctionLLM, ScriptedLLM, StreamCut, estimate_tokens
+from llmcompiler.testing import FunctionLLM, ScriptedLLM, ScriptExhausted, StreamCut, estimate_tokens
 
 FACTS = {"a": 2, "b": 40}
 
@@ -204,9 +203,21 @@ async def test_function_llm_routes_by_purpose() -> None:
 
 
 async def test_a_scripted_model_called_too_often_says_so() -> None:
+    # A test double's error is not a run error: the run reports it as the model's failure, by name.
     llm = ScriptedLLM(["1. lookup('a')\n2. join()"])
-    with pytest.raises(ScriptExhausted, match="called 2 times but has 1 replies \\(this call's purpose: 'join'\\)"):
+    expected = "the join call failed: ScriptExhausted: scripted was called 2 times but has 1 replies"
+    with pytest.raises(ModelError, match=expected) as info:
         await LLMCompiler(llm=llm, tools=[lookup]).arun("a?")
+    assert isinstance(info.value.__cause__, ScriptExhausted)
+    assert isinstance(info.value.__cause__, AssertionError)
+    assert [r.result for r in info.value.tasks if r.tool == "lookup"]  # the finished task is kept
+
+
+def test_a_scripted_model_called_too_often_outside_a_run_raises_script_exhausted() -> None:
+    llm = ScriptedLLM([])
+    request = ModelRequest(messages=(Message(role="user", content="q"),), purpose="plan")
+    with pytest.raises(ScriptExhausted, match="called 1 times but has 0 replies \\(this call's purpose: 'plan'\\)"):
+        llm.stream(request)
 
 
 def test_assert_complete_names_unused_replies() -> None:

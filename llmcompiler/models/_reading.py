@@ -5,8 +5,9 @@ behind ``LangChainChat``). ``model_events`` is the one place the agents read a s
 an exception the model raises (``ConnectionError``, a bug, even ``SystemExit`` or a
 ``CancelledError`` of its own) becomes a ``ModelError`` naming the model and the call, with
 the original as ``__cause__``; a ``KeyboardInterrupt`` and a real cancellation of the run pass
-as themselves; our own errors (``ModelError``, ``ScriptExhausted``, ...) and ``ReplyCut`` pass
-unchanged. The stream is closed however reading ends.
+as themselves; our own errors (``ModelError``, ...) and ``ReplyCut`` pass unchanged (a test
+double's ``ScriptExhausted`` is not ours: it arrives as a ``ModelError``'s cause). The stream
+is closed however reading ends.
 """
 
 from __future__ import annotations
