@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Literal, overload
 
-from llmcompiler._boundary import RunBoundary
-from llmcompiler._errors import ModelError, ReplanLimitExceeded, ReplyCut, RunError, UserError
+from llmcompiler._errors import ReplanLimitExceeded, RunError, UserError
 from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
 from llmcompiler._executor import Executor, Limits, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
@@ -16,13 +14,10 @@ from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, observations, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
-from llmcompiler._redact import scrub
 from llmcompiler._templates import load, render
-from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler._types import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
-from llmcompiler.models._pricing import cost_usd
-from llmcompiler.models._reading import model_events, model_name
+from llmcompiler._types import ChatModel, Message, ModelRequest
+from llmcompiler.strategy import Run, run_sync
 
 __all__ = ["LLMCompiler"]
 
@@ -92,11 +87,7 @@ class LLMCompiler:
         Raises:
             UserError: called from inside a running event loop (use ``await arun``).
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(question))
-        raise UserError("run() was called inside an event loop: use 'await agent.arun(question)'")
+        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -235,33 +226,22 @@ class LLMCompiler:
 
 
 class _Run:
+    """One question's rounds: plan and execute, join, answer or replan, on a ``strategy.Run``."""
+
     def __init__(self, agent: LLMCompiler, question: str, on_event: EventHandler | None) -> None:
         self.agent = agent
         self.question = question
-        self.boundary = RunBoundary([h for h in (agent.on_event, on_event) if h is not None])
-        self.usage = Usage()
-        self.cost: float | None = 0.0  # None once a call's price is unknown
-        # With no listener the executor skips building its events.
-        self.executor = Executor(
-            agent.tools, limits=agent.limits, on_event=self.boundary.emit if self.boundary.listening else None
-        )
+        self.run = Run(agent.tools, limits=agent.limits, on_event=(agent.on_event, on_event), name="LLMCompiler")
+        self.executor = self.run.executor
         self.executor.share_limits(agent._gates)  # limits hold across every run of the agent
 
-    def emit(self, event: RunEvent) -> None:
-        self.boundary.emit(event)
-
-    def records(self) -> list[TaskRecord]:
-        """Every task record of the run so far, in task order."""
-        records = self.executor.records
-        return [records[i] for i in sorted(records)]
-
     async def go(self) -> RunResult:
-        """The run, inside its boundary (see ``llmcompiler._boundary``)."""
-        return await self.boundary.run(self.rounds(), self.records)
+        """The run, inside its boundary (``Run.guard``)."""
+        return await self.run.guard(self.rounds())
 
     async def rounds(self) -> RunResult:
-        now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
-        start = now()
+        run = self.run
+        now = run.now
         tasks: list[TaskRecord] = []
         timings: list[RoundTimings] = []
         plan_errors: list[str] = []
@@ -269,7 +249,7 @@ class _Run:
         feedback: str | None = None
         agent = self.agent
         for round_no in range(1, agent.max_replans + 2):
-            self.emit(RoundStarted(round=round_no, feedback=feedback))
+            run.emit(RoundStarted(round=round_no, feedback=feedback))
             try:
                 outcome = await self.plan_and_execute(round_no, feedback)
             except RunError as exc:
@@ -299,17 +279,13 @@ class _Run:
             if decision.thought:
                 thoughts.append(decision.thought)
             if isinstance(decision, Finish):
-                return RunResult(
+                return run.result(
                     answer=decision.answer,
                     tasks=tasks,
                     rounds=round_no,
-                    usage=self.usage,
-                    start=start,
-                    end=now(),
                     round_timings=timings,
                     plan_errors=plan_errors,
                     thoughts=thoughts,
-                    cost_usd=self.cost,
                 )
             if last_round:
                 raise ReplanLimitExceeded(agent.max_replans, decision.feedback, tasks=tasks)
@@ -330,7 +306,7 @@ class _Run:
             user = render(
                 "planner_replan",
                 question=self.question,
-                history=render_history(self.executor.records[i] for i in sorted(self.executor.records)),
+                history=render_history(self.run.records()),
                 feedback=feedback,
                 next_idx=str(self.next_idx()),
             )
@@ -340,14 +316,14 @@ class _Run:
             stop=(END_OF_PLAN,),
             tools=tuple(t.spec for t in agent.tools.values()),
             question=self.question,
-            observations=observations(self.executor.records[i] for i in sorted(self.executor.records)),
+            observations=observations(self.run.records()),
             first_task=self.next_idx(),
         )
-        return await self.executor.run_round(self.text(agent.llm, request), round=round_no)
+        return await self.executor.run_round(self.run.stream_text(agent.llm, request), round=round_no)
 
     async def join(self, last_round: bool) -> JoinDecision:
         agent = self.agent
-        records = [self.executor.records[i] for i in sorted(self.executor.records)]
+        records = self.run.records()
         user = render(
             "joiner_user",
             question=self.question,
@@ -365,55 +341,12 @@ class _Run:
             observations=observations(records),
             may_replan=not last_round,
         )
-        chunks: list[str] = []
-        reason: str | None = None
-        try:
-            async with contextlib.aclosing(self.text(agent.joiner_llm, request)) as stream:
-                async for chunk in stream:
-                    chunks.append(chunk)
-        except ReplyCut as cut:
-            reason = cut.reason
-        reply = "".join(chunks)
-        if reason is not None:
-            # A cut "Finish(" would answer with half a sentence: no answer beats a wrong one.
-            raise ModelError(
-                model_name(agent.joiner_llm),
-                f"the joiner's reply was cut short by the model's token limit ({reason}) before it ended; "
-                f"raise the model's max_tokens. The reply so far: {one_line(scrub(reply), 200)!r}",
-            )
-        decision = parse_join_reply(reply)
+        # A reply cut at the token limit is a ModelError: a cut "Finish(" would answer with half a sentence.
+        reply = await self.run.reply(agent.joiner_llm, request, step="the join call")
+        decision = parse_join_reply(reply.text)
         text = decision.answer if isinstance(decision, Finish) else decision.feedback
-        self.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
+        self.run.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
         return decision
-
-    async def text(self, llm: ChatModel, request: ModelRequest) -> AsyncGenerator[str, None]:
-        """The text chunks of a model stream; usage is summed on the side.
-
-        Raises:
-            ReplyCut: after the last chunk, when the model cut the reply short at its token limit.
-            ModelError: the model raised (its exception is the ``__cause__``) or called a tool.
-        """
-        name = model_name(llm)
-        cut: str | None = None
-        async with contextlib.aclosing(model_events(llm, request)) as events:
-            async for event in events:
-                if isinstance(event, str):
-                    if event:
-                        yield event
-                elif isinstance(event, Usage):
-                    self.usage += event
-                    cost = cost_usd(name, event)
-                    self.cost = None if cost is None or self.cost is None else self.cost + cost
-                elif isinstance(event, Truncated):
-                    cut = event.reason  # read on: a usage report may follow
-                elif isinstance(event, ToolCall):
-                    raise ModelError(
-                        name,
-                        f"the {request.purpose} call answered with a native tool call ({event.name}); "
-                        "LLMCompiler needs text",
-                    )
-        if cut is not None:
-            raise ReplyCut(cut)
 
     def next_idx(self) -> int:
         return max(self.executor.records, default=0) + 1

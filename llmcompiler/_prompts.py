@@ -16,14 +16,26 @@ from llmcompiler._text import safe_text
 from llmcompiler._tools import Tool
 from llmcompiler._types import Observation
 
-__all__ = ["describe_tools", "observation", "observations", "render_history", "task_label"]
+__all__ = ["describe_tools", "observation", "observation_text", "observations", "render_history", "task_label"]
 
 MAX_OBSERVATION_CHARS = 4000
 _MARGIN = 256
 
 
 def describe_tools(tools: Iterable[Tool]) -> str:
-    """One numbered block per tool: its signature, description and parameter notes."""
+    """The tools as a prompt lists them: one numbered block per tool, with its signature,
+    description and parameter notes.
+
+    Example:
+        >>> from llmcompiler import tool
+        >>> @tool
+        ... def square(x: int) -> int:
+        ...     '''Square a number.'''
+        ...     return x * x
+        >>> print(describe_tools([square]))
+        1. square(x: int)
+           Square a number.
+    """
     blocks = []
     for i, tool in enumerate(tools, 1):
         lines = [f"{i}. {tool.signature()}"]
@@ -56,6 +68,22 @@ def observation(result: object) -> str:
     return text[:MAX_OBSERVATION_CHARS] + " ... [cut: the rest is not shown]"
 
 
+def observation_text(record: TaskRecord) -> str:
+    """A finished task's outcome as a model reads it: its result as ``observation`` shows it,
+    or its error message; safe text either way, secrets taken out.
+
+    Example:
+        >>> from llmcompiler import TaskRecord
+        >>> observation_text(TaskRecord(idx=1, tool="square", args={"x": 3}, deps=frozenset(), thought=None, result=9))
+        '9'
+        >>> observation_text(TaskRecord(idx=2, tool="square", args={}, deps=frozenset(), thought=None, error="no x"))
+        'no x'
+    """
+    if record.error is None:
+        return observation(record.result)
+    return scrub(safe_text(record.error))
+
+
 def render_history(records: Iterable[TaskRecord]) -> str:
     """Tasks as the joiner and the replanner read them: thought, call, observation.
 
@@ -69,10 +97,8 @@ def render_history(records: Iterable[TaskRecord]) -> str:
         if rec.thought:
             lines.append(f"Thought: {safe_text(rec.thought)}")
         lines.append(safe_text(rec.line) or f"{rec.idx}. {safe_text(rec.tool)}(...)")
-        if rec.error is not None:
-            lines.append(f"Observation: ERROR: {safe_text(rec.error)}")
-        else:
-            lines.append(f"Observation: {observation(rec.result)}")
+        shown = observation_text(rec)
+        lines.append(f"Observation: ERROR: {shown}" if rec.error is not None else f"Observation: {shown}")
     return scrub("\n".join(lines)) if lines else "(no tasks were run)"
 
 
@@ -112,11 +138,14 @@ def observations(records: Iterable[TaskRecord]) -> tuple[Observation, ...]:
     for rec in records:
         if rec.tool == "join":
             continue
-        ok = rec.error is None
-        text = observation(rec.result) if ok else scrub(safe_text(rec.error))
         found.append(
             Observation(
-                idx=rec.idx, tool=rec.tool, label=task_label(rec), text=text, ok=ok, deps=tuple(sorted(rec.deps))
+                idx=rec.idx,
+                tool=rec.tool,
+                label=task_label(rec),
+                text=observation_text(rec),
+                ok=rec.error is None,
+                deps=tuple(sorted(rec.deps)),
             )
         )
     return tuple(found)

@@ -15,7 +15,7 @@ from pathlib import Path
 from llmcompiler._errors import UserError
 from llmcompiler._redact import scrub
 
-__all__ = ["load", "render"]
+__all__ = ["fill", "load", "render"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -56,11 +56,28 @@ def render(name: str, **values: str) -> str:
     Raises:
         UserError: a placeholder has no value, or a value has no placeholder.
     """
-    text = load(name)
+    return _fill(load(name), f"prompt {name!r}", values)
+
+
+def fill(template: str, /, **values: str) -> str:
+    """Fill the ``{{placeholders}}`` of a template's text with ``values``, each with its secrets
+    taken out (``scrub``): a prompt is sent to the model's provider.
+
+    Raises:
+        UserError: a placeholder has no value, or a value has no placeholder.
+
+    Example:
+        >>> fill("Question: {{question}}", question="What is 3 squared?")
+        'Question: What is 3 squared?'
+    """
+    return _fill(template, "prompt template", values)
+
+
+def _fill(text: str, what: str, values: dict[str, str]) -> str:
     wanted = set(_PLACEHOLDER.findall(text))
     missing = wanted - values.keys()
     extra = values.keys() - wanted
     if missing or extra:
-        raise UserError(f"prompt {name!r}: missing values {sorted(missing)}, unexpected values {sorted(extra)}")
+        raise UserError(f"{what}: missing values {sorted(missing)}, unexpected values {sorted(extra)}")
     clean = {key: scrub(value) for key, value in values.items()}
     return _PLACEHOLDER.sub(lambda m: clean[m.group(1)], text)

@@ -44,6 +44,7 @@ from llmcompiler.models._anthropic import AnthropicChat
 from llmcompiler.models._langchain import LangChainChat
 from llmcompiler.models._openai import OpenAIChat
 from llmcompiler.models._reading import _model_fault, model_events
+from llmcompiler.strategy import Run
 from llmcompiler.testing import FunctionLLM, Reply, ScriptedLLM, TokenLimit
 from planners import ParallelToolCallAgent, ReActAgent
 from tests.test_langchain_chat import ChunkChatModel
@@ -296,14 +297,12 @@ async def test_a_cut_plan_from_the_scripted_model_still_answers() -> None:
 
 async def test_the_text_stream_raises_reply_cut_after_the_text_and_the_usage() -> None:
     # issue 10 row 22 (interface 1): the executor sees ReplyCut after every chunk
-    from llmcompiler._agent import _Run
-
-    agent = LLMCompiler(llm=ScriptedLLM([TokenLimit("1. add(1, 2)\n2. ad")]), tools=[add])
-    run = _Run(agent, "q", None)
+    llm = ScriptedLLM([TokenLimit("1. add(1, 2)\n2. ad")])
+    run = Run([add])
     chunks: list[str] = []
 
     async def read() -> None:
-        async for chunk in run.text(agent.llm, _request("plan")):
+        async for chunk in run.stream_text(llm, _request("plan")):
             chunks.append(chunk)
 
     with pytest.raises(ReplyCut) as caught:

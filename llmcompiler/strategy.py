@@ -1,0 +1,330 @@
+"""Writing a planning strategy on the engine: what LLMCompiler, ReActAgent and ParallelToolCallAgent are built with.
+
+A strategy is a class with ``async def arun(question) -> RunResult`` (and ``run`` for sync
+code). It decides which model calls and which tool calls to make; the engine does the rest:
+
+- ``Run``: one run. It owns the run's ``Executor`` (tool calls under ``Limits``, with
+  retries, timeouts and ``TaskRecord``s), reads model streams (``reply`` for a whole reply,
+  ``stream_text`` to feed a plan to ``Executor.run_round``) while it sums their ``Usage`` and
+  list-price cost, passes ``RunEvent``s to the listeners, and keeps the run's boundary
+  (``guard``): a run raises our errors with the finished records, or a failing listener's own
+  exception, never an exception group.
+- ``run_sync``: the sync ``run()`` of a strategy.
+- Prompt text: ``describe_tools`` (the tools as a prompt lists them), ``observation_text``
+  (a finished task as a model reads it: cut, safe, secrets taken out), ``fill_template``
+  (``{{placeholders}}`` filled with scrubbed values).
+- ``coerce_tools``: ``Tool``s, functions and LangChain tools as a name → ``Tool`` mapping.
+
+The rest comes from ``llmcompiler`` itself: ``Executor``, ``Limits``, ``RunResult``,
+``TaskRecord``, ``RoundTimings``, ``Usage``, ``ModelRequest``, ``Message``, ``ToolCall``,
+the events (``RoundStarted``, ``JoinerDecided``, ...), the errors, the plan parser
+(``parse_plan``) and the joiner's reply parser (``parse_join_reply``).
+
+Example:
+    A strategy that plans once and answers with its last task's result, no joiner:
+
+    >>> import asyncio
+    >>> from llmcompiler import END_OF_PLAN, Message, ModelRequest, RoundStarted, RunResult, tool
+    >>> from llmcompiler.strategy import Run, coerce_tools, describe_tools, observation_text, run_sync
+    >>> from llmcompiler.testing import ScriptedLLM
+    >>> class PlanOnce:
+    ...     def __init__(self, llm, tools):
+    ...         self.llm, self.tools = llm, coerce_tools(tools)
+    ...     def run(self, question: str) -> RunResult:
+    ...         return run_sync(self.arun(question))
+    ...     async def arun(self, question: str, *, on_event=None) -> RunResult:
+    ...         run = Run(self.tools, on_event=[on_event], name="PlanOnce")
+    ...         return await run.guard(self._answer(run, question))
+    ...     async def _answer(self, run: Run, question: str) -> RunResult:
+    ...         run.emit(RoundStarted(round=1, feedback=None))
+    ...         prompt = f"Tools:\\n{describe_tools(self.tools.values())}\\nQuestion: {question}"
+    ...         request = ModelRequest(messages=(Message(role="user", content=prompt),), purpose="plan",
+    ...                                stop=(END_OF_PLAN,), question=question)
+    ...         outcome = await run.executor.run_round(run.stream_text(self.llm, request))
+    ...         return run.result(answer=observation_text(outcome.records[-1]), rounds=1)
+    >>> @tool
+    ... def square(x: int) -> int:
+    ...     '''Square a number.'''
+    ...     return x * x
+    >>> result = PlanOnce(ScriptedLLM(["1. square(3)\\n2. square($1)"]), [square]).run("3 squared, squared?")
+    >>> result.answer, [t.result for t in result.tasks], result.usage.calls
+    ('81', [9, 81], 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from llmcompiler._boundary import RunBoundary
+from llmcompiler._errors import ModelError, ReplyCut, RunError, UserError
+from llmcompiler._events import EventHandler, RunEvent
+from llmcompiler._executor import Executor, Limits
+from llmcompiler._prompts import describe_tools, observation_text
+from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._redact import scrub
+from llmcompiler._templates import fill as fill_template
+from llmcompiler._text import one_line
+from llmcompiler._tools import Tool, ToolLike, coerce_tools
+from llmcompiler._types import ChatModel, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler.models._pricing import cost_usd as list_price
+from llmcompiler.models._reading import model_events, model_name
+
+__all__ = [
+    # one run
+    "Run",
+    "ModelReply",
+    "ReplyCut",
+    "run_sync",
+    # prompt text
+    "describe_tools",
+    "observation_text",
+    "fill_template",
+    # tools
+    "coerce_tools",
+    "ToolLike",
+]
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ModelReply:
+    """One model call read whole (``Run.reply``).
+
+    Attributes:
+        text: the reply's text.
+        calls: its native tool calls, in order (only for a request with ``native_tools``).
+        model: the model's name (``ChatModel.model_name``), for messages.
+        start: when the call was made (the event loop's clock, as ``RoundTimings``).
+        first_chunk: when its first text or tool call arrived; ``None`` when none did.
+        end: when the reply was complete.
+    """
+
+    text: str
+    calls: tuple[ToolCall, ...]
+    model: str
+    start: float
+    first_chunk: float | None
+    end: float
+
+
+class Run:
+    """One run of a strategy: its executor, its model calls, its events and its boundary.
+
+    Make it inside the run (it reads the running event loop's clock), use it for one
+    question, and run the strategy's body through ``guard``. Every model call made through
+    ``reply`` or ``stream_text`` adds its tokens to ``usage`` and its list-price cost to
+    ``cost_usd``; ``result`` puts both in the ``RunResult``.
+
+    Args:
+        tools: the tools the run may call (a name → ``Tool`` mapping, as ``coerce_tools``
+            makes once per strategy, or ``Tool``s, functions and LangChain tools).
+        limits: run-wide and per-tool limits for the executor.
+        on_event: the listeners, called with each ``RunEvent`` in order; ``None`` entries are
+            skipped (pass ``[self.on_event, on_event]``). The first that raises ends the run
+            (see ``guard``).
+        name: the strategy's name, for error messages (``"ReAct"``).
+
+    Attributes:
+        executor: the run's ``Executor``: ``run_round`` for a streamed plan, ``run_tasks`` for
+            parsed tasks, ``run_calls`` for native tool calls. Its events reach the listeners.
+        usage: tokens of every model call so far.
+        cost_usd: their cost in USD at list price; ``None`` once a model's price is unknown.
+        start: when the run began (the event loop's clock).
+    """
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool] | Iterable[ToolLike],
+        *,
+        limits: Limits | None = None,
+        on_event: Iterable[EventHandler | None] = (),
+        name: str = "this strategy",
+    ) -> None:
+        self._boundary = RunBoundary([handler for handler in on_event if handler is not None])
+        self.name = name
+        # With no listener the executor skips building its events.
+        self.executor = Executor(
+            tools, limits=limits, on_event=self._boundary.emit if self._boundary.listening else None
+        )
+        self.usage = Usage()
+        self.cost_usd: float | None = 0.0
+        self.now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
+        self.start = self.now()
+
+    @property
+    def listening(self) -> bool:
+        """Whether anyone listens: skip building events nobody reads."""
+        return self._boundary.listening
+
+    def emit(self, event: RunEvent) -> None:
+        """Pass ``event`` to every listener. One that raises ends the run (see ``guard``);
+        ``emit`` itself returns, and later events reach no one."""
+        self._boundary.emit(event)
+
+    def records(self) -> list[TaskRecord]:
+        """Every task record of the run so far, in task order."""
+        records = self.executor.records
+        return [records[i] for i in sorted(records)]
+
+    async def guard(self, body: Coroutine[Any, Any, T]) -> T:
+        """Run ``body`` (the strategy's run) to its end, inside the run's boundary.
+
+        Out of it come only ``body``'s result, our errors, a listener's own exception,
+        ``KeyboardInterrupt``, ``SystemExit`` and a cancellation of the caller: never an
+        exception group. A ``RunError`` that carries no records leaves with the run's records
+        so far in ``tasks``; any other exception of ``body`` (a bug) becomes a ``RunError``
+        with the records, the original as ``__cause__``. A listener that raises cancels
+        ``body`` (and the tool calls in flight); its exception leaves as itself, with the
+        records in its ``tasks`` attribute. The executor's threads end with the run.
+        """
+        try:
+            return await self._boundary.run(body, self.records)
+        except RunError as exc:
+            if not exc.tasks:
+                exc.tasks = self.records()
+            raise
+        finally:
+            self.executor.close()
+
+    async def reply(self, llm: ChatModel, request: ModelRequest, *, step: str) -> ModelReply:
+        """Call ``llm`` and read its whole reply: text, native tool calls and usage.
+
+        Args:
+            llm: the model.
+            request: the call.
+            step: the call in words, for errors (``"ReAct step 3"``).
+
+        Raises:
+            ModelError: the model raised (its exception is the ``__cause__``); it made a native
+                tool call though the request offered none (``native_tools`` is false); or it cut
+                the reply short at its token limit: a cut reply is never taken as whole (a cut
+                ``Finish(`` would answer with half a sentence, a cut call run half its arguments).
+        """
+        name = model_name(llm)
+        now = self.now
+        start = now()
+        first: float | None = None
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        cut: str | None = None
+        async with contextlib.aclosing(model_events(llm, request)) as events:
+            async for event in events:
+                if isinstance(event, str):
+                    if event:
+                        if first is None:
+                            first = now()
+                        text.append(event)
+                elif isinstance(event, ToolCall):
+                    if not request.native_tools:
+                        raise self._text_only(name, request, event)
+                    if first is None:
+                        first = now()
+                    calls.append(event)
+                elif isinstance(event, Usage):
+                    self._add(name, event)
+                elif isinstance(event, Truncated):
+                    cut = event.reason  # read on: a usage report may follow
+        if cut is not None:
+            wrote = f"{len(calls)} tool call(s) and text " if calls else ""
+            raise ModelError(
+                name,
+                f"the reply to {step} was cut short by the model's token limit ({cut}) before it ended; "
+                f"raise the model's max_tokens. It wrote {wrote}{one_line(scrub(''.join(text)), 200)!r}",
+            )
+        return ModelReply(text="".join(text), calls=tuple(calls), model=name, start=start, first_chunk=first, end=now())
+
+    async def stream_text(self, llm: ChatModel, request: ModelRequest) -> AsyncGenerator[str, None]:
+        """Call ``llm`` and yield its reply's text as it streams (for ``Executor.run_round``),
+        summing its usage on the side. Iterate inside ``contextlib.aclosing``.
+
+        Raises:
+            ReplyCut: after the last chunk, when the model cut the reply short at its token
+                limit (``Executor.run_round`` reads it as a plan that ended there).
+            ModelError: the model raised (its exception is the ``__cause__``) or made a native
+                tool call.
+        """
+        name = model_name(llm)
+        cut: str | None = None
+        async with contextlib.aclosing(model_events(llm, request)) as events:
+            async for event in events:
+                if isinstance(event, str):
+                    if event:
+                        yield event
+                elif isinstance(event, Usage):
+                    self._add(name, event)
+                elif isinstance(event, Truncated):
+                    cut = event.reason  # read on: a usage report may follow
+                elif isinstance(event, ToolCall):
+                    raise self._text_only(name, request, event)
+        if cut is not None:
+            raise ReplyCut(cut)
+
+    def _add(self, model: str, usage: Usage) -> None:
+        self.usage += usage
+        cost = list_price(model, usage)
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+    def _text_only(self, model: str, request: ModelRequest, call: ToolCall) -> ModelError:
+        return ModelError(
+            model,
+            f"the {request.purpose} call answered with a native tool call ({call.name}); {self.name} needs text",
+        )
+
+    def result(
+        self,
+        *,
+        answer: str,
+        rounds: int,
+        tasks: Sequence[TaskRecord] | None = None,
+        round_timings: Sequence[RoundTimings] = (),
+        plan_errors: Sequence[str] = (),
+        thoughts: Sequence[str] = (),
+    ) -> RunResult:
+        """The run's ``RunResult``, ending now, with the run's usage and cost.
+
+        Args:
+            answer: the answer.
+            rounds: how many rounds (plans, or model turns) the run took.
+            tasks: the task records to report; by default every record of the run, in task order.
+            round_timings: the phases of each round.
+            plan_errors: model output that was no step (with the reason).
+            thoughts: the model's reasoning worth keeping.
+        """
+        return RunResult(
+            answer=answer,
+            tasks=self.records() if tasks is None else list(tasks),
+            rounds=rounds,
+            usage=self.usage,
+            start=self.start,
+            end=self.now(),
+            round_timings=list(round_timings),
+            plan_errors=list(plan_errors),
+            thoughts=list(thoughts),
+            cost_usd=self.cost_usd,
+        )
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` (a strategy's ``arun(question)``) to its end from sync code, in a new event loop.
+
+    Raises:
+        UserError: called from inside a running event loop (``await`` the coroutine there);
+            ``coro`` is closed unrun.
+
+    Example:
+        >>> async def answer() -> str:
+        ...     return "9"
+        >>> run_sync(answer())
+        '9'
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise UserError("run() was called inside an event loop: use 'await agent.arun(question)'")
