@@ -30,6 +30,7 @@ from llmcompiler._literals import Ref, Template
 from llmcompiler._live import LiveView
 from llmcompiler._plan import (
     END_OF_PLAN,
+    JOIN,
     ParseError,
     PlanEnded,
     PlanEvent,
@@ -75,6 +76,7 @@ __all__ = [
     "Ref",
     "Template",
     "END_OF_PLAN",
+    "JOIN",
     # executor
     "execute_plan",
     "Executor",

@@ -52,6 +52,7 @@ __all__ = [
 
 END_OF_PLAN = "<END_OF_PLAN>"
 JOIN = "join"
+"""The tool name of a plan's ``join()`` task, in ``TaskParsed`` and ``TaskRecord``."""
 _LINE_LIMIT = 300  # ParseError.line is shortened past this many characters
 _REASON_LIMIT = 1000
 

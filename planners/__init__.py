@@ -4,7 +4,9 @@ They are the baselines LLMCompiler is measured against, built on the same engine
 tools, models, executor limits, ``RunResult`` and ``TaskRecord``s, and the same interface,
 ``await agent.arun(question) -> RunResult``, so benchmarks and users swap them freely.
 
-``planners`` imports ``llmcompiler``; ``llmcompiler`` never imports ``planners``.
+``planners`` is written on ``llmcompiler``'s public API only (``llmcompiler.strategy``
+and the names ``llmcompiler`` exports), as a strategy outside this repository would be;
+``llmcompiler`` never imports ``planners``.
 """
 
 from planners._base import Agent, TurnLimitExceeded

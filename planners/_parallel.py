@@ -10,24 +10,26 @@ Anthropic, errors marked ``is_error``). The turns repeat until the model answers
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from llmcompiler._errors import RunError, UserError
-from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
-from llmcompiler._executor import Executor, Limits
-from llmcompiler._records import RoundTimings, RunResult, TaskRecord
-from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler._types import ChatModel, Message, ModelRequest, ToolCall
-from llmcompiler.models._reading import model_name
-from planners._base import (
-    Meter,
-    TurnLimitExceeded,
-    check_limit,
-    observation_text,
-    ordered_records,
-    run_blocking,
-    timings,
+from llmcompiler import (
+    ChatModel,
+    EventHandler,
+    JoinerDecided,
+    Limits,
+    Message,
+    ModelRequest,
+    RoundStarted,
+    RoundTimings,
+    RunError,
+    RunResult,
+    Tool,
+    ToolCall,
+    ToolLimits,
+    UserError,
 )
+from llmcompiler.strategy import Run, ToolLike, coerce_tools, observation_text, run_sync
+from planners._base import TurnLimitExceeded, check_limit, timings
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ParallelToolCallAgent"]
 
@@ -102,7 +104,7 @@ class ParallelToolCallAgent:
         Raises:
             UserError: called from inside a running event loop (use ``await arun``).
         """
-        return run_blocking(lambda: self.arun(question))
+        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -119,59 +121,38 @@ class ParallelToolCallAgent:
             Exception: what an ``on_event`` handler raised, as itself, with the finished
                 records in its ``tasks`` attribute (the handler's failure ends the run).
         """
-        meter = Meter([h for h in (self.on_event, on_event) if h is not None])
-        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit if meter.boundary.listening else None)
-        try:
-            return await meter.guard(self._turns(question, meter, executor), lambda: ordered_records(executor))
-        finally:
-            executor.close()  # its threads end with the run
+        run = Run(self.tools, limits=self.limits, on_event=(self.on_event, on_event), name="ParallelToolCallAgent")
+        return await run.guard(self._turns(question, run))
 
-    async def _turns(self, question: str, meter: Meter, executor: Executor) -> RunResult:
-        start = meter.now()
+    async def _turns(self, question: str, run: Run) -> RunResult:
         messages: list[Message] = []
         if self.system_prompt:
             messages.append(Message(role="system", content=self.system_prompt))
         messages.append(Message(role="user", content=question))
         tools = tuple(t.spec for t in self.tools.values())
-        tasks: list[TaskRecord] = []
         round_timings: list[RoundTimings] = []
         thoughts: list[str] = []
         for turn_no in range(1, self.max_turns + 1):
-            meter.emit(RoundStarted(round=turn_no, feedback=None))
+            run.emit(RoundStarted(round=turn_no, feedback=None))
             request = ModelRequest(messages=tuple(messages), purpose="tools", tools=tools, native_tools=True)
-            try:
-                turn = await meter.call(self.llm, request, step=f"tool-calling turn {turn_no}")
-            except RunError as exc:
-                exc.tasks = tasks + exc.tasks
-                raise
+            turn = await run.reply(self.llm, request, step=f"tool-calling turn {turn_no}")
             text = turn.text.strip()
             if not turn.calls:
                 round_timings.append(timings(turn, [], turn.end))
                 if not text:
-                    raise RunError(
-                        f"{model_name(self.llm)} replied with neither text nor tool calls (turn {turn_no})", tasks=tasks
-                    )
-                meter.emit(JoinerDecided(action="finish", text=text, thought=None))
-                return meter.result(
-                    answer=text,
-                    tasks=tasks,
-                    turns=turn_no,
-                    start=start,
-                    timings=round_timings,
-                    plan_errors=[],
-                    thoughts=thoughts,
-                )
+                    raise RunError(f"{turn.model} replied with neither text nor tool calls (turn {turn_no})")
+                run.emit(JoinerDecided(action="finish", text=text, thought=None))
+                return run.result(answer=text, rounds=turn_no, round_timings=round_timings, thoughts=thoughts)
             if text:
                 thoughts.append(text)
-            first = max(executor.records, default=0) + 1
+            first = max(run.executor.records, default=0) + 1
             calls = _with_ids(turn.calls, first)
-            records = await executor.run_calls(
+            records = await run.executor.run_calls(
                 [(first + k, call.name, call.args) for k, call in enumerate(calls)],
                 round=turn_no,
                 unreadable={first + k: call.error for k, call in enumerate(calls) if call.error is not None},
             )
-            tasks.extend(records)
-            round_timings.append(timings(turn, records, meter.now()))
+            round_timings.append(timings(turn, records, run.now()))
             messages.append(Message(role="assistant", content=text, tool_calls=tuple(calls)))
             # One result per call id, in call order: zip(strict) makes a missing one impossible.
             messages.extend(
@@ -183,10 +164,10 @@ class ParallelToolCallAgent:
                 )
                 for call, record in zip(calls, records, strict=True)
             )
-        raise TurnLimitExceeded("ParallelToolCallAgent", "max_turns", self.max_turns, tasks=tasks)
+        raise TurnLimitExceeded("ParallelToolCallAgent", "max_turns", self.max_turns, tasks=run.records())
 
 
-def _with_ids(calls: list[ToolCall], first_idx: int) -> list[ToolCall]:
+def _with_ids(calls: Sequence[ToolCall], first_idx: int) -> list[ToolCall]:
     """The calls, each with an id unique in the turn (``call_<task number>`` where the provider gave none)."""
     seen: set[str] = set()
     out: list[ToolCall] = []

@@ -12,27 +12,32 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from importlib import resources
 
-from llmcompiler._errors import JoinParseError, ModelError, RunError, UserError
-from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted
-from llmcompiler._executor import Executor, Limits
-from llmcompiler._joiner import Finish, parse_join_reply
-from llmcompiler._plan import JOIN, ParseError, TaskParsed, parse_plan
-from llmcompiler._prompts import describe_tools
-from llmcompiler._records import RoundTimings, RunResult, TaskRecord
-from llmcompiler._templates import load, render
-from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
-from llmcompiler._types import ChatModel, Message, ModelRequest
-from llmcompiler.models._reading import model_name
-from planners._base import (
-    Meter,
-    TurnLimitExceeded,
-    check_limit,
-    observation_text,
-    ordered_records,
-    run_blocking,
-    timings,
+from llmcompiler import (
+    JOIN,
+    ChatModel,
+    EventHandler,
+    Finish,
+    JoinerDecided,
+    JoinParseError,
+    Limits,
+    Message,
+    ModelRequest,
+    ParseError,
+    RoundStarted,
+    RoundTimings,
+    RunResult,
+    TaskParsed,
+    TaskRecord,
+    Tool,
+    ToolLimits,
+    UserError,
+    parse_join_reply,
+    parse_plan,
 )
+from llmcompiler.strategy import Run, ToolLike, coerce_tools, describe_tools, fill_template, observation_text, run_sync
+from planners._base import TurnLimitExceeded, check_limit, timings
 
 __all__ = ["ReActAgent", "ReActStep", "parse_react_reply"]
 
@@ -43,6 +48,16 @@ _ACTION = re.compile(r"(?im)^[ \t>*_`]*action[ \t*_]*:[ \t*_`]*")
 _THOUGHT_LABEL = re.compile(r"(?i)^[ \t>*_`]*thought[ \t*_]*:[ \t*_]*")
 _FINISH = re.compile(r"(?i)finish[ \t]*\(")
 _EXPECTED = "expected 'Action: tool(arguments)' or 'Action: Finish(answer)'"
+
+
+def _prompt(name: str) -> str:
+    return (resources.files("planners") / "prompts" / f"{name}.txt").read_text(encoding="utf-8")
+
+
+# Read once, at import: file I/O does not belong on the event loop, where prompts are filled.
+_SYSTEM = _prompt("react_system")
+_USER = _prompt("react_user")
+_EXAMPLES = _prompt("react_examples")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -143,7 +158,7 @@ class ReActAgent:
         max_concurrency: tool calls running at once (one at most here, kept for parity).
         timeout: seconds a tool call may take when its own limits set none.
         tool_limits: per-tool limits by name, replacing the tools' own.
-        examples: few-shot text for the system prompt (default: ``prompts/react_examples.txt``).
+        examples: few-shot text for the system prompt (default: ``planners/prompts/react_examples.txt``).
         on_event: called with each ``RunEvent`` of every run.
 
     Example:
@@ -177,7 +192,7 @@ class ReActAgent:
             raise UserError("ReActAgent needs at least one tool")
         self.max_steps = max_steps
         self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
-        self.examples = load("react_examples") if examples is None else examples
+        self.examples = _EXAMPLES if examples is None else examples
         self.on_event = on_event
 
     def run(self, question: str) -> RunResult:
@@ -186,7 +201,7 @@ class ReActAgent:
         Raises:
             UserError: called from inside a running event loop (use ``await arun``).
         """
-        return run_blocking(lambda: self.arun(question))
+        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -202,70 +217,50 @@ class ReActAgent:
             Exception: what an ``on_event`` handler raised, as itself, with the finished
                 records in its ``tasks`` attribute (the handler's failure ends the run).
         """
-        meter = Meter([h for h in (self.on_event, on_event) if h is not None])
-        executor = Executor(self.tools, limits=self.limits, on_event=meter.emit if meter.boundary.listening else None)
-        try:
-            return await meter.guard(self._steps(question, meter, executor), lambda: ordered_records(executor))
-        finally:
-            executor.close()  # its threads end with the run
+        run = Run(self.tools, limits=self.limits, on_event=(self.on_event, on_event), name="ReAct")
+        return await run.guard(self._steps(question, run))
 
-    async def _steps(self, question: str, meter: Meter, executor: Executor) -> RunResult:
-        start = meter.now()
-        system = render("react_system", tools=describe_tools(self.tools.values()), examples=self.examples)
+    async def _steps(self, question: str, run: Run) -> RunResult:
+        system = fill_template(_SYSTEM, tools=describe_tools(self.tools.values()), examples=self.examples)
         messages = [
             Message(role="system", content=system),
-            Message(role="user", content=render("react_user", question=question)),
+            Message(role="user", content=fill_template(_USER, question=question)),
         ]
-        tasks: list[TaskRecord] = []
         round_timings: list[RoundTimings] = []
         plan_errors: list[str] = []
         thoughts: list[str] = []
         for step in range(1, self.max_steps + 1):
-            meter.emit(RoundStarted(round=step, feedback=None))
+            run.emit(RoundStarted(round=step, feedback=None))
             request = ModelRequest(
                 messages=tuple(messages),
                 purpose="react",
                 stop=(OBSERVATION,),
                 tools=tuple(t.spec for t in self.tools.values()),
             )
-            try:
-                turn = await meter.call(self.llm, request, step=f"ReAct step {step}")
-            except RunError as exc:
-                exc.tasks = tasks + exc.tasks
-                raise
-            if turn.calls:
-                failure = ModelError(
-                    model_name(self.llm),
-                    f"the react call answered with a native tool call ({turn.calls[0].name}); ReAct needs text",
-                )
-                failure.tasks = list(tasks)
-                raise failure
+            # A native tool call in the reply is a ModelError: ReAct reads text.
+            turn = await run.reply(self.llm, request, step=f"ReAct step {step}")
             parsed = parse_react_reply(turn.text)
             if parsed.thought:
                 thoughts.append(parsed.thought)
             if parsed.answer is not None:
                 round_timings.append(timings(turn, [], turn.end))
-                meter.emit(JoinerDecided(action="finish", text=parsed.answer, thought=parsed.thought))
-                return meter.result(
+                run.emit(JoinerDecided(action="finish", text=parsed.answer, thought=parsed.thought))
+                return run.result(
                     answer=parsed.answer,
-                    tasks=tasks,
-                    turns=step,
-                    start=start,
-                    timings=round_timings,
+                    rounds=step,
+                    round_timings=round_timings,
                     plan_errors=plan_errors,
                     thoughts=thoughts,
                 )
             records: list[TaskRecord] = []
             error = parsed.error
             if parsed.action is not None:
-                task = action_task(
-                    parsed.action, max(executor.records, default=0) + 1, executor.records, parsed.thought
-                )
+                known = run.executor.records
+                task = action_task(parsed.action, max(known, default=0) + 1, known, parsed.thought)
                 if isinstance(task, str):
                     error = task
                 else:
-                    records = await executor.run_tasks([task], round=step)
-                    tasks.extend(records)
+                    records = await run.executor.run_tasks([task], round=step)
             if records:
                 observed = records[0]
                 text = observation_text(observed)
@@ -274,7 +269,7 @@ class ReActAgent:
                 assert error is not None
                 plan_errors.append(error)
                 observation = f"ERROR: {error}"
-            round_timings.append(timings(turn, records, meter.now()))
+            round_timings.append(timings(turn, records, run.now()))
             messages.append(Message(role="assistant", content=turn.text.strip() or "(empty reply)"))
             messages.append(Message(role="user", content=f"{OBSERVATION} {observation}"))
-        raise TurnLimitExceeded("ReActAgent", "max_steps", self.max_steps, tasks=tasks)
+        raise TurnLimitExceeded("ReActAgent", "max_steps", self.max_steps, tasks=run.records())

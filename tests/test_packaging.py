@@ -24,5 +24,7 @@ def test_the_wheel_contains_prompts_demo_facts_and_type_markers(tmp_path: Path) 
     prompts = {p.name for p in (ROOT / "prompts").glob("*.txt")}
     assert prompts, "the repository has prompt templates"
     assert {f"llmcompiler/prompts/{p}" for p in prompts} <= names
+    react = {p.name for p in (ROOT / "planners" / "prompts").glob("*.txt")}
+    assert react and {f"planners/prompts/{p}" for p in react} <= names
     assert {"llmcompiler/py.typed", "planners/py.typed", "llmcompiler/demo/facts.json"} <= names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)

@@ -41,9 +41,9 @@ from llmcompiler import (
 )
 from llmcompiler._events import RunEvent
 from llmcompiler.demo import DEMO_TOOLS
+from llmcompiler.models import cost_usd
 from llmcompiler.models._grammar import PlanLimits, react_grammar
 from llmcompiler.models._llamacpp import LlamaCppChat, build_prompt
-from llmcompiler.models._pricing import cost_usd
 from llmcompiler.testing import ScriptedLLM
 from planners import (
     DEFAULT_SYSTEM_PROMPT,
