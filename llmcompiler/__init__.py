@@ -24,8 +24,9 @@ from llmcompiler._events import (
     TaskFinished,
     TaskStarted,
 )
-from llmcompiler._executor import Executor, Limits, RoundOutcome, execute_plan
+from llmcompiler._executor import Executor, RoundOutcome, execute_plan
 from llmcompiler._joiner import Finish, JoinDecision, Replan, parse_join_reply
+from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._literals import Ref, Template
 from llmcompiler._live import LiveView
 from llmcompiler._plan import (
@@ -41,7 +42,7 @@ from llmcompiler._plan import (
 )
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
 from llmcompiler._timeline import render_timeline, write_timeline
-from llmcompiler._tools import Tool, ToolLimits, tool
+from llmcompiler._tools import Tool, tool
 from llmcompiler._trace import trace_dict, write_trace
 from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
 

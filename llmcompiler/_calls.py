@@ -34,6 +34,7 @@ from llmcompiler._errors import really_cancelled
 from llmcompiler._events import TaskStarted
 from llmcompiler._fusion import Batcher, BatchFailed
 from llmcompiler._graph import Node
+from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._literals import resolve
 from llmcompiler._memo import Memo, memo_key
 from llmcompiler._offload import RemoteError
@@ -41,10 +42,10 @@ from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
 from llmcompiler._redact import scrub
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
-from llmcompiler._tools import Tool, ToolLimits
+from llmcompiler._tools import Tool
 
 if TYPE_CHECKING:
-    from llmcompiler._executor import Executor, Limits
+    from llmcompiler._executor import Executor
 
 __all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "thread_pool"]
 

@@ -35,6 +35,7 @@ from llmcompiler._calls import Calls, Gates, describe, gates_for, thread_pool
 from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
 from llmcompiler._graph import Node, Progress, TaskGraph
+from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._literals import clip
 from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
@@ -42,7 +43,7 @@ from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
 from llmcompiler._text import safe_text
 from llmcompiler._threads import ThreadPool
-from llmcompiler._tools import ArgumentError, Tool, ToolLike, ToolLimits, coerce_tools
+from llmcompiler._tools import ArgumentError, Tool, ToolLike, coerce_tools
 
 __all__ = ["Executor", "Limits", "RoundOutcome", "execute_plan"]
 
@@ -50,27 +51,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MAX_TRAILING_CHARS = 2000
 """Text a model may write after its plan ended before its stream is closed."""
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class Limits:
-    """Run-wide limits.
-
-    Attributes:
-        max_concurrency: tool calls running at once across all tools; ``None`` for no limit.
-        timeout: seconds a tool call may take when its own ``ToolLimits`` set none.
-        tool_limits: per-tool settings by tool name; they replace the tool's own ``limits``.
-    """
-
-    max_concurrency: int | None = None
-    timeout: float | None = None
-    tool_limits: Mapping[str, ToolLimits] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise UserError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise UserError(f"timeout must be positive, got {self.timeout}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,9 +83,12 @@ class Executor:
 
     Args:
         tools: the tools plans may call (``Tool``s, functions or LangChain tools).
-        limits: run-wide and per-tool limits.
+        limits: run-wide limits and per-tool overrides.
         on_event: called with each ``RunEvent`` as it happens.
         sleep: how to wait between retries (tests pass a fake clock's sleep).
+
+    Raises:
+        UserError: ``limits.tool_limits`` names a tool that is not in ``tools``.
     """
 
     def __init__(
@@ -118,6 +101,7 @@ class Executor:
     ) -> None:
         self.tools: Mapping[str, Tool] = tools if isinstance(tools, Mapping) else coerce_tools(tools)
         self.limits = limits or Limits()
+        self.limits.check_tools(self.tools)
         self.records: dict[int, TaskRecord] = {}
         self._on_event = on_event
         self._sleep = sleep
@@ -129,14 +113,10 @@ class Executor:
         self._tool_limits: dict[str, ToolLimits] = {}
 
     def limits_for(self, tool: Tool) -> ToolLimits:
-        """The limits a tool runs under: its own, or the override in ``Limits.tool_limits``,
-        with the run-wide default timeout when it sets none."""
+        """The limits a tool runs under (``Limits.for_tool``), worked out once per tool."""
         lim = self._tool_limits.get(tool.name)
         if lim is None:
-            lim = self.limits.tool_limits.get(tool.name, tool.limits)
-            if lim.timeout is None and self.limits.timeout is not None:
-                lim = dataclasses.replace(lim, timeout=self.limits.timeout)
-            self._tool_limits[tool.name] = lim
+            lim = self._tool_limits[tool.name] = self.limits.for_tool(tool.name, tool.limits)
         return lim
 
     async def run_round(self, source: AsyncIterable[str], *, round: int = 1) -> RoundOutcome:
@@ -534,14 +514,17 @@ async def execute_plan(
         plan: the plan text, or an async iterable of its chunks (tasks start as they arrive).
         tools: the tools it may call.
         max_concurrency: tool calls running at once, across all tools.
-        timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, replacing the tools' own.
+        timeout: seconds a tool call may take when neither its tool's own limits nor its
+            override in ``tool_limits`` give a timeout.
+        tool_limits: overrides of the tools' own limits by tool name; each changes only the
+            fields its ``ToolLimits`` was given (see ``Limits``).
         on_event: called with each ``RunEvent`` as it happens.
 
     Returns:
         One ``TaskRecord`` per task, in plan order (``join`` included when the plan has one).
 
     Raises:
+        UserError: ``tool_limits`` names a tool that is not in ``tools``.
         RunError: the plan stream failed (``tasks`` holds every record finished by then).
         Exception: what an ``on_event`` handler raised, as itself, ending the run; the finished
             records are in its ``tasks`` attribute. Never an ``ExceptionGroup``.

@@ -22,8 +22,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple
 
 from llmcompiler._errors import really_cancelled
+from llmcompiler._limits import ToolLimits
 from llmcompiler._threads import Job, ThreadPool
-from llmcompiler._tools import Tool, ToolLimits
+from llmcompiler._tools import Tool
 
 __all__ = ["BatchFailed", "Batcher", "Fused"]
 

@@ -9,20 +9,19 @@ the event loop.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import inspect
-import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, overload
+from typing import Any, Unpack, overload
 
 import docstring_parser
 import jsonschema
 import pydantic
 
 from llmcompiler._errors import ArgumentError, UserError
+from llmcompiler._limits import FIELDS, ToolLimits, ToolLimitsArgs
 from llmcompiler._threads import Job, ThreadPool, default_pool
 from llmcompiler._types import ToolSpec
 
@@ -45,70 +44,6 @@ ToolLike = Any
 """A ``Tool``, a plain function, or a LangChain tool: anything ``coerce_tools`` accepts."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class ToolLimits:
-    """How the executor may call one tool.
-
-    Attributes:
-        timeout: seconds one call may take; ``None`` for no limit.
-        max_concurrency: calls of this tool running at once; ``None`` for no limit.
-        rate_limit: calls started per ``period`` seconds; ``None`` for no limit.
-        period: the rate limit's window in seconds.
-        retries: extra attempts after a failure or timeout; a tool with ``retries > 0`` is retryable.
-        backoff: seconds before the first retry; each later retry waits twice as long.
-        max_backoff: the longest wait between two attempts.
-        batch_window: for a tool with a batch implementation, seconds to wait after a call becomes
-            ready for more calls to fuse with it (``0``: only calls ready in the same loop pass).
-        max_batch: the most calls fused into one batched call; ``None`` for no limit.
-    """
-
-    timeout: float | None = None
-    max_concurrency: int | None = None
-    rate_limit: float | None = None
-    period: float = 1.0
-    retries: int = 0
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    batch_window: float = 0.002
-    max_batch: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.timeout is not None and not _positive(self.timeout):
-            raise UserError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
-        if self.max_concurrency is not None and not (_is_int(self.max_concurrency) and self.max_concurrency >= 1):
-            raise UserError(f"max_concurrency must be an integer of at least 1, got {self.max_concurrency!r}")
-        if self.rate_limit is not None and not _positive(self.rate_limit):
-            raise UserError(f"rate_limit must be a positive number, got {self.rate_limit!r}")
-        if not _positive(self.period):
-            raise UserError(f"period must be a positive number of seconds, got {self.period!r}")
-        if not (_is_int(self.retries) and self.retries >= 0):
-            raise UserError(f"retries must be an integer of 0 or more, got {self.retries!r}")
-        if not (_non_negative(self.backoff) and _non_negative(self.max_backoff)):
-            raise UserError(
-                f"backoff and max_backoff must be 0 or more seconds, got {self.backoff!r} and {self.max_backoff!r}"
-            )
-        if not _non_negative(self.batch_window):
-            raise UserError(f"batch_window must be 0 or more seconds, got {self.batch_window!r}")
-        if self.max_batch is not None and not (_is_int(self.max_batch) and self.max_batch >= 1):
-            raise UserError(f"max_batch must be an integer of at least 1, got {self.max_batch!r}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive(value: object) -> bool:
-    return _is_number(value) and value > 0  # type: ignore[operator]
-
-
-def _non_negative(value: object) -> bool:
-    return _is_number(value) and value >= 0  # type: ignore[operator]
-
-
 Validator = Callable[[Mapping[str, Any]], dict[str, Any]]
 BatchFunction = Callable[[list[dict[str, Any]]], Any]
 """A tool's batch implementation: a list of argument sets in, a list of results (or an awaitable of one) out."""
@@ -124,7 +59,9 @@ class Tool:
         name: the name the plan calls it by (letters, digits, ``_`` and ``.``).
         description: what it does, shown to the model.
         parameters: its arguments as a JSON Schema object.
-        limits: timeout, concurrency, rate and retry settings for the executor.
+        limits: the tool's own timeout, concurrency, rate, retry and batching settings (every
+            field: one not given has its default). A run's ``tool_limits`` override them field
+            by field (see ``Limits``).
         batch: the batch implementation, or ``None``: given a list of argument dicts, it returns
             one result per dict, in order (an ``Exception`` instance in the list fails only that
             call). Calls that become ready within ``limits.batch_window`` are fused into one call of it.
@@ -166,7 +103,7 @@ class Tool:
         self.description = description
         self.parameters = parameters
         self.param_names: tuple[str, ...] = tuple(parameters.get("properties", {}))
-        self.limits = limits or ToolLimits()
+        self.limits = ToolLimits() if limits is None else limits
         self._fn = fn
         self._validate = validate
         self._is_async = _is_async_callable(fn)
@@ -210,7 +147,7 @@ class Tool:
             parameters: a JSON Schema of type ``object``. The looser type names of
                 function-calling specs (``dict``, ``float``, ``tuple``, ``any``) are accepted.
             fn: called with the validated arguments as keyword arguments.
-            limits: executor settings for this tool.
+            limits: the tool's own limits (see ``Tool.limits``); ``None``: every default.
             batch: a batch implementation (see ``Tool.batch``).
             pure: calls with equal arguments may share one result within a run.
             compute_bound: run it in a process pool instead of a thread.
@@ -245,15 +182,20 @@ class Tool:
             compute_bound=compute_bound,
         )
 
-    def with_limits(self, **changes: Any) -> Tool:
-        """A copy of this tool with some of its ``ToolLimits`` changed."""
+    def with_limits(self, **changes: Unpack[ToolLimitsArgs]) -> Tool:
+        """A copy of this tool with some of its own ``ToolLimits`` changed (``ToolLimits.replace``).
+
+        Raises:
+            UserError: a name that is not a limit, or a value out of range.
+        """
+        unknown = [name for name in changes if name not in FIELDS]
+        if unknown:
+            raise UserError(f"tool {self.name!r}: unknown limit {unknown[0]!r}")
+        limits = self.limits.replace(**changes)
         clone = object.__new__(Tool)
         for slot in Tool.__slots__:
             object.__setattr__(clone, slot, getattr(self, slot))
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(ToolLimits)})
-        if unknown:
-            raise UserError(f"tool {self.name!r}: unknown limit {unknown[0]!r}")
-        clone.limits = dataclasses.replace(self.limits, **changes)
+        clone.limits = limits
         return clone
 
     def validate(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,17 +311,10 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None = None,
-    max_concurrency: int | None = None,
-    rate_limit: float | None = None,
-    period: float = 1.0,
-    retries: int = 0,
-    backoff: float = 0.5,
     batch: BatchFunction | None = None,
-    batch_window: float = 0.002,
-    max_batch: int | None = None,
     pure: bool = False,
     compute_bound: bool = False,
+    **limits: Unpack[ToolLimitsArgs],
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -389,17 +324,10 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout: float | None = None,
-    max_concurrency: int | None = None,
-    rate_limit: float | None = None,
-    period: float = 1.0,
-    retries: int = 0,
-    backoff: float = 0.5,
     batch: BatchFunction | None = None,
-    batch_window: float = 0.002,
-    max_batch: int | None = None,
     pure: bool = False,
     compute_bound: bool = False,
+    **limits: Unpack[ToolLimitsArgs],
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a plain function, sync or async, into a ``Tool``.
 
@@ -410,20 +338,22 @@ def tool(
         fn: the function, when used as ``@tool`` with no parentheses.
         name: overrides the function's name.
         description: overrides the docstring.
-        timeout: seconds one call may take.
-        max_concurrency: calls of this tool running at once.
-        rate_limit: calls started per ``period`` seconds.
-        period: the rate limit's window in seconds.
-        retries: extra attempts after a failure or timeout (makes the tool retryable).
-        backoff: seconds before the first retry, doubling after each.
         batch: a batch implementation: a list of argument dicts in, a list of results out.
             Calls that become ready within ``batch_window`` seconds are fused into one call of it.
-        batch_window: seconds a ready call waits for others to fuse with.
-        max_batch: the most calls fused into one batch.
         pure: the result depends only on the arguments (no side effects): a run calls it once
             per distinct arguments and reuses the result.
         compute_bound: CPU-heavy: run it in a process pool sized to the cores, not a thread
             (it must be a module-level function).
+        **limits: the tool's own limits, any field of ``ToolLimits``: ``timeout`` (seconds one
+            call may take), ``max_concurrency``, ``rate_limit`` (calls per ``period`` seconds),
+            ``retries`` and ``backoff`` (seconds before the first retry, doubling after each;
+            at most ``max_backoff``), ``batch_window`` (seconds a ready call waits for others
+            to fuse with) and ``max_batch``. The fields not given have their defaults.
+
+    Raises:
+        UserError: the function cannot be a tool (no name, no schema for a parameter type) or
+            a limit is out of range.
+        TypeError: an argument that is neither a parameter above nor a ``ToolLimits`` field.
 
     Example:
         >>> @tool
@@ -432,24 +362,21 @@ def tool(
         ...     return a + b
         >>> add.signature()
         'add(a: int, b: int)'
+        >>> @tool(timeout=5, retries=2)
+        ... def fetch(url: str) -> str:
+        ...     '''Fetch a page.'''
+        ...     return url
+        >>> fetch.limits
+        ToolLimits(timeout=5, retries=2)
     """
-    limits = ToolLimits(
-        timeout=timeout,
-        max_concurrency=max_concurrency,
-        rate_limit=rate_limit,
-        period=period,
-        retries=retries,
-        backoff=backoff,
-        batch_window=batch_window,
-        max_batch=max_batch,
-    )
+    own = ToolLimits(**limits)
 
     def build(f: Callable[..., Any]) -> Tool:
         return _from_function(
             f,
             name=name,
             description=description,
-            limits=limits,
+            limits=own,
             batch=batch,
             pure=pure,
             compute_bound=compute_bound,

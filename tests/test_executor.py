@@ -454,11 +454,11 @@ async def test_results_pass_with_their_python_type() -> None:
 async def test_limits_are_checked() -> None:
     from llmcompiler import UserError
 
-    with pytest.raises(UserError, match="max_concurrency must be at least 1"):
+    with pytest.raises(UserError, match="max_concurrency must be an integer of at least 1"):
         Limits(max_concurrency=0)
     with pytest.raises(UserError, match="timeout must be a positive number of seconds"):
         ToolLimits(timeout=0)
-    with pytest.raises(UserError, match="timeout must be positive"):
+    with pytest.raises(UserError, match="timeout must be a positive number of seconds"):
         Limits(timeout=-1)
 
 

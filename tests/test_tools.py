@@ -1074,14 +1074,14 @@ def test_with_limits_returns_a_copy_and_leaves_the_original_untouched() -> None:
         {"place": GOOD_PLACE, "unit": "celsius"}
     )
     again = limited.with_limits(retries=0)
-    assert again.limits == ToolLimits(timeout=5) and limited.limits.retries == 2
+    assert again.limits == ToolLimits(timeout=5, retries=0) and limited.limits.retries == 2
 
 
 def test_with_limits_rejects_bad_changes_without_touching_the_original() -> None:
     with pytest.raises(UserError, match="timeout"):
         book.with_limits(timeout=-1)
     with pytest.raises(UserError, match="unknown limit 'time_out'"):
-        book.with_limits(time_out=1)
+        book.with_limits(time_out=1)  # type: ignore[call-arg]
     assert book.limits == ToolLimits()
 
 
