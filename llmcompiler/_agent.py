@@ -342,7 +342,7 @@ class _Run:
             may_replan=not last_round,
         )
         # A reply cut at the token limit is a ModelError: a cut "Finish(" would answer with half a sentence.
-        reply = await self.run.reply(agent.joiner_llm, request, step="the join call")
+        reply = await self.run.reply(agent.joiner_llm, request)
         decision = parse_join_reply(reply.text)
         text = decision.answer if isinstance(decision, Finish) else decision.feedback
         self.run.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))

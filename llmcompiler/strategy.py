@@ -191,13 +191,14 @@ class Run:
         finally:
             self.executor.close()
 
-    async def reply(self, llm: ChatModel, request: ModelRequest, *, step: str) -> ModelReply:
+    async def reply(self, llm: ChatModel, request: ModelRequest, *, step: str | None = None) -> ModelReply:
         """Call ``llm`` and read its whole reply: text, native tool calls and usage.
 
         Args:
             llm: the model.
             request: the call.
-            step: the call in words, for errors (``"ReAct step 3"``).
+            step: the call in words, for errors (``"ReAct step 3"``; by default ``"the plan
+                call"``, after the request's purpose).
 
         Raises:
             ModelError: the model raised (its exception is the ``__cause__``); it made a native
@@ -231,6 +232,7 @@ class Run:
                     cut = event.reason  # read on: a usage report may follow
         if cut is not None:
             wrote = f"{len(calls)} tool call(s) and text " if calls else ""
+            step = step or f"the {request.purpose} call"
             raise ModelError(
                 name,
                 f"the reply to {step} was cut short by the model's token limit ({cut}) before it ended; "
