@@ -40,20 +40,17 @@ from llmcompiler._memo import Memo, memo_key
 from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
-from llmcompiler._redact import scrub
+from llmcompiler._text import describe, error_text
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import Tool
 
 if TYPE_CHECKING:
     from llmcompiler._executor import Executor
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "describe", "gates_for", "thread_pool"]
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "gates_for", "thread_pool"]
 
 DEFAULT_THREADS = 64
 """Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
-
-MAX_ERROR_CHARS = 2000
-"""The longest error message a task keeps (an exception's text can be a whole HTTP body)."""
 
 
 class Gates:
@@ -370,31 +367,11 @@ class Calls:
         )
 
 
-def describe(exc: BaseException) -> str:
-    """``Type: message`` (or just ``Type``) for an exception, never raising, secrets redacted."""
-    text = _text(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _text(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:
-        return "<its message could not be read>"
-    # Scrubbed before the cut (a cut could leave half a secret unrecognised); a very long text is
-    # shortened with a wide margin first, so scrubbing stays cheap.
-    return _clip(scrub(text[: MAX_ERROR_CHARS * 8]))
-
-
 def _reason(exc: Exception) -> str:
     """Why arguments were refused: a validation message as it reads, anything else with its type."""
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    return _text(exc) if isinstance(exc, ValueError | TypeError) else describe(exc)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+    return error_text(exc) if isinstance(exc, ValueError | TypeError) else describe(exc)
 
 
 def _failure(tool: str, exc: BaseException) -> str:
@@ -402,9 +379,9 @@ def _failure(tool: str, exc: BaseException) -> str:
     if isinstance(original, asyncio.CancelledError):
         return f"{tool} raised CancelledError itself (the run was not cancelled)"
     if isinstance(original, RemoteError):  # raised in a worker process; its text names its type
-        return f"{tool} raised {_text(original)}"
+        return f"{tool} raised {error_text(original)}"
     if isinstance(original, PoolExhausted):  # the tool never ran
-        return f"{tool} could not start: {_text(original)}"
+        return f"{tool} could not start: {error_text(original)}"
     return f"{tool} raised {describe(original)}"
 
 

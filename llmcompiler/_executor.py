@@ -31,7 +31,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any
 
 from llmcompiler._boundary import RunBoundary
-from llmcompiler._calls import Calls, Gates, describe, gates_for, thread_pool
+from llmcompiler._calls import Calls, Gates, gates_for, thread_pool
 from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
 from llmcompiler._graph import Node, Progress, TaskGraph
@@ -41,7 +41,7 @@ from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
-from llmcompiler._text import safe_text
+from llmcompiler._text import describe, safe_text
 from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import ArgumentError, Tool, ToolLike, coerce_tools
 

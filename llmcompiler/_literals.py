@@ -43,6 +43,8 @@ import sys
 from collections.abc import Callable, Container
 from typing import Any
 
+from llmcompiler._text import describe, one_line
+
 __all__ = [
     "INVISIBLE",
     "MAX_DEPTH",
@@ -596,20 +598,11 @@ def _failure(value: Any, exc: Exception) -> str:
     kind = type(value).__name__
     if isinstance(exc, RecursionError):
         return f"a {kind} nested too deeply to write as text"
-    return f"a {kind} that cannot be written as text ({_describe(exc)})"
+    return f"a {kind} that cannot be written as text ({one_line(describe(exc, 120))})"
 
 
 def _unhashable(value: Any, exc: Exception) -> str:
-    return f"a {type(value).__name__} is not hashable ({_describe(exc)})"
-
-
-def _describe(exc: Exception) -> str:
-    """``Type: message`` of an exception, short and on one line, even when its ``__str__`` raises."""
-    try:
-        detail = clip(" ".join(str(exc).split()), 120)
-    except Exception:
-        detail = ""
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return f"a {type(value).__name__} is not hashable ({one_line(describe(exc, 120))})"
 
 
 def _digits(value: int) -> int:

@@ -3,8 +3,9 @@
 ``safe_text`` renders any value (a tool's result, an argument, an error) the way ``to_text``
 splices it into a string, and never raises: integers too long to print, lists nested thousands
 deep, cycles, lone surrogates and objects whose ``__str__`` raises all get a short, readable
-stand-in. ``one_line`` folds text onto one line; ``escape_controls`` makes text safe to write to
-a terminal.
+stand-in. ``describe`` says what an exception is (``Type: message``) for an error message: never
+raising, secrets scrubbed. ``one_line`` folds text onto one line; ``escape_controls`` makes text
+safe to write to a terminal.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["escape_controls", "one_line", "safe_text"]
+from llmcompiler._redact import scrub
+
+__all__ = ["MAX_ERROR_CHARS", "describe", "error_text", "escape_controls", "one_line", "safe_text"]
+
+MAX_ERROR_CHARS = 2000
+"""The longest exception message ``describe`` keeps (an exception's text can be a whole HTTP body)."""
 
 # Integers with more digits than this are summarised: Python refuses to print more than 4,300
 # digits by default, and printing a long one takes time quadratic in its length.
@@ -101,6 +107,37 @@ def safe_text(value: object, limit: int | None = None) -> str:
     if budget is not None and len(text) > budget:
         text = text[: max(0, budget - 1)] + "…" if budget else ""
     return text
+
+
+def describe(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
+    """``Type: message`` for an exception (``Type`` alone when it has no message); never raises.
+
+    The message is ``error_text``'s: secrets scrubbed, cut to ``limit`` characters.
+
+    Example:
+        >>> describe(ConnectionError("refused"))
+        'ConnectionError: refused'
+        >>> describe(TimeoutError())
+        'TimeoutError'
+    """
+    text = error_text(exc, limit)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def error_text(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
+    """An exception's message alone, scrubbed of secrets and cut to ``limit`` characters with ``…``.
+
+    Never raises: a ``__str__`` that fails reads ``<its message could not be read>``.
+    """
+    try:
+        text = str(exc)
+    except Exception:
+        return "<its message could not be read>"
+    # Scrubbed before the cut (a cut could leave half a secret unrecognised); a very long text is
+    # shortened with a wide margin first, so scrubbing stays cheap.
+    text = scrub(text[: limit * 8])
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
 class _Full(Exception):

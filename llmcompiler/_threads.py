@@ -50,6 +50,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from llmcompiler._text import describe
+
 __all__ = [
     "Job",
     "PoolExhausted",
@@ -71,21 +73,12 @@ class ToolBaseException(Exception):
 
     def __init__(self, original: BaseException) -> None:
         self.original = original
-        super().__init__(_describe(original))
+        super().__init__(describe(original))
         self.__cause__ = original
 
 
 class PoolExhausted(RuntimeError):
     """Every slot of a thread pool is held by a call that was abandoned but has not returned."""
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        detail = str(exc)
-    except Exception:  # a broken __str__ must not hide the exception itself
-        detail = ""
-    name = type(exc).__name__
-    return f"{name}: {detail}" if detail else name
 
 
 def contain(exc: BaseException) -> BaseException:

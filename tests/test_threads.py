@@ -192,7 +192,7 @@ class _BadStr(SystemExit):
 
 
 def test_a_wrapped_exception_whose_str_raises_is_still_described() -> None:
-    assert str(ToolBaseException(_BadStr())) == "_BadStr"
+    assert str(ToolBaseException(_BadStr())) == "_BadStr: <its message could not be read>"
 
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
