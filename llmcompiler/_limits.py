@@ -147,12 +147,6 @@ class ToolLimits:
         merged: ToolLimitsArgs = {**self.given(), **changes}
         return ToolLimits(**merged)
 
-    def overridden_by(self, override: ToolLimits) -> ToolLimits:
-        """These limits with the fields ``override`` was given taken from it (``self`` when none)."""
-        if not override._fields_set:
-            return self
-        return self.replace(**override.given())
-
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in FIELDS if name in self._fields_set)
         return f"ToolLimits({shown})"
@@ -210,11 +204,10 @@ class Limits:
         if that leaves no timeout and the override did not set one, the run-wide ``timeout``.
         """
         override = self.tool_limits.get(name)
-        lim = own if override is None else own.overridden_by(override)
-        override_gave_timeout = override is not None and "timeout" in override.fields_set
-        if lim.timeout is None and self.timeout is not None and not override_gave_timeout:
-            lim = lim.replace(timeout=self.timeout)
-        return lim
+        changes: ToolLimitsArgs = {} if override is None else override.given()
+        if "timeout" not in changes and own.timeout is None and self.timeout is not None:
+            changes["timeout"] = self.timeout
+        return own.replace(**changes) if changes else own
 
     def check_tools(self, tools: Collection[str]) -> None:
         """Check that ``tool_limits`` names only tools of ``tools``.
