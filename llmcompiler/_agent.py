@@ -8,21 +8,21 @@ from typing import Literal, overload
 
 from llmcompiler._errors import ReplanLimitExceeded, RunError, UserError
 from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
-from llmcompiler._executor import Executor, Limits, RoundOutcome
+from llmcompiler._executor import Executor, RoundOutcome
 from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
 from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, observations, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._templates import load, render
-from llmcompiler._tools import Tool, ToolLike, ToolLimits, coerce_tools
+from llmcompiler._tools import ToolLike, ToolLimits
 from llmcompiler._types import ChatModel, Message, ModelRequest
-from llmcompiler.strategy import Run, run_sync
+from llmcompiler.strategy import Strategy
 
 __all__ = ["LLMCompiler"]
 
 
-class LLMCompiler:
+class LLMCompiler(Strategy):
     """Answers questions by planning tool calls that run in parallel.
 
     Args:
@@ -32,7 +32,7 @@ class LLMCompiler:
         joiner_llm: a different model for the joiner.
         max_concurrency: tool calls running at once across all tools.
         timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, replacing the tools' own.
+        tool_limits: per-tool limits by name, overriding the tools' own field by field.
         examples: few-shot plan examples for the planner prompt (default: a generic one).
         on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
             run: its exception leaves ``arun`` as itself, with the task records finished by
@@ -69,25 +69,19 @@ class LLMCompiler:
     ) -> None:
         if max_replans < 0:
             raise UserError(f"max_replans must be 0 or more, got {max_replans}")
-        self.llm = llm
+        super().__init__(
+            llm=llm,
+            tools=tools,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            tool_limits=tool_limits,
+            on_event=on_event,
+        )
         self.joiner_llm = joiner_llm or llm
-        self.tools: dict[str, Tool] = coerce_tools(tools)
-        if not self.tools:
-            raise UserError("LLMCompiler needs at least one tool")
         self.max_replans = max_replans
-        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
         # The gates (concurrency, rate limits, batch windows) every run of this agent shares.
         self._gates = Executor(self.tools, limits=self.limits)
         self.examples = load("planner_examples") if examples is None else examples
-        self.on_event = on_event
-
-    def run(self, question: str) -> RunResult:
-        """Answer ``question`` from sync code (starts an event loop).
-
-        Raises:
-            UserError: called from inside a running event loop (use ``await arun``).
-        """
-        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -231,7 +225,7 @@ class _Run:
     def __init__(self, agent: LLMCompiler, question: str, on_event: EventHandler | None) -> None:
         self.agent = agent
         self.question = question
-        self.run = Run(agent.tools, limits=agent.limits, on_event=(agent.on_event, on_event), name="LLMCompiler")
+        self.run = agent.new_run(on_event)
         self.executor = self.run.executor
         self.executor.share_limits(agent._gates)  # limits hold across every run of the agent
 

@@ -3,13 +3,15 @@
 A strategy is a class with ``async def arun(question) -> RunResult`` (and ``run`` for sync
 code). It decides which model calls and which tool calls to make; the engine does the rest:
 
+- ``Strategy``: a base class that takes the model, the tools (``Tool``s, functions or
+  LangChain tools), the limits and the listeners, and gives ``run`` from ``arun``.
 - ``Run``: one run. It owns the run's ``Executor`` (tool calls under ``Limits``, with
   retries, timeouts and ``TaskRecord``s), reads model streams (``reply`` for a whole reply,
   ``stream_text`` to feed a plan to ``Executor.run_round``) while it sums their ``Usage`` and
   list-price cost, passes ``RunEvent``s to the listeners, and keeps the run's boundary
   (``guard``): a run raises our errors with the finished records, or a failing listener's own
   exception, never an exception group.
-- ``run_sync``: the sync ``run()`` of a strategy.
+- ``run_sync``: a strategy's ``arun`` from sync code (``Strategy.run``).
 - Prompt text: ``describe_tools`` (the tools as a prompt lists them), ``observation_text``
   (a finished task as a model reads it: cut, safe, secrets taken out), ``fill_template``
   (``{{placeholders}}`` filled with scrubbed values).
@@ -23,17 +25,12 @@ the events (``RoundStarted``, ``JoinerDecided``, ...), the errors, the plan pars
 Example:
     A strategy that plans once and answers with its last task's result, no joiner:
 
-    >>> import asyncio
     >>> from llmcompiler import END_OF_PLAN, Message, ModelRequest, RoundStarted, RunResult, tool
-    >>> from llmcompiler.strategy import Run, coerce_tools, describe_tools, observation_text, run_sync
+    >>> from llmcompiler.strategy import Run, Strategy, describe_tools, observation_text
     >>> from llmcompiler.testing import ScriptedLLM
-    >>> class PlanOnce:
-    ...     def __init__(self, llm, tools):
-    ...         self.llm, self.tools = llm, coerce_tools(tools)
-    ...     def run(self, question: str) -> RunResult:
-    ...         return run_sync(self.arun(question))
+    >>> class PlanOnce(Strategy):
     ...     async def arun(self, question: str, *, on_event=None) -> RunResult:
-    ...         run = Run(self.tools, on_event=[on_event], name="PlanOnce")
+    ...         run = self.new_run(on_event)
     ...         return await run.guard(self._answer(run, question))
     ...     async def _answer(self, run: Run, question: str) -> RunResult:
     ...         run.emit(RoundStarted(round=1, feedback=None))
@@ -46,13 +43,14 @@ Example:
     ... def square(x: int) -> int:
     ...     '''Square a number.'''
     ...     return x * x
-    >>> result = PlanOnce(ScriptedLLM(["1. square(3)\\n2. square($1)"]), [square]).run("3 squared, squared?")
+    >>> result = PlanOnce(llm=ScriptedLLM(["1. square(3)\\n2. square($1)"]), tools=[square]).run("3 squared?")
     >>> result.answer, [t.result for t in result.tasks], result.usage.calls
     ('81', [9, 81], 1)
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -62,7 +60,8 @@ from typing import Any, TypeVar
 from llmcompiler._boundary import RunBoundary
 from llmcompiler._errors import ModelError, ReplyCut, RunError, UserError
 from llmcompiler._events import EventHandler, RunEvent
-from llmcompiler._executor import Executor, Limits
+from llmcompiler._executor import Executor
+from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
 from llmcompiler._redact import scrub
@@ -74,7 +73,8 @@ from llmcompiler.models._pricing import cost_usd as list_price
 from llmcompiler.models._reading import model_events, model_name
 
 __all__ = [
-    # one run
+    # a strategy and its runs
+    "Strategy",
     "Run",
     "ModelReply",
     "ReplyCut",
@@ -309,6 +309,71 @@ class Run:
             thoughts=list(thoughts),
             cost_usd=self.cost_usd,
         )
+
+
+class Strategy(abc.ABC):
+    """The base of a strategy: its model, tools, limits and listeners; ``run`` from ``arun``.
+
+    A subclass writes ``arun``: it makes a ``Run`` with ``new_run`` and runs its body through
+    ``Run.guard``. ``LLMCompiler``, ``ReActAgent`` and ``ParallelToolCallAgent`` are ones.
+
+    Args:
+        llm: the model.
+        tools: ``Tool``s, plain functions or LangChain tools.
+        max_concurrency: tool calls running at once across all tools.
+        timeout: seconds a tool call may take when its own limits set none.
+        tool_limits: per-tool limits by name, overriding the tools' own field by field.
+        on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
+            run: its exception leaves ``arun`` as itself, with the task records finished by
+            then in its ``tasks`` attribute.
+
+    Attributes:
+        llm: the model.
+        tools: the tools by name.
+        limits: the run-wide and per-tool limits every run's executor keeps.
+        on_event: the strategy's own listener.
+
+    Raises:
+        UserError: no tools, two tools with one name, or a bad limit.
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: ChatModel,
+        tools: Iterable[ToolLike],
+        max_concurrency: int | None = None,
+        timeout: float | None = None,
+        tool_limits: Mapping[str, ToolLimits] | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.llm = llm
+        self.tools: dict[str, Tool] = coerce_tools(tools)
+        if not self.tools:
+            raise UserError(f"{type(self).__name__} needs at least one tool")
+        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        self.on_event = on_event
+
+    @abc.abstractmethod
+    async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
+        """Answer ``question``.
+
+        Args:
+            question: what to answer.
+            on_event: called with each ``RunEvent`` of this run (besides the strategy's own handler).
+        """
+
+    def run(self, question: str) -> RunResult:
+        """Answer ``question`` from sync code (starts an event loop; see ``run_sync``).
+
+        Raises:
+            UserError: called from inside a running event loop (use ``await arun``).
+        """
+        return run_sync(self.arun(question))
+
+    def new_run(self, on_event: EventHandler | None = None) -> Run:
+        """A ``Run`` for one question: this strategy's tools and limits, its own listener and ``on_event``."""
+        return Run(self.tools, limits=self.limits, on_event=(self.on_event, on_event), name=type(self).__name__)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -16,19 +16,16 @@ from llmcompiler import (
     ChatModel,
     EventHandler,
     JoinerDecided,
-    Limits,
     Message,
     ModelRequest,
     RoundStarted,
     RoundTimings,
     RunError,
     RunResult,
-    Tool,
     ToolCall,
     ToolLimits,
-    UserError,
 )
-from llmcompiler.strategy import Run, ToolLike, coerce_tools, observation_text, run_sync
+from llmcompiler.strategy import Run, Strategy, ToolLike, observation_text
 from planners._base import TurnLimitExceeded, check_limit, timings
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ParallelToolCallAgent"]
@@ -40,7 +37,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-class ParallelToolCallAgent:
+class ParallelToolCallAgent(Strategy):
     """The native parallel function-calling baseline.
 
     Each model turn may emit many native tool calls; the executor runs them concurrently (the
@@ -59,7 +56,7 @@ class ParallelToolCallAgent:
         max_turns: model turns before the run fails with ``TurnLimitExceeded``.
         max_concurrency: tool calls running at once across all tools.
         timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, replacing the tools' own.
+        tool_limits: per-tool limits by name, overriding the tools' own field by field.
         system_prompt: the system message (``""`` for none).
         on_event: called with each ``RunEvent`` of every run.
 
@@ -89,22 +86,16 @@ class ParallelToolCallAgent:
         on_event: EventHandler | None = None,
     ) -> None:
         check_limit("max_turns", max_turns)
-        self.llm = llm
-        self.tools: dict[str, Tool] = coerce_tools(tools)
-        if not self.tools:
-            raise UserError("ParallelToolCallAgent needs at least one tool")
+        super().__init__(
+            llm=llm,
+            tools=tools,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            tool_limits=tool_limits,
+            on_event=on_event,
+        )
         self.max_turns = max_turns
-        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
         self.system_prompt = system_prompt
-        self.on_event = on_event
-
-    def run(self, question: str) -> RunResult:
-        """Answer ``question`` from sync code (starts an event loop).
-
-        Raises:
-            UserError: called from inside a running event loop (use ``await arun``).
-        """
-        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -121,7 +112,7 @@ class ParallelToolCallAgent:
             Exception: what an ``on_event`` handler raised, as itself, with the finished
                 records in its ``tasks`` attribute (the handler's failure ends the run).
         """
-        run = Run(self.tools, limits=self.limits, on_event=(self.on_event, on_event), name="ParallelToolCallAgent")
+        run = self.new_run(on_event)
         return await run.guard(self._turns(question, run))
 
     async def _turns(self, question: str, run: Run) -> RunResult:

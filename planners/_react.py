@@ -21,7 +21,6 @@ from llmcompiler import (
     Finish,
     JoinerDecided,
     JoinParseError,
-    Limits,
     Message,
     ModelRequest,
     ParseError,
@@ -30,13 +29,11 @@ from llmcompiler import (
     RunResult,
     TaskParsed,
     TaskRecord,
-    Tool,
     ToolLimits,
-    UserError,
     parse_join_reply,
     parse_plan,
 )
-from llmcompiler.strategy import Run, ToolLike, coerce_tools, describe_tools, fill_template, observation_text, run_sync
+from llmcompiler.strategy import Run, Strategy, ToolLike, describe_tools, fill_template, observation_text
 from planners._base import TurnLimitExceeded, check_limit, timings
 
 __all__ = ["ReActAgent", "ReActStep", "parse_react_reply"]
@@ -140,7 +137,7 @@ def action_task(action: str, idx: int, known: Iterable[int], thought: str | None
     return f"cannot read the action {action!r}: {_EXPECTED}"  # pragma: no cover - the parser always reports
 
 
-class ReActAgent:
+class ReActAgent(Strategy):
     """The ReAct baseline: one tool call per model turn, in sequence, until ``Action: Finish(...)``.
 
     The action is written in the plan language's call syntax and parsed by its parser; tools
@@ -157,7 +154,7 @@ class ReActAgent:
         max_steps: model turns before the run fails with ``TurnLimitExceeded``.
         max_concurrency: tool calls running at once (one at most here, kept for parity).
         timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, replacing the tools' own.
+        tool_limits: per-tool limits by name, overriding the tools' own field by field.
         examples: few-shot text for the system prompt (default: ``planners/prompts/react_examples.txt``).
         on_event: called with each ``RunEvent`` of every run.
 
@@ -186,22 +183,16 @@ class ReActAgent:
         on_event: EventHandler | None = None,
     ) -> None:
         check_limit("max_steps", max_steps)
-        self.llm = llm
-        self.tools: dict[str, Tool] = coerce_tools(tools)
-        if not self.tools:
-            raise UserError("ReActAgent needs at least one tool")
+        super().__init__(
+            llm=llm,
+            tools=tools,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            tool_limits=tool_limits,
+            on_event=on_event,
+        )
         self.max_steps = max_steps
-        self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
         self.examples = _EXAMPLES if examples is None else examples
-        self.on_event = on_event
-
-    def run(self, question: str) -> RunResult:
-        """Answer ``question`` from sync code (starts an event loop).
-
-        Raises:
-            UserError: called from inside a running event loop (use ``await arun``).
-        """
-        return run_sync(self.arun(question))
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
         """Answer ``question``.
@@ -217,7 +208,7 @@ class ReActAgent:
             Exception: what an ``on_event`` handler raised, as itself, with the finished
                 records in its ``tasks`` attribute (the handler's failure ends the run).
         """
-        run = Run(self.tools, limits=self.limits, on_event=(self.on_event, on_event), name="ReAct")
+        run = self.new_run(on_event)
         return await run.guard(self._steps(question, run))
 
     async def _steps(self, question: str, run: Run) -> RunResult:

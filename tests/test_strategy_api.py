@@ -17,7 +17,6 @@ import llmcompiler
 import llmcompiler.strategy
 from llmcompiler import (
     END_OF_PLAN,
-    ChatModel,
     EventHandler,
     JoinerDecided,
     Message,
@@ -38,6 +37,7 @@ from llmcompiler import (
 from llmcompiler.models import cost_usd, price_of
 from llmcompiler.strategy import (
     Run,
+    Strategy,
     ToolLike,
     coerce_tools,
     describe_tools,
@@ -54,20 +54,13 @@ PLAN_PROMPT = "Tools:\n{{tools}}\nWrite a numbered plan for: {{question}}"
 ANSWER_PROMPT = "Question: {{question}}\nResults:\n{{results}}\nAnswer in one line."
 
 
-class PlanThenAnswer:
+class PlanThenAnswer(Strategy):
     """The third strategy: one streamed plan (its tasks start as it streams), then one model
-    call that answers from the results. No replans, no joiner grammar."""
-
-    def __init__(self, *, llm: ChatModel, tools: Sequence[ToolLike], on_event: EventHandler | None = None) -> None:
-        self.llm = llm
-        self.tools = coerce_tools(tools)
-        self.on_event = on_event
-
-    def run(self, question: str) -> RunResult:
-        return run_sync(self.arun(question))
+    call that answers from the results. No replans, no joiner grammar. ``Strategy`` gives it
+    the model, tools, limits and listeners, and ``run`` for sync code."""
 
     async def arun(self, question: str, *, on_event: EventHandler | None = None) -> RunResult:
-        run = Run(self.tools, on_event=[self.on_event, on_event], name="PlanThenAnswer")
+        run = self.new_run(on_event)
         return await run.guard(self._answer(run, question))
 
     async def _answer(self, run: Run, question: str) -> RunResult:
@@ -85,7 +78,7 @@ class PlanThenAnswer:
 
 
 class Gate:
-    """Tools that wait until the test lets them go, and say when they started or were cancelled."""
+    """A tool that waits until it is cancelled, and says when it started and when it was cancelled."""
 
     def __init__(self) -> None:
         self.started = asyncio.Event()
@@ -176,6 +169,22 @@ async def test_run_sync_inside_an_event_loop_is_a_user_error_and_leaves_no_corou
         agent.run("3 squared?")  # filterwarnings=error: a coroutine never awaited would fail the test
 
 
+def test_run_sync_runs_a_coroutine_from_sync_code() -> None:
+    async def nine() -> int:
+        return 9
+
+    assert run_sync(nine()) == 9
+
+
+def test_the_base_takes_tools_limits_and_checks_them() -> None:
+    agent = PlanThenAnswer(llm=_answering(), tools=[square], max_concurrency=2, timeout=5)
+    assert list(agent.tools) == ["square"] and agent.limits.max_concurrency == 2 and agent.limits.timeout == 5
+    with pytest.raises(UserError, match="PlanThenAnswer needs at least one tool"):
+        PlanThenAnswer(llm=_answering(), tools=[])
+    with pytest.raises(UserError, match="two tools are named 'square'"):
+        PlanThenAnswer(llm=_answering(), tools=[square, square])
+
+
 def test_the_strategy_is_an_agent_as_the_baselines_are() -> None:
     assert isinstance(PlanThenAnswer(llm=_answering(), tools=[square]), Agent)
 
@@ -236,7 +245,7 @@ async def test_a_reply_cut_at_the_token_limit_is_a_model_error_not_an_answer() -
 
 async def test_a_native_tool_call_in_a_text_reply_names_the_strategy() -> None:
     llm = ScriptedLLM([PLAN, [ToolCall(name="square", args={"x": 2})]])
-    with pytest.raises(ModelError, match="native tool call \\(square\\); PlanThenAnswer needs text"):
+    with pytest.raises(ModelError, match=r"native tool call \(square\); PlanThenAnswer needs text"):
         await PlanThenAnswer(llm=llm, tools=[square]).arun("3 squared, squared?")
 
 
