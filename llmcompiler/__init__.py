@@ -3,6 +3,9 @@
 A planner model streams a numbered plan; the plan is parsed as it arrives into a DAG of tool
 calls; each call starts the moment its dependencies finish; a joiner model reads the results
 and answers, or asks for a new plan.
+
+Strategies of your own (and the baselines in ``planners``) are written with
+``llmcompiler.strategy`` and the names exported here.
 """
 
 from llmcompiler._agent import LLMCompiler
