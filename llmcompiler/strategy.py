@@ -15,7 +15,7 @@ code). It decides which model calls and which tool calls to make; the engine doe
 - Prompt text: ``describe_tools`` (the tools as a prompt lists them), ``observation_text``
   (a finished task as a model reads it: cut, safe, secrets taken out), ``fill_template``
   (``{{placeholders}}`` filled with scrubbed values).
-- ``coerce_tools``: ``Tool``s, functions and LangChain tools as a name → ``Tool`` mapping.
+- ``ToolLike``: what a strategy takes as a tool (a ``Tool``, a function, a LangChain tool).
 
 The rest comes from ``llmcompiler`` itself: ``Executor``, ``Limits``, ``RunResult``,
 ``TaskRecord``, ``RoundTimings``, ``Usage``, ``ModelRequest``, ``Message``, ``ToolCall``,
@@ -84,7 +84,6 @@ __all__ = [
     "observation_text",
     "fill_template",
     # tools
-    "coerce_tools",
     "ToolLike",
 ]
 
@@ -121,8 +120,8 @@ class Run:
     ``cost_usd``; ``result`` puts both in the ``RunResult``.
 
     Args:
-        tools: the tools the run may call (a name → ``Tool`` mapping, as ``coerce_tools``
-            makes once per strategy, or ``Tool``s, functions and LangChain tools).
+        tools: the tools the run may call: a name → ``Tool`` mapping (``Strategy.tools``), or
+            ``Tool``s, functions and LangChain tools.
         limits: run-wide and per-tool limits for the executor.
         on_event: the listeners, called with each ``RunEvent`` in order; ``None`` entries are
             skipped (pass ``[self.on_event, on_event]``). The first that raises ends the run

@@ -39,7 +39,6 @@ from llmcompiler.strategy import (
     Run,
     Strategy,
     ToolLike,
-    coerce_tools,
     describe_tools,
     fill_template,
     observation_text,
@@ -254,7 +253,7 @@ async def test_a_bug_in_the_strategy_is_a_run_error_with_the_records_never_a_gro
         await run.executor.run_calls([(1, "square", {"x": 4})])
         raise ExceptionGroup("a bug", [KeyError("missing")])
 
-    run = Run(coerce_tools([square]))
+    run = Run([square])
     with pytest.raises(RunError, match="KeyError") as caught:
         await run.guard(body(run))
     assert isinstance(caught.value.__cause__, KeyError)
@@ -264,7 +263,7 @@ async def test_a_bug_in_the_strategy_is_a_run_error_with_the_records_never_a_gro
 async def test_native_calls_and_a_default_result_from_the_run() -> None:
     # The other way to call tools: a reply's native calls, run concurrently as one round.
     llm = ScriptedLLM([[ToolCall(name="square", args={"x": 2}), ToolCall(name="square", args={"x": 5})]])
-    run = Run(coerce_tools([square]))
+    run = Run([square])
 
     async def body() -> RunResult:
         request = ModelRequest(messages=(Message(role="user", content="squares"),), purpose="tools", native_tools=True)
