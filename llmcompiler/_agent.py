@@ -132,12 +132,24 @@ class LLMCompiler(Strategy):
             ('round', ['joined', 'result'])
         """
         queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-        run = asyncio.create_task(self.arun(question, on_event=queue.put_nowait), name="llmcompiler: astream run")
+
+        async def whole_run() -> RunResult | KeyboardInterrupt | SystemExit:
+            # Ctrl-C and SystemExit come back as values and are raised in the consumer's task:
+            # raised in this task, they would leave the event loop itself, past the consumer.
+            try:
+                return await self.arun(question, on_event=queue.put_nowait)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                return exc
+
+        run = asyncio.create_task(whole_run(), name="llmcompiler: astream run")
         run.add_done_callback(lambda _: queue.put_nowait(None))  # None: no more events
         try:
             while (event := await queue.get()) is not None:
                 yield event
-            yield run.result()
+            outcome = run.result()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
         finally:
             if not run.done():
                 run.cancel()

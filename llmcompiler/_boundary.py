@@ -1,8 +1,8 @@
 """The edge of one run: what may leave it, and how.
 
 Every public entry point (``LLMCompiler.arun`` and what is built on it, ``astream`` and
-``arun_many``, and the baselines' ``arun``) runs its body through a ``RunBoundary``. Out of
-it come only:
+``arun_many``, ``execute_plan``, and the baselines' ``arun``) runs its body through a
+``RunBoundary``. Out of it come only:
 
 - the run's result;
 - our own errors: a ``RunError`` (with the finished task records in ``tasks``) or a ``UserError``;
@@ -21,6 +21,18 @@ the boundary keeps the exception, calls no handler again, and cancels the run's 
 runs in its own task for this purpose; the tool calls in flight are cancelled with it. The
 exception then leaves the run as itself, with a note saying so and the records finished by
 then in ``exc.tasks`` (set when the exception has no ``tasks`` attribute of its own).
+
+A handler that raises an exception group of its own gets one of its exceptions back, chosen as
+``unwrap_group`` chooses (Ctrl-C, then ``SystemExit``, then the first that is not a
+cancellation), with a note naming the group and what it held. "Never a group" holds for the
+caller's groups too: ``except ValueError`` around a run always works, and ``except*
+ValueError`` still does. A handler's ``KeyboardInterrupt`` or ``SystemExit`` ends the run the
+same way and then leaves as itself: raised where the handler was called (a tool's task inside
+a task group, a worker thread), it would leave the event loop with the run's tool calls still
+in flight, and the task groups raise it again while the loop is shut down. (``astream`` and
+``arun_many``, whose runs are tasks of their own, raise these two in the caller's task too.) A
+``CancelledError``, ``StopIteration``, ``StopAsyncIteration`` or ``GeneratorExit`` from a
+handler cannot leave a coroutine and keep its meaning: it is the ``__cause__`` of a ``RunError``.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from llmcompiler._errors import LLMCompilerError, RunError, unwrap_group
+from llmcompiler._errors import LLMCompilerError, RunError, group_leaves, unwrap_group
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._records import TaskRecord
 from llmcompiler._redact import scrub
@@ -69,9 +81,7 @@ class RunBoundary:
         for handler in self.handlers:
             try:
                 handler(event)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
+            except BaseException as exc:  # Ctrl-C too: raised from here it would skip the run's clean-up
                 self.failure = exc
                 self._stop()
                 return
@@ -136,13 +146,18 @@ class RunBoundary:
         return error
 
     def _handler_failure(self, records: Callable[[], Sequence[TaskRecord]]) -> BaseException:
-        exc = self.failure
-        assert exc is not None
+        raised = self.failure
+        assert raised is not None
+        # A handler's own exception group leaves as one of its exceptions, like any group.
+        exc = unwrap_group(raised)
+        within = "" if exc is raised else f" (within the {_group_text(raised)} it raised)"
         tasks = list(records())
         if isinstance(exc, _CANNOT_TRAVEL):
             # A caller cannot tell this CancelledError from a real cancellation, and a coroutine
             # turns StopIteration into a RuntimeError: a RunError says what happened instead.
-            error = RunError(f"an on_event handler raised {type(exc).__name__}, which ended the run", tasks=tasks)
+            error = RunError(
+                f"an on_event handler raised {type(exc).__name__}{within}, which ended the run", tasks=tasks
+            )
             error.__cause__ = exc
             return error
         kept = "its own .tasks attribute was left alone"
@@ -153,7 +168,16 @@ class RunBoundary:
             except (AttributeError, TypeError):  # an exception class that takes no attributes
                 kept = "this exception cannot hold them"
         exc.add_note(
-            f"llmcompiler: raised by an on_event handler, which ended the run "
+            f"llmcompiler: raised by an on_event handler{within}, which ended the run "
             f"with {len(tasks)} task(s) finished; {kept}"
         )
         return exc
+
+
+def _group_text(group: BaseException) -> str:
+    """``ExceptionGroup 'msg' of 3 (ValueError, TypeError, ...)``: a group named without its details."""
+    assert isinstance(group, BaseExceptionGroup)
+    kinds = [type(leaf).__name__ for leaf in group_leaves(group)]
+    shown = ", ".join(kinds[:5]) + (", ..." if len(kinds) > 5 else "")
+    message = one_line(scrub(safe_text(group.message)), 80)
+    return f"{type(group).__name__} {message!r} of {len(kinds)} ({shown})"

@@ -47,6 +47,7 @@ __all__ = [
     "ReplyCut",
     "RunError",
     "UserError",
+    "group_leaves",
     "unwrap_group",
 ]
 
@@ -153,7 +154,7 @@ def unwrap_group(exc: BaseException) -> BaseException:
     """
     if not isinstance(exc, BaseExceptionGroup):
         return exc
-    leaves = list(_leaves(exc))
+    leaves = list(group_leaves(exc))
     for kind in (KeyboardInterrupt, SystemExit):
         for leaf in leaves:
             if isinstance(leaf, kind):
@@ -164,9 +165,10 @@ def unwrap_group(exc: BaseException) -> BaseException:
     return leaves[0] if leaves else exc
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+def group_leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    """The exceptions of ``group`` that are not groups themselves, depth first."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
+            yield from group_leaves(exc)
         else:
             yield exc

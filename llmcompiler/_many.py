@@ -11,11 +11,25 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from llmcompiler._errors import RunError, UserError, really_cancelled, unwrap_group
+from llmcompiler._errors import RunError, UserError, group_leaves, really_cancelled, unwrap_group
 
 __all__ = ["run_many"]
 
 T = TypeVar("T")
+
+
+class _Stop(Exception):
+    """A question's ``KeyboardInterrupt`` or ``SystemExit``, carried out of its worker.
+
+    Raised in a worker task as itself, it would leave the event loop at once, with the other
+    questions' runs still in flight (and the task group raise it again while the loop shuts
+    down). Carried as an ordinary exception, it makes the task group cancel the other questions
+    and wait for them; then it is raised as itself in the caller's task.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
 
 
 async def run_many(
@@ -40,8 +54,10 @@ async def run_many(
     Raises:
         UserError: ``concurrency`` is less than 1.
         Exception: the first exception a question raised (unless ``return_exceptions``), as
-            itself, never in a group; the other questions are cancelled. ``KeyboardInterrupt``
-            and a cancellation of the caller pass as themselves either way.
+            itself, never in a group; the other questions are cancelled. ``KeyboardInterrupt``,
+            ``SystemExit`` and a cancellation of the caller pass as themselves either way (a
+            question's ``KeyboardInterrupt`` or ``SystemExit`` once the other questions are
+            cancelled, in the caller's task).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise UserError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
@@ -61,6 +77,8 @@ async def run_many(
                     raise error from exc
                 error.__cause__ = exc
                 results[i] = error
+            except (KeyboardInterrupt, SystemExit) as exc:
+                raise _Stop(exc) from None
             except Exception as exc:
                 if not return_exceptions:
                     raise
@@ -73,7 +91,8 @@ async def run_many(
             for _ in range(min(concurrency, len(questions))):
                 tg.create_task(worker())
     except BaseExceptionGroup as group:
-        failure = unwrap_group(group)
+        stops = [leaf.exc for leaf in group_leaves(group) if isinstance(leaf, _Stop)]
+        failure = unwrap_group(BaseExceptionGroup("stopped", stops) if stops else group)
     if failure is not None:
         # Raised outside the ``except`` block: the group must not ride along as its context.
         raise failure
