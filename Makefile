@@ -25,9 +25,10 @@ DEMO_QUESTION ?= What is the weather and the local time in Tokyo and in Oslo?
 demo: $(STAMP)  ## answer a question with the local model and the demo tools
 	$(VENV)/bin/llmcompiler run "$(DEMO_QUESTION)"
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff and the import contract (one-way layers, no cycles: pyproject.toml [tool.importlinter])
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)  ## mypy --strict
 	$(VENV)/bin/mypy

@@ -27,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Hashable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, Protocol
 
 from llmcompiler._errors import really_cancelled
-from llmcompiler._events import TaskStarted
+from llmcompiler._events import EventHandler, TaskStarted
 from llmcompiler._fusion import Batcher, BatchFailed
 from llmcompiler._graph import Node
 from llmcompiler._limits import Limits, ToolLimits
@@ -44,10 +44,26 @@ from llmcompiler._text import describe, error_text
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import Tool
 
-if TYPE_CHECKING:
-    from llmcompiler._executor import Executor
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "Host", "gates_for", "thread_pool"]
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "gates_for", "thread_pool"]
+
+class Host(Protocol):
+    """What the call layer needs of the executor it serves (``Executor`` is one): where records
+    go, the run's results of pure tools, each tool's limits, its listener and its retry sleep."""
+
+    records: dict[int, TaskRecord]
+    _on_event: EventHandler | None
+
+    def memo(self) -> Memo:
+        """The run's results of ``pure`` tools."""
+        ...
+
+    def limits_for(self, tool: Tool) -> ToolLimits:
+        """The limits ``tool`` runs under."""
+        ...
+
+    _sleep: Callable[[float], Awaitable[None]]
+
 
 DEFAULT_THREADS = 64
 """Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
@@ -155,7 +171,7 @@ class Calls:
         round: the round number for the records.
     """
 
-    def __init__(self, executor: Executor, gates: Gates, round: int) -> None:
+    def __init__(self, executor: Host, gates: Gates, round: int) -> None:
         self.ex = executor
         self.gates = gates
         self.round = round
