@@ -320,8 +320,11 @@ class Strategy(abc.ABC):
         llm: the model.
         tools: ``Tool``s, plain functions or LangChain tools.
         max_concurrency: tool calls running at once across all tools.
-        timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, overriding the tools' own field by field.
+        timeout: seconds a tool call may take when neither its tool's own limits nor its override
+            in ``tool_limits`` give a timeout.
+        tool_limits: overrides of the tools' own limits by tool name; each changes only the fields
+            its ``ToolLimits`` was given (``{"search": ToolLimits(timeout=5)}`` keeps search's
+            retries and batching). A name that is not a tool is a ``UserError``.
         on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
             run: its exception leaves ``arun`` as itself, with the task records finished by
             then in its ``tasks`` attribute.
@@ -333,7 +336,7 @@ class Strategy(abc.ABC):
         on_event: the strategy's own listener.
 
     Raises:
-        UserError: no tools, two tools with one name, or a bad limit.
+        UserError: no tools, two tools with one name, a bad limit, or ``tool_limits`` naming no tool.
     """
 
     def __init__(
@@ -351,6 +354,7 @@ class Strategy(abc.ABC):
         if not self.tools:
             raise UserError(f"{type(self).__name__} needs at least one tool")
         self.limits = Limits(max_concurrency=max_concurrency, timeout=timeout, tool_limits=dict(tool_limits or {}))
+        self.limits.check_tools(self.tools)
         self.on_event = on_event
 
     @abc.abstractmethod

@@ -153,8 +153,11 @@ class ReActAgent(Strategy):
         tools: ``Tool``s, plain functions or LangChain tools.
         max_steps: model turns before the run fails with ``TurnLimitExceeded``.
         max_concurrency: tool calls running at once (one at most here, kept for parity).
-        timeout: seconds a tool call may take when its own limits set none.
-        tool_limits: per-tool limits by name, overriding the tools' own field by field.
+        timeout: seconds a tool call may take when neither its tool's own limits nor its override
+            in ``tool_limits`` give a timeout.
+        tool_limits: overrides of the tools' own limits by tool name; each changes only the fields
+            its ``ToolLimits`` was given (``{"search": ToolLimits(timeout=5)}`` keeps search's
+            retries and batching). A name that is not a tool is a ``UserError``.
         examples: few-shot text for the system prompt (default: ``planners/prompts/react_examples.txt``).
         on_event: called with each ``RunEvent`` of every run.
 

@@ -25,6 +25,7 @@ from llmcompiler import (
     tool,
 )
 from llmcompiler.testing import ScriptedLLM
+from planners import ParallelToolCallAgent, ReActAgent
 from tests.fakeclock import run_with_fake_clock
 
 # --------------------------------------------------------------------------- ToolLimits as a value
@@ -223,6 +224,9 @@ def test_an_override_for_an_unknown_tool_is_a_user_error_naming_the_tools() -> N
         asyncio.run(execute_plan("1. search('x')", [search, calc], tool_limits={"serch": ToolLimits(timeout=5)}))
     with pytest.raises(UserError, match=expected):
         LLMCompiler(llm=ScriptedLLM([]), tools=[search, calc], tool_limits={"serch": ToolLimits(timeout=5)})
+    for baseline in (ReActAgent, ParallelToolCallAgent):  # at construction too, not at the first run
+        with pytest.raises(UserError, match=expected):
+            baseline(llm=ScriptedLLM([]), tools=[search, calc], tool_limits={"serch": ToolLimits(timeout=5)})
     with pytest.raises(UserError, match=r"unknown tools: 'a', 'b' \(tools: search\)"):
         Executor([search], limits=Limits(tool_limits={"b": ToolLimits(), "a": ToolLimits(), "search": ToolLimits()}))
 
