@@ -18,6 +18,10 @@
 The environment's secrets are read once and read again only when ``os.environ`` changes, so
 scrubbing many strings (a trace of 10,000 tasks) costs time linear in their length.
 ``redact`` is the narrower pass the model adapters apply to provider errors.
+
+Structured values (a trace's arguments and results) are scrubbed string by string, keys
+included; a mapping's value under a secret's name (``password``, ``api_key``, ``token``, ...)
+is replaced whole (``is_secret_entry``): alone, it would not be seen beside its name.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterable
 
-__all__ = ["REDACTED", "is_secret_name", "redact", "scrub", "scrubber"]
+__all__ = ["REDACTED", "is_secret_entry", "is_secret_name", "redact", "scrub", "scrubber"]
 
 REDACTED = "[redacted]"
 
@@ -126,6 +130,17 @@ def is_secret_name(name: object) -> bool:
         (True, False)
     """
     return isinstance(name, str) and len(name) <= 60 and _SECRET_NAME.match(name) is not None
+
+
+def is_secret_entry(name: object, value: object) -> bool:
+    """Whether a mapping's ``value`` under ``name`` is a secret whatever it looks like, to be
+    replaced whole by ``REDACTED``: a value (``None`` is none) under a secret's name.
+
+    Example:
+        >>> is_secret_entry("password", "hunter2"), is_secret_entry("password", None), is_secret_entry("city", "Oslo")
+        (True, False, False)
+    """
+    return value is not None and is_secret_name(name)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -5,11 +5,10 @@ thought, result or error, state, start and end in seconds from the run's start),
 usage, the cost and the phases of each round. ``write_trace`` writes one; ``trace_dict``
 gives the same as a dict; ``render_timeline`` draws either.
 
-Secrets never reach a trace: API keys from the environment, ``Authorization`` headers,
-bearer tokens and key-shaped strings (``sk-...``) are replaced by ``[redacted]`` in every
-string of it, keys included (``_redact.scrub``). Any result can be written: integers
-too long to print, values nested thousands deep and lone surrogates become safe text
-(``_text.safe_text``), so the file is always valid UTF-8 JSON.
+Secrets never reach a trace: every string of it, keys included, is scrubbed, and a value
+under a secret's name is redacted whole (``llmcompiler._redact`` says what counts as a secret).
+Any result can be written: integers too long to print, values nested thousands deep and lone
+surrogates become safe text (``_text.safe_text``), so the file is always valid UTF-8 JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 
 from llmcompiler._literals import Ref, Template
 from llmcompiler._records import RunResult, TaskRecord
-from llmcompiler._redact import REDACTED, is_secret_name, scrubber
+from llmcompiler._redact import REDACTED, is_secret_entry, scrubber
 from llmcompiler._text import MAX_INT_DIGITS, int_summary, safe_text
 
 __all__ = ["TRACE_VERSION", "to_json_safe", "trace_dict", "write_trace"]
@@ -72,12 +71,7 @@ class _Json:
         return self.other(value, depth)
 
     def mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
-        # A value under a secret's name ("password", "api_key", "token") is redacted whatever it
-        # looks like: scrubbed alone, it would not be seen beside its name.
-        return {
-            self.key(k): REDACTED if v is not None and is_secret_name(k) else self.value(v, depth)
-            for k, v in value.items()
-        }
+        return {self.key(k): REDACTED if is_secret_entry(k, v) else self.value(v, depth) for k, v in value.items()}
 
     def other(self, value: Any, depth: int) -> Any:
         """Anything but a plain str, int, float, list or dict (subclasses included)."""
