@@ -46,7 +46,7 @@ from llmcompiler._errors import LLMCompilerError, RunError, group_leaves, unwrap
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._records import TaskRecord
 from llmcompiler._redact import scrub
-from llmcompiler._text import one_line, safe_text
+from llmcompiler._text import describe, one_line, safe_text
 
 __all__ = ["RunBoundary"]
 
@@ -139,8 +139,7 @@ class RunBoundary:
         if isinstance(leaf, asyncio.CancelledError):
             reason = "the run was cancelled from inside (by a tool or a model, not by its caller)"
         else:
-            detail = one_line(scrub(f"{type(leaf).__name__}: {safe_text(leaf)}"))
-            reason = f"the run failed unexpectedly: {detail}"
+            reason = f"the run failed unexpectedly: {one_line(describe(leaf))}"
         error = RunError(reason, tasks=records())
         error.__cause__ = leaf
         return error
