@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmcompiler._redact import redact, scrub
+from llmcompiler._redact import is_secret_entry, redact, scrub
 
 
 @pytest.mark.parametrize(
@@ -112,3 +112,20 @@ def test_prose_about_secret_parameters_is_kept(text: str) -> None:
 )
 def test_real_assigned_values_are_still_redacted(text: str, expected: str) -> None:
     assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "secret"),
+    [
+        ("password", "hunter2", True),
+        ("DB_Password", 1234, True),  # whatever the value looks like
+        ("api_key", {"nested": "x"}, True),
+        ("access_token", "", True),
+        ("password", None, False),  # no value: nothing to hide
+        ("max_tokens", 100, False),
+        ("key", "Oslo", False),
+        (("password",), "x", False),  # only a text names a secret
+    ],
+)
+def test_a_value_under_a_secrets_name_is_a_secret_entry(name: object, value: object, secret: bool) -> None:
+    assert is_secret_entry(name, value) is secret
