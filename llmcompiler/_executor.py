@@ -32,7 +32,7 @@ from typing import Any
 
 from llmcompiler._boundary import RunBoundary
 from llmcompiler._calls import Calls, Gates, gates_for, thread_pool
-from llmcompiler._errors import ReplyCut, RunError, UserError, unwrap_group
+from llmcompiler._errors import ArgumentError, ReplyCut, RunError, UserError, unwrap_group
 from llmcompiler._events import EventHandler, PlanChunk, TaskFinished
 from llmcompiler._graph import Node, Progress, TaskGraph
 from llmcompiler._limits import Limits, ToolLimits
@@ -43,7 +43,7 @@ from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import TaskRecord
 from llmcompiler._text import describe, safe_text
 from llmcompiler._threads import ThreadPool
-from llmcompiler._tools import ArgumentError, Tool, ToolLike, coerce_tools
+from llmcompiler._tools import Tool, ToolLike, coerce_tools
 
 __all__ = ["Executor", "Limits", "RoundOutcome", "execute_plan"]
 

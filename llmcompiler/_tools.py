@@ -26,7 +26,6 @@ from llmcompiler._threads import Job, ThreadPool, default_pool
 from llmcompiler._types import ToolSpec
 
 __all__ = [
-    "ArgumentError",
     "Tool",
     "ToolLike",
     "ToolLimits",
