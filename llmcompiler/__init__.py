@@ -47,7 +47,7 @@ from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
 from llmcompiler._timeline import render_timeline, write_timeline
 from llmcompiler._tools import Tool, tool
 from llmcompiler._trace import trace_dict, write_trace
-from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, Truncated, Usage
+from llmcompiler.models import ChatModel, Message, ModelRequest, ToolCall, ToolSpec, Truncated, Usage
 
 __version__ = "0.1.0"
 
@@ -67,6 +67,7 @@ __all__ = [
     "Message",
     "ModelRequest",
     "ToolCall",
+    "ToolSpec",
     "Truncated",
     "Usage",
     # plan language

@@ -31,11 +31,8 @@ class LLMCompiler(Strategy):
         max_replans: how many times the joiner may ask for a new plan.
         joiner_llm: a different model for the joiner.
         max_concurrency: tool calls running at once across all tools.
-        timeout: seconds a tool call may take when neither its tool's own limits nor its override
-            in ``tool_limits`` give a timeout.
-        tool_limits: overrides of the tools' own limits by tool name; each changes only the fields
-            its ``ToolLimits`` was given (``{"search": ToolLimits(timeout=5)}`` keeps search's
-            retries and batching). A name that is not a tool is a ``UserError``.
+        timeout: the run-wide tool timeout, for tools whose limits give none (see ``Strategy``).
+        tool_limits: per-tool overrides of the tools' own limits, field by field (see ``Strategy``).
         examples: few-shot plan examples for the planner prompt (default: a generic one).
         on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
             run: its exception leaves ``arun`` as itself, with the task records finished by

@@ -55,11 +55,8 @@ class ParallelToolCallAgent(Strategy):
         tools: ``Tool``s, plain functions or LangChain tools.
         max_turns: model turns before the run fails with ``TurnLimitExceeded``.
         max_concurrency: tool calls running at once across all tools.
-        timeout: seconds a tool call may take when neither its tool's own limits nor its override
-            in ``tool_limits`` give a timeout.
-        tool_limits: overrides of the tools' own limits by tool name; each changes only the fields
-            its ``ToolLimits`` was given (``{"search": ToolLimits(timeout=5)}`` keeps search's
-            retries and batching). A name that is not a tool is a ``UserError``.
+        timeout: the run-wide tool timeout, for tools whose limits give none (see ``Strategy``).
+        tool_limits: per-tool overrides of the tools' own limits, field by field (see ``Strategy``).
         system_prompt: the system message (``""`` for none).
         on_event: called with each ``RunEvent`` of every run.
 

@@ -111,7 +111,7 @@ async def test_closing_the_stream_stops_decoding(local_chat: LlamaCppChat) -> No
 
 
 async def test_plan_is_grammar_bound_and_continues_the_numbering(local_chat: LlamaCppChat) -> None:
-    """A replan prompt asks for numbers from 6 on: the plan starts at 6 and parses."""
+    """A replan request's first_task is 6: the plan starts at 6 and parses (the prompt's words are not read)."""
     user = (
         f"Question: {DEMO_QUESTION}\n\nTasks already run; their results can be used as $N:\n"
         '1. weather("Tokyo")\nObservation: Tokyo: 17 °C\n...\n\n'
@@ -123,6 +123,7 @@ async def test_plan_is_grammar_bound_and_continues_the_numbering(local_chat: Lla
         purpose="plan",
         stop=("<END_OF_PLAN>",),
         tools=tuple(t.spec for t in DEMO_TOOLS),
+        first_task=6,
     )
     chunks, usage = await _collect(local_chat, request)
     events = parse_plan("".join(chunks), known=range(1, 6))

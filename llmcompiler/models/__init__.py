@@ -19,6 +19,7 @@ from llmcompiler._types import (
     Observation,
     Purpose,
     ToolCall,
+    ToolSpec,
     Truncated,
     Usage,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "OpenAIChat",
     "Purpose",
     "ToolCall",
+    "ToolSpec",
     "Truncated",
     "Usage",
     "cost_usd",
