@@ -32,6 +32,7 @@ from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, Usage
 from llmcompiler.models import ModelEvent, ModelRequest
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.testing import estimate_tokens
+from planners._react import OBSERVATION as _OBSERVATION  # what a ReAct transcript calls a result
 
 __all__ = [
     "PROFILES",
@@ -233,9 +234,6 @@ def resolve_values(value: Any, observations: Mapping[int, str]) -> Any:
 
 
 # --------------------------------------------------------------------------- reading conversations
-
-_OBSERVATION = "Observation:"
-
 
 # --------------------------------------------------------------------------- the model
 

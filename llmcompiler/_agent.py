@@ -270,18 +270,7 @@ class _Run:
             except RunError as exc:
                 exc.tasks = tasks + exc.tasks
                 raise
-            join_end = now()
-            timings.append(
-                RoundTimings(
-                    plan_start=outcome.plan_start,
-                    plan_first_chunk=outcome.plan_first_chunk,
-                    plan_end=outcome.plan_end,
-                    first_dispatch=outcome.first_dispatch,
-                    tasks_end=outcome.tasks_end,
-                    join_start=join_start,
-                    join_end=join_end,
-                )
-            )
+            timings.append(outcome.timings(join_start=join_start, join_end=now()))
             if decision.thought:
                 thoughts.append(decision.thought)
             if isinstance(decision, Finish):

@@ -40,7 +40,7 @@ from llmcompiler._literals import clip
 from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._ratelimit import RateLimiter
-from llmcompiler._records import TaskRecord
+from llmcompiler._records import RoundTimings, TaskRecord
 from llmcompiler._text import describe, safe_text
 from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import Tool, ToolLike, coerce_tools
@@ -76,6 +76,18 @@ class RoundOutcome:
     first_dispatch: float | None
     tasks_end: float
     ended_by: str
+
+    def timings(self, *, join_start: float, join_end: float) -> RoundTimings:
+        """This round's phases as ``RoundTimings``, with the joiner call that followed it."""
+        return RoundTimings(
+            plan_start=self.plan_start,
+            plan_first_chunk=self.plan_first_chunk,
+            plan_end=self.plan_end,
+            first_dispatch=self.first_dispatch,
+            tasks_end=self.tasks_end,
+            join_start=join_start,
+            join_end=join_end,
+        )
 
 
 class Executor:
