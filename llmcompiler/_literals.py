@@ -36,14 +36,17 @@ written as text (an int beyond the digit limit, a list nested too deeply, an obj
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import re
 import sys
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
+from types import ModuleType
 from typing import Any
 
-from llmcompiler._text import describe, one_line
+from llmcompiler._redact import is_secret_name, scrub
+from llmcompiler._text import describe, one_line, safe_text
 
 __all__ = [
     "INVISIBLE",
@@ -53,9 +56,12 @@ __all__ = [
     "Arguments",
     "Ref",
     "ResolveError",
+    "Step",
     "Template",
     "clip",
+    "follow",
     "parse_arguments",
+    "path_text",
     "resolve",
     "to_text",
 ]
@@ -86,24 +92,66 @@ def _max_digits() -> int:
     return sys.get_int_max_str_digits() or _DEFAULT_MAX_DIGITS
 
 
+Step = str | int
+"""One step of a reference's path: a field (a mapping's key or an object's field) or an index."""
+
+_FIELD = re.compile(r"[^\W\d]\w*")  # a field name written after ".": a letter or "_", then letters, digits, "_"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ref:
-    """The result of task ``idx``, passed with its own type."""
+    """The result of task ``idx``, or the value at ``path`` inside it, passed with its own type.
+
+    A ``str`` step is a field: a mapping's key, or an object's field (a dataclass or pydantic
+    field, or an entry of the instance's ``__dict__``). An ``int`` step is a list or tuple index
+    (negative counts from the end), or an int key of a mapping. ``repr`` writes the reference
+    as a plan writes it: ``Ref(1, ("items", 2, "id"))`` is ``$1.items[2].id``, and a key that
+    is not a name is quoted, ``Ref(2, ("entity id",))`` is ``$2["entity id"]``.
+
+    Example:
+        >>> Ref(3, (-1, "name"))
+        $3[-1].name
+    """
 
     idx: int
+    path: tuple[Step, ...] = ()
 
     def __repr__(self) -> str:
-        return f"${self.idx}"
+        if not self.path:
+            return f"${self.idx}"
+        return f"${self.idx}{path_text(self.path)}"
+
+
+def path_text(path: tuple[Step, ...]) -> str:
+    """A path as a plan writes it after ``$N``: ``.name`` for a name, ``["..."]`` for another key, ``[n]`` for an index.
+
+    Example:
+        >>> path_text(("items", 2, "entity id"))
+        '.items[2]["entity id"]'
+    """
+    parts: list[str] = []
+    for step in path:
+        if isinstance(step, str):
+            if _FIELD.fullmatch(step):
+                parts.append(f".{step}")
+            else:
+                parts.append(f"[{json.dumps(step, ensure_ascii=False)}]")
+        else:
+            parts.append(f"[{int(step)}]")
+    return "".join(parts)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Template:
-    """A string with the results of earlier tasks spliced in as text."""
+    """A string with the results of earlier tasks (or values inside them) spliced in as text.
+
+    ``repr`` writes the braced form: ``'flights from ${1.entityId}'``.
+    """
 
     parts: tuple[str | Ref, ...]
 
     def __repr__(self) -> str:
-        return repr("".join(p if isinstance(p, str) else f"${{{p.idx}}}" for p in self.parts))
+        return repr("".join(p if isinstance(p, str) else f"${{{repr(p)[1:]}}}" for p in self.parts))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -522,14 +570,21 @@ def _expected(op: str, token: str, opener: str | None) -> ArgumentSyntaxError:
 def resolve(value: Any, result_of: Callable[[int], Any]) -> Any:
     """Replace every ``Ref`` and ``Template`` in ``value`` with the results they name.
 
+    A reference with a path takes the value at its path (see ``follow``).
+
     Raises:
-        ResolveError: a result cannot be spliced into a ``Template`` as text, or cannot be a
-            dict key or set member where a reference put it.
+        ResolveError: a path does not lead to a value, a result cannot be spliced into a
+            ``Template`` as text, or cannot be a dict key or set member where a reference put it.
     """
     if isinstance(value, Ref):
-        return result_of(value.idx)
+        return follow(value, result_of(value.idx)) if value.path else result_of(value.idx)
     if isinstance(value, Template):
-        return "".join(p if isinstance(p, str) else to_text(result_of(p.idx), name=f"${p.idx}") for p in value.parts)
+        return "".join(
+            p
+            if isinstance(p, str)
+            else to_text(follow(p, result_of(p.idx)) if p.path else result_of(p.idx), name=repr(p))
+            for p in value.parts
+        )
     if isinstance(value, list):
         return [resolve(v, result_of) for v in value]
     if isinstance(value, tuple):
@@ -553,6 +608,172 @@ def resolve(value: Any, result_of: Callable[[int], Any]) -> Any:
                 raise ResolveError(f"{_name(v)} cannot be a set member: {_unhashable(member, exc)}") from None
         return members
     return value
+
+
+def follow(ref: Ref, result: Any) -> Any:
+    """The value at ``ref.path`` inside ``result`` (the result of task ``ref.idx``).
+
+    Each step reads one value and nothing else: a mapping's key (any ``Mapping``; a
+    ``defaultdict`` never makes one up); a list or tuple's item by index (negative counts from
+    the end); a field of any other object: a dataclass or pydantic field (extra fields too), a
+    named tuple's field, or an entry of the instance's ``__dict__``, never a name starting with
+    ``_``, a property, a method or anything computed. A string is text, not a list: it has no
+    items and no fields.
+
+    Raises:
+        ResolveError: a step does not lead anywhere; the message names the reference, the step
+            and what was there, e.g. ``$2.entityId: no key 'entityId'; keys: id, name, skyId``,
+            and never holds more of a value than a short, scrubbed preview.
+    """
+    value = result
+    for n, step in enumerate(ref.path):
+        value = _step(value, step, ref, n)
+    return value
+
+
+_LISTED = 20  # keys or fields named in a message
+_PREVIEW = 60  # characters of a value shown in a message
+
+
+def _step(value: Any, step: Step, ref: Ref, n: int) -> Any:
+    """The value one step further along ``ref``'s path (``step`` is ``ref.path[n]``)."""
+    if value is None:
+        raise _path_error(ref, n, f"{_where(ref, n)} is None")
+    try:
+        if isinstance(value, Mapping):
+            if step not in value:  # asked first: a defaultdict would make the value up
+                raise _path_error(ref, n, _no_key(value, step, ref, n))
+            return value[step]
+        if isinstance(step, int):
+            if not isinstance(value, (list, tuple)):
+                raise _path_error(ref, n, f"{_where(ref, n)} is {_kind(value, ref, n)}, not a list")
+            if not -len(value) <= step < len(value):
+                shown = clip(str(step), 30)
+                raise _path_error(ref, n, f"index {shown} out of range{_at(ref, n)} ({_a(value)} of {len(value)})")
+            return value[step]
+        return _field(value, step, ref, n)
+    except ResolveError:
+        raise
+    except Exception as exc:  # a mapping, sequence or object whose own methods raise
+        raise _path_error(ref, n, f"reading {_step_text(step)}{_at(ref, n)} failed: {describe(exc, 200)}") from None
+
+
+def _field(value: Any, name: str, ref: Ref, n: int) -> Any:
+    """An object's field ``name``; never a name starting with ``_``, a property or a method."""
+    if name.startswith("_"):
+        shown = clip(name, 60)
+        return _fail(ref, n, f"{shown!r}{_at(ref, n)} is not read: names starting with '_' are never read")
+    if isinstance(value, (str, bytes, bytearray, int, float, complex, list, set, frozenset, type, ModuleType)) or (
+        isinstance(value, tuple) and not hasattr(type(value), "_fields")
+    ):
+        where = _where(ref, n)
+        why = f"{where} is {_kind(value, ref, n)}, which has no fields"
+        if isinstance(value, (list, tuple)) and value:
+            why += f" (for its first item's, write {where}[0]{path_text((name,))})"
+        return _fail(ref, n, why)
+    names = _field_names(value)
+    if name in names:
+        own = getattr(value, "__dict__", None)
+        if isinstance(own, dict) and name in own:
+            return own[name]
+        extra = getattr(value, "__pydantic_extra__", None)
+        if isinstance(extra, dict) and name in extra:
+            return extra[name]
+        return getattr(value, name)
+    listed = ", ".join(clip(k, 40) for k in names[:_LISTED])
+    more = f" … ({len(names) - _LISTED} more)" if len(names) > _LISTED else ""
+    fields = f"; fields: {listed}{more}" if names else " (it has none)"
+    return _fail(ref, n, f"{_a(value)} has no field {clip(name, 60)!r}{_at(ref, n)}{fields}")
+
+
+def _field_names(value: Any) -> list[str]:
+    """The fields of an object that a path may read, in their declared order."""
+    kind = type(value)
+    names: list[str] = []
+    declared = getattr(kind, "model_fields", None)  # a pydantic model
+    if isinstance(declared, dict):
+        names.extend(declared)
+        extra = getattr(value, "__pydantic_extra__", None)
+        if isinstance(extra, dict):
+            names.extend(k for k in extra if isinstance(k, str))
+    elif dataclasses.is_dataclass(value):
+        names.extend(f.name for f in dataclasses.fields(value))
+    elif isinstance(value, tuple):
+        names.extend(n for n in kind._fields if isinstance(n, str))  # a named tuple
+    own = getattr(value, "__dict__", None)
+    if isinstance(own, dict):
+        names.extend(k for k in own if isinstance(k, str) and k not in names)
+    return [k for k in names if not k.startswith("_")]
+
+
+def _fail(ref: Ref, n: int, problem: str) -> Any:
+    raise _path_error(ref, n, problem)
+
+
+def _path_error(ref: Ref, n: int, problem: str) -> ResolveError:
+    """``$2.entityId: no key 'entityId'; keys: ...``, scrubbed of secrets."""
+    return ResolveError(scrub(f"{clip(repr(ref), 120)}: {problem}"))
+
+
+def _where(ref: Ref, n: int) -> str:
+    """The reference up to step ``n``: the value the step reads from."""
+    return clip(repr(Ref(ref.idx, ref.path[:n])), 120)
+
+
+def _at(ref: Ref, n: int) -> str:
+    """`` in $1.items`` when step ``n`` is not the first; the first reads from ``$N`` itself."""
+    return f" in {_where(ref, n)}" if n else ""
+
+
+def _step_text(step: Step) -> str:
+    return clip(repr(step), 60)
+
+
+def _no_key(mapping: Mapping[Any, Any], step: Step, ref: Ref, n: int) -> str:
+    keys = list(itertools.islice(mapping, _LISTED + 1))
+    shown = ", ".join(_key_text(k) for k in keys[:_LISTED])
+    if len(keys) > _LISTED:
+        shown += f" … ({len(mapping) - _LISTED} more)"
+    problem = (
+        f"no key {_step_text(step)}{_at(ref, n)}; keys: {shown}"
+        if keys
+        else f"no key {_step_text(step)}{_at(ref, n)} (an empty {_type(mapping)})"
+    )
+    if isinstance(step, int) and str(step) in mapping:
+        problem += f' (the key "{step}" is a string: write {_where(ref, n)}["{step}"])'
+    return problem
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str) and _FIELD.fullmatch(key):
+        return clip(key, 40)
+    return clip(safe_text(key, 60) if not isinstance(key, str) else repr(key), 40)
+
+
+def _kind(value: Any, ref: Ref, n: int) -> str:
+    """``a str ('E-NYC')``, ``a list of 3``: a value's type and a short preview (not a secret's)."""
+    if isinstance(value, (list, tuple, set, frozenset, Mapping)):
+        try:
+            return f"{_a(value)} of {len(value)}"
+        except Exception:
+            return _a(value)
+    last = ref.path[n - 1] if n else None
+    if is_secret_name(last):
+        return _a(value)
+    shown = safe_text(value, _PREVIEW)
+    return f"{_a(value)} ({shown!r})" if isinstance(value, str) else f"{_a(value)} ({shown})"
+
+
+def _type(value: Any) -> str:
+    try:
+        return type(value).__name__
+    except Exception:
+        return "object"
+
+
+def _a(value: Any) -> str:
+    name = _type(value)
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def to_text(value: Any, *, name: str = "the value") -> str:
@@ -586,7 +807,7 @@ def _as_text(value: Any) -> str:
 
 
 def _name(value: Any) -> str:
-    return f"${value.idx}" if isinstance(value, Ref) else "a value"
+    return repr(value) if isinstance(value, Ref) else "a value"
 
 
 def _failure(value: Any, exc: Exception) -> str:
