@@ -36,6 +36,13 @@ class TaskRecord:
         batch_size: how many calls were fused into the invocation that served this task
             (``0``: the tool has no batch implementation; ``1``: it ran alone).
         fused_with: the other tasks of this run served by that same invocation.
+        after: the tasks of its round it was ordered after without using their results (its
+            control dependencies, ``sequential`` tools' barriers): a sequential task comes after
+            every earlier task of its round back to the previous sequential one, and any other
+            task after the last sequential task before it. Its ``deps`` are left out; a task
+            starts when these have finished, whether they succeeded or not.
+        exclusive: the exclusive group the call held while it ran (``ToolLimits.exclusive``);
+            ``None`` when it had none or never ran.
     """
 
     idx: int
@@ -53,6 +60,8 @@ class TaskRecord:
     cached: bool = False
     batch_size: int = 0
     fused_with: tuple[int, ...] = ()
+    after: frozenset[int] = frozenset()
+    exclusive: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -137,6 +137,8 @@ def _task(record: TaskRecord, origin: float, json: _Json) -> dict[str, Any]:
         "cached": record.cached,
         "batch_size": record.batch_size,
         "fused_with": list(record.fused_with),
+        "after": sorted(record.after),
+        "exclusive": json.text(record.exclusive),
     }
 
 
@@ -160,9 +162,9 @@ def trace_dict(
     Returns:
         ``version``, ``question``, ``model``, ``answer``, ``error``, ``rounds``, ``total_s``,
         ``sequential_s``, ``usage``, ``cost_usd``, ``tasks`` (idx, tool, args, deps, thought,
-        line, state, result, error, start, end, duration, round, attempts; times in seconds
-        from the run's start), ``timings`` (one dict per round, same clock), ``plan_errors``
-        and ``thoughts``.
+        line, state, result, error, start, end, duration, round, attempts, cached, batch_size,
+        fused_with, after, exclusive; times in seconds from the run's start), ``timings`` (one
+        dict per round, same clock), ``plan_errors`` and ``thoughts``.
     """
     scrub = scrubber(secrets)  # the environment read once for the whole trace: linear in its size
     json = _Json(lambda text: scrub(safe_text(text)))
