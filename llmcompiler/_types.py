@@ -22,6 +22,7 @@ __all__ = [
     "ToolSpec",
     "Truncated",
     "Usage",
+    "deref_schema",
 ]
 
 Purpose = str
@@ -30,7 +31,8 @@ Purpose = str
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ToolSpec:
-    """What a model is told about a tool: its name, what it does and its parameters.
+    """What a model is told about a tool: its name, what it does, its parameters and, when
+    declared, the shape of its result.
 
     ``Tool.spec`` makes one; model adapters see tools only as ``ToolSpec``s (for native tool
     calling, prompts and grammars), never the callable behind them.
@@ -39,23 +41,39 @@ class ToolSpec:
         name: the name a plan or a native call uses.
         description: what the tool does.
         parameters: its arguments as a JSON Schema object (``properties``, ``required``, ...).
+        returns: its result as a JSON Schema, or ``None`` when the tool does not say. A plan
+            may read a field of the result (``$1.entityId``); the signature shows the fields,
+            and the local model's grammar offers exactly them after ``$N``.
 
     Example:
         >>> ToolSpec(name="search", parameters={"properties": {"query": {"type": "string"}},
         ...     "required": ["query"]}).signature()
         'search(query: str)'
+        >>> ToolSpec(name="airport", parameters={"properties": {"q": {"type": "string"}}},
+        ...     returns={"type": "object", "properties": {"entityId": {"type": "string"}}}).signature()
+        'airport(q: str = None) -> {entityId: str}'
     """
 
     name: str
     description: str = ""
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    returns: Mapping[str, Any] | None = None
 
     def __hash__(self) -> int:
         # By content, like equality: adapters cache what they build from a request's tools.
-        return hash((self.name, self.description, json.dumps(self.parameters, sort_keys=True, default=repr)))
+        return hash(
+            (
+                self.name,
+                self.description,
+                json.dumps(self.parameters, sort_keys=True, default=repr),
+                None if self.returns is None else json.dumps(self.returns, sort_keys=True, default=repr),
+            )
+        )
 
     def signature(self) -> str:
-        """A one-line, Python-like signature for prompts: ``search(query: str, limit: int = 5)``."""
+        """A one-line, Python-like signature for prompts: ``search(query: str, limit: int = 5)``,
+        then ``-> shape`` when the result's shape is declared: ``-> {entityId: str, skyId: str}``,
+        ``-> list[{id: int, name: str}]``."""
         required = set(self.parameters.get("required", ()))
         parts = []
         for pname, prop in self.parameters.get("properties", {}).items():
@@ -65,7 +83,56 @@ class ToolSpec:
             elif pname not in required:
                 text += " = None"
             parts.append(text)
-        return f"{self.name}({', '.join(parts)})"
+        text = f"{self.name}({', '.join(parts)})"
+        if isinstance(self.returns, Mapping):
+            text += f" -> {_shape(self.returns, self.returns, 0)}"
+        return text
+
+
+_SHAPE_DEPTH = 4  # levels of nesting a signature spells out
+_SHAPE_FIELDS = 24  # fields of one object a signature lists
+
+
+def _shape(schema: Any, root: Mapping[str, Any], depth: int) -> str:
+    """A result schema as a signature shows it: objects as ``{field: type, ...}`` (nested ones
+    too, up to a depth), arrays as ``list[...]``, ``$ref``s into the schema's ``$defs`` followed."""
+    if not isinstance(schema, Mapping):
+        return "any"
+    schema = deref_schema(schema, root)
+    if depth > _SHAPE_DEPTH:  # every step in counts, so a schema that refers to itself ends
+        return "..."
+    for key in ("anyOf", "oneOf"):
+        members = schema.get(key)
+        if isinstance(members, list) and members:
+            return " | ".join(_shape(m, root, depth + 1) for m in members)
+    props = schema.get("properties")
+    if isinstance(props, Mapping) and props:
+        fields = [
+            f"{k if str(k).isidentifier() else json.dumps(k)}: {_shape(v, root, depth + 1)}"
+            for k, v in list(props.items())[:_SHAPE_FIELDS]
+        ]
+        if len(props) > _SHAPE_FIELDS:
+            fields.append("...")
+        return "{" + ", ".join(fields) + "}"
+    if schema.get("type") == "array" and isinstance(schema.get("items"), Mapping):
+        return f"list[{_shape(schema['items'], root, depth + 1)}]"
+    return _type_name(schema)
+
+
+def deref_schema(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` itself, or what its local ``$ref`` (``#/$defs/Name``, as pydantic writes
+    nested models) names in ``root``; ``schema`` when the reference leads nowhere."""
+    for _ in range(8):  # a chain of references, never a loop
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return schema
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, Mapping) else None
+        if not isinstance(target, Mapping):
+            return schema
+        schema = target
+    return schema
 
 
 def _type_name(prop: Mapping[str, Any]) -> str:
