@@ -7,6 +7,19 @@ type); a reference inside a string makes the string a ``Template`` (the result i
 as text). Inside a string, ``$N`` that names no earlier task stays as written, so
 ``"games priced $20-$30"`` survives.
 
+**Paths.** A reference may name a value inside a result: ``$2.entityId``, ``$2["entity id"]``,
+``$3[0]``, ``$3[-1].name``, ``$1.items[2]["id"]``; ``${2}.skyId`` and ``${2.skyId}`` are
+``$2.skyId``. A step is ``.name`` (a letter or ``_``, then letters, digits and ``_``; any
+script), ``["key"]`` or ``['key']`` (escapes as in any string) or ``[n]`` (decimal digits, a
+sign allowed, at most 18 digits); a path has at most ``MAX_DEPTH`` steps. Blanks may stand
+around a step's parts, as in Python (``$2 . x [ 0 ]`` is ``$2.x[0]``). Inside a string only the
+braced form has a path, ``"from ${1.entityId} on"``; a bare ``"$1.50"`` is task 1's result
+then ``.50``. A braced ``"${N"`` naming an earlier task and followed by ``.`` or ``[`` must be
+a path closed by ``}``; anything else there (``"${1.}"``, ``"${1[x]}"``) fails the task, while
+``"${1:-x}"`` stays text. A path that does not parse raises ``PathSyntaxError`` saying why
+(``$2.: a '.' needs a field name after it``, ``$2[1.5]: an index is a whole number``).
+``follow`` reads a path in a result: see its docstring for what a step may read.
+
 Model-written text is read as the model meant it wherever that is clear, and otherwise fails
 only its own task; nothing here raises anything but the documented errors, for any input:
 
@@ -28,14 +41,17 @@ only its own task; nothing here raises anything but the documented errors, for a
   and are kept: a zero-width joiner builds emoji sequences and some scripts need it.
 - Error messages quote model text shortened with an ellipsis, never whole.
 
-Resolution (``resolve``, ``to_text``) splices results into strings; a result that cannot be
-written as text (an int beyond the digit limit, a list nested too deeply, an object whose
-``__str__`` raises) raises ``ResolveError`` naming the reference, and nothing else.
+Resolution (``resolve``, ``follow``, ``to_text``) reads paths and splices results into
+strings; a path that leads nowhere (``$2.entityId: no key 'entityId'; keys: id, name``) or a
+result that cannot be written as text (an int beyond the digit limit, a list nested too
+deeply, an object whose ``__str__`` raises) raises ``ResolveError`` naming the reference, and
+nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -54,6 +70,7 @@ __all__ = [
     "MAX_TASK_DIGITS",
     "ArgumentSyntaxError",
     "Arguments",
+    "PathSyntaxError",
     "Ref",
     "ResolveError",
     "Step",
@@ -167,13 +184,28 @@ class ArgumentSyntaxError(ValueError):
     """An argument list that is not Python literals and ``$N`` references."""
 
 
+class PathSyntaxError(ArgumentSyntaxError):
+    """A reference's path that does not parse (``$2.``, ``$2[1.5]``, ``"${1.x"``).
+
+    Reported as it is, not as the character that starts no token (the lone ``.`` of ``$2.``).
+    """
+
+
 class ResolveError(ValueError):
-    """A result that cannot be spliced into text; the message names its reference (``$N``)."""
+    """A path that leads nowhere, or a result that cannot be spliced into text; the message
+    names the reference (``$N``, ``$2.entityId``)."""
 
 
 _BLANK = rf"[\s{INVISIBLE}]"
 _STR = r"""(?:[rRuUbB]|[rR][bB]|[bB][rR])?(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')"""
-_REF = rf"\$\{{{_BLANK}*\d+{_BLANK}*\}}|\$\d+"
+_Q2 = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_Q1 = r"'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
+# A path after "$N": steps ".name", "[0]", "[-1]", '["key"]', blanks allowed around each part (as
+# Python allows "a . b [0]"). Possessive, so a step that fails is never tried again.
+_KEY = rf"{_Q2}|{_Q1}|[-+]?\d+"
+_PATH = rf"(?:{_BLANK}*+(?:\.{_BLANK}*+{_FIELD.pattern}|\[{_BLANK}*+(?:{_KEY}){_BLANK}*+\]))*+"
+_STEP = re.compile(rf"{_BLANK}*+(?:\.{_BLANK}*+({_FIELD.pattern})|\[{_BLANK}*+({_KEY}){_BLANK}*+\])")
+_REF = rf"\$\{{{_BLANK}*+\d+{_PATH}{_BLANK}*+\}}{_PATH}|\$\d+{_PATH}"
 _NUM = r"""[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
         |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?)(?![\w.])"""
 _NAME = r"[A-Za-z_]\w*"
@@ -198,8 +230,6 @@ _TOKEN = re.compile(
 # (a "bad" digit, as in "1abc") only ever make the parse fail, and a failed parse asks _TOKEN.
 # Each alternative starts with a literal or a character class, which the regex engine tests
 # before entering it; the string prefixes are _STR's, and a name comes after them.
-_Q2 = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
-_Q1 = r"'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
 _NUM_BODY = _NUM.removeprefix("[-+]?")
 _TOKENS = re.compile(
     rf"""
@@ -246,7 +276,11 @@ _SIMPLE_ESCAPES = {
     "0": "\0",
     "\n": "",
 }
-_TEXT_REF = re.compile(r"\$\{(\d+)\}|\$(\d+)")
+# In a string: "${N<path>}" (groups 1, 2); "${N" followed by "." or "[" that is no path closed
+# by "}" (group 3); bare "$N", never with a path: "$1.50" is a price (group 4).
+_TEXT_REF = re.compile(rf"\$\{{{_BLANK}*+(\d+)({_PATH}){_BLANK}*+\}}|\$\{{{_BLANK}*+(\d+){_BLANK}*+(?=[.\[])|\$(\d+)")
+_REF_PARTS = re.compile(rf"\$(?:\{{{_BLANK}*+(\d+)({_PATH}){_BLANK}*+\}}|(\d+))({_PATH})")
+_INDEX_DIGITS = 18  # an index or int key with more digits is refused: no list is that long
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = frozenset(_CLOSE.values())
 
@@ -266,6 +300,9 @@ def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
         return Arguments((), {}, _NO_DEPS)  # the commonest call, ``tool()``: skip the tokenizer
     try:
         return _Parser(text, idx, known).arguments()
+    except PathSyntaxError:
+        _tokenize(text, strings_only=True)  # an unterminated string is the error, wherever it is
+        raise
     except ArgumentSyntaxError as exc:
         error = exc
     except RecursionError:  # MAX_DEPTH keeps this away, unless the caller is itself deep in the stack
@@ -277,7 +314,6 @@ def parse_arguments(text: str, *, idx: int, known: Container[int]) -> Arguments:
 _NO_DEPS: frozenset[int] = frozenset()
 _QUOTES = "\"'"
 _QUOTE_ENDS = frozenset(_QUOTES)
-_REF_EDGES = f"${{}} {INVISIBLE}"  # around the digits of "$N" and "${ N }"
 _NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
@@ -346,9 +382,13 @@ class _Parser:
             return (self.template(text) if "$" in text else text), i
         c = t[:1]
         if c == "$" and len(t) > 1:
-            ref = self.check_ref(t.strip(_REF_EDGES))
-            self.deps.add(ref)
-            return Ref(ref), i
+            nxt = toks[i]
+            if nxt and nxt[0] in ".[":  # what follows a reference is never a value: a path that did not parse
+                raise PathSyntaxError(_bad_path(t, " ".join(toks[i : i + 4])))
+            # The common reference is "$N", no path.
+            ref = _ref(self.check_ref(t[1:])) if t[1:].isdecimal() else self.path_ref(t)
+            self.deps.add(ref.idx)
+            return ref, i
         if c in _CLOSE:
             return self.container(i, c)
         if c in _NAME_START:
@@ -444,6 +484,17 @@ class _Parser:
         except TypeError:
             raise ArgumentSyntaxError("a set literal holds an unhashable value") from None
 
+    def path_ref(self, token: str) -> Ref:
+        """A reference token other than plain ``$N``: ``${N}``, or either with a path."""
+        m = _REF_PARTS.fullmatch(token)
+        if m is None:  # unreachable: the token is what _REF matched
+            raise PathSyntaxError(f"{clip(token, 60)} is not a reference")
+        digits, inner, outer = m.group(1) or m.group(3), m.group(2) or "", m.group(4)
+        idx = self.check_ref(digits)
+        if not inner and not outer:
+            return _ref(idx)
+        return Ref(idx, _steps(inner + outer, token))
+
     def check_ref(self, digits: str) -> int:
         if len(digits) > MAX_TASK_DIGITS:
             raise ArgumentSyntaxError(f"${clip(digits, 40)} is not a task number: at most {MAX_TASK_DIGITS} digits")
@@ -462,15 +513,18 @@ class _Parser:
         parts: list[str | Ref] = []
         last = 0
         for m in _TEXT_REF.finditer(text):
-            digits = m.group(1) or m.group(2)
+            digits = m.group(1) or m.group(3) or m.group(4)
             if len(digits) > MAX_TASK_DIGITS:
                 continue  # too long to be a task number: "cost $<5,000 digits>" is text
             ref = int(digits)
             if ref >= self.idx or ref not in self.known:
                 continue  # not an earlier task: "$20" is money, not a reference
+            if m.group(3):  # "${N" then "." or "[" that is no path closed by "}"
+                raise PathSyntaxError(_bad_text_path(text, m.start(), m.end()))
             if m.start() > last:
                 parts.append(text[last : m.start()])
-            parts.append(Ref(ref))
+            path = m.group(2)
+            parts.append(Ref(ref, _steps(path, m.group())) if path else _ref(ref))
             self.deps.add(ref)
             last = m.end()
         if not parts:
@@ -480,21 +534,107 @@ class _Parser:
         return Template(tuple(parts))
 
 
+# "$N" without a path, shared: a Ref is immutable, and building one costs more than finding it.
+_ref = functools.lru_cache(maxsize=4096)(Ref)
+
+
+def _steps(path: str, token: str) -> tuple[Step, ...]:
+    """The steps of a path's text (which ``_PATH`` matched), keys decoded and indexes read."""
+    steps: list[Step] = []
+    for m in _STEP.finditer(path):
+        name, key = m.group(1), m.group(2)
+        if name is not None:
+            steps.append(name)
+        elif key[0] in _QUOTE_ENDS:
+            steps.append(_decode_string(key))
+        else:
+            digits = key.lstrip("+-")
+            if len(digits) > _INDEX_DIGITS:
+                raise PathSyntaxError(
+                    f"{clip(token, 60)}: the index {clip(key, 30)} is too large (at most {_INDEX_DIGITS} digits)"
+                )
+            steps.append(int(key))
+    if len(steps) > MAX_DEPTH:
+        raise PathSyntaxError(f"{clip(token, 60)}: a path of {len(steps)} steps (at most {MAX_DEPTH})")
+    return tuple(steps)
+
+
+_BLANKS = f" \t\n\r\f\v{INVISIBLE}"
+_NUMBER = re.compile(_NUM, re.VERBOSE)
+
+
+def _bad_path(shown: str, rest: str, close: str = "") -> str:
+    """Why ``rest`` (from its first ``.`` or ``[``) is no path step after the reference ``shown``.
+
+    ``close`` ends the reference in the corrections shown: ``"}"`` inside a string's ``${...}``.
+    """
+    ref = clip(shown, 40)
+    if rest[:1] == ".":
+        after = rest[1:].lstrip(_BLANKS)
+        head = after[:1]
+        if not head or head in ",)]}:=":
+            return f"{ref}.: a '.' needs a field name after it"
+        if head.isdigit():
+            digits = re.match(r"\d+", after)
+            index = clip(digits.group() if digits else head, 20)
+            return f"{ref}.{index}: a field name cannot start with a digit (an index is written {ref}[{index}]{close})"
+        if head in _QUOTE_ENDS:
+            quoted = re.match(_KEY, after)
+            key = clip(quoted.group() if quoted else head, 30)
+            return f"{ref}.{key}: a quoted key is written in brackets, with no '.': {ref}[{key}]{close}"
+        return f"{ref}.{head}: {head!r} cannot start a field name (a letter or '_', then letters, digits, '_')"
+    inner = rest[1:].lstrip(_BLANKS)
+    if not inner:
+        return f"{ref}[: the '[' is not closed"
+    if inner[0] == "]":
+        return f'{ref}[]: empty brackets; write an index ([0]) or a quoted key (["name"])'
+    word = clip(inner.split("]", 1)[0].strip(_BLANKS), 30)
+    if _NUMBER.fullmatch(word) is not None and re.fullmatch(_KEY, word) is None:
+        return f"{ref}[{word}]: an index is a whole number, in decimal digits"
+    quoted = re.match(_KEY, inner)
+    if quoted is not None and inner[quoted.end() :].lstrip(_BLANKS)[:1] != "]":
+        return f"{ref}[{clip(quoted.group(), 30)}: expected ']' after the key"
+    return f"{ref}[{word}]: an index is a whole number and a key a quoted string; {word!r} is neither"
+
+
+def _bad_text_path(text: str, start: int, end: int) -> str:
+    """Why the ``${N`` at ``text[start:end]`` (a "." or "[" follows) is no braced path in a string."""
+    pos = end
+    while (m := _STEP.match(text, pos)) is not None:
+        pos = m.end()
+    shown = text[start:pos].strip(_BLANKS)
+    rest = text[pos:].lstrip(_BLANKS)
+    if rest == "[":  # the string ends there: in "${1["id"]}" the key's quote ends the string
+        reason = (
+            f"{clip(shown, 60)}[: the '[' is not closed"
+            " (a key's quotes must differ from the string's: \"${1['id']}\" or '${1[\"id\"]}')"
+        )
+    elif rest[:1] in (".", "["):
+        reason = _bad_path(shown, rest, "}")
+    elif not rest:
+        reason = f"{clip(shown, 60)}: the '${{' is not closed by '}}'"
+    else:
+        reason = f"{clip(shown, 60)}: expected '}}' but found {clip(rest, 20)!r}"
+    return f"in a string, {reason}"
+
+
 def _mismatch(closer: str, opener: str | None) -> ArgumentSyntaxError:
     if opener is None:
         return ArgumentSyntaxError(f"bracket mismatch: {closer!r} closes nothing")
     return ArgumentSyntaxError(f"bracket mismatch: {closer!r} does not close {opener!r}")
 
 
-def _tokenize(text: str) -> None:
-    """Raise the error for the first character of ``text`` that starts no token, if any."""
+def _tokenize(text: str, *, strings_only: bool = False) -> None:
+    """Raise the error for the first character of ``text`` that starts no token, if any (with
+    ``strings_only``, for the first unterminated string)."""
     for m in _TOKEN.finditer(text):
         if m.lastgroup == "bad":
             value = m.group()
             at = clip(text[m.start() : m.start() + 40], 30)
             if value in "\"'":
                 raise ArgumentSyntaxError(f"unterminated string starting at {at!r}")
-            raise ArgumentSyntaxError(f"unexpected character {value!r} at {at!r}")
+            if not strings_only:
+                raise ArgumentSyntaxError(f"unexpected character {value!r} at {at!r}")
 
 
 def _decode_string(token: str) -> str:

@@ -37,7 +37,14 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from llmcompiler._literals import INVISIBLE, MAX_TASK_DIGITS, ArgumentSyntaxError, clip, parse_arguments
+from llmcompiler._literals import (
+    INVISIBLE,
+    MAX_TASK_DIGITS,
+    ArgumentSyntaxError,
+    PathSyntaxError,
+    clip,
+    parse_arguments,
+)
 
 __all__ = [
     "END_OF_PLAN",
@@ -328,7 +335,8 @@ class PlanParser:
                             self._mismatched(c)
                         if not stack:  # the call's own ")" (or a mismatched closer of an outer bracket)
                             if self._mismatch is not None:
-                                self._fail_call(self._mismatch, i, check_string=False)
+                                reason = _path_problem(self._slice(self._args_start, i - 1)) or self._mismatch
+                                self._fail_call(reason, i, check_string=False)
                             elif self._done_len:
                                 self._emit_call(self._slice(self._args_start, i - 1), self._slice(-self._done_len, i))
                             else:
@@ -644,6 +652,18 @@ def _has_unterminated_string(args_text: str) -> bool:
     except ArgumentSyntaxError as exc:
         return str(exc).startswith("unterminated string")
     return False
+
+
+def _path_problem(args_text: str) -> str | None:
+    """What is wrong with a reference's path in a call whose brackets do not match, if that is
+    the cause: ``f(x=$1[0)`` lacks the index's ``]``, which says more than the mismatch."""
+    try:
+        parse_arguments(args_text, idx=1, known=())
+    except PathSyntaxError as exc:
+        return str(exc)
+    except ArgumentSyntaxError:
+        return None
+    return None
 
 
 def _is_head(buf: str, start: int, end: int) -> bool:

@@ -1,19 +1,33 @@
 """Paths in ``$N`` references: ``$2.entityId``, ``$3[-1].name``, ``"${1.entityId}"``.
 
-Resolution (``follow``): what each step reads, and the message of every way a step fails.
+Resolution (``follow``): what each step reads, and the message of every way a step fails. The
+parser: every form, every way a path can be written wrong, and text of any shape and length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import defaultdict, namedtuple
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from llmcompiler._literals import Ref, ResolveError, Template, follow, path_text, resolve
+from llmcompiler._literals import (
+    Arguments,
+    ArgumentSyntaxError,
+    Ref,
+    ResolveError,
+    Template,
+    follow,
+    parse_arguments,
+    path_text,
+    resolve,
+)
 
 
 class Airport(pydantic.BaseModel):
@@ -254,3 +268,195 @@ def test_repr_writes_the_canonical_text(ref: Ref, text: str) -> None:
 def test_a_template_writes_its_references_braced() -> None:
     template = Template(("flights from ", Ref(1, ("entityId",)), " at ", Ref(3, (0, "title")), Ref(2)))
     assert repr(template) == "'flights from ${1.entityId} at ${3[0].title}${2}'"
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def _args(text: str, idx: int = 9) -> Arguments:
+    return parse_arguments(text, idx=idx, known=range(1, idx))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("$2.entityId", Ref(2, ("entityId",))),
+        ('$2["entity id"]', Ref(2, ("entity id",))),
+        ("$2['entity id']", Ref(2, ("entity id",))),
+        ('$2["a\\"b\\u00e9"]', Ref(2, ('a"bé',))),
+        ('$2["$1"]', Ref(2, ("$1",))),  # a key is text, never a reference
+        ("$3[0]", Ref(3, (0,))),
+        ("$3[-1].name", Ref(3, (-1, "name"))),
+        ("$3[+2]", Ref(3, (2,))),
+        ('$1.items[2]["id"]', Ref(1, ("items", 2, "id"))),
+        ("${2}.skyId", Ref(2, ("skyId",))),
+        ("${2.skyId}", Ref(2, ("skyId",))),
+        ("${ 2 .a }[0]", Ref(2, ("a", 0))),
+        ("$2 . x [ 0 ]", Ref(2, ("x", 0))),  # blanks around a step's parts, as Python allows
+        ("$2\u200b.x\ufeff[1]", Ref(2, ("x", 1))),
+        ("$2.名前.données", Ref(2, ("名前", "données"))),
+        ("$2._id.True.None", Ref(2, ("_id", "True", "None"))),  # names, not constants
+        ("$2.__class__", Ref(2, ("__class__",))),  # parsed; resolution never reads it on an object
+        ("$2[" + "9" * 18 + "]", Ref(2, (10**18 - 1,))),
+        ("$2" + ".a" * 100, Ref(2, ("a",) * 100)),
+    ],
+)
+def test_a_reference_with_a_path_is_one_value(text: str, value: Ref) -> None:
+    parsed = _args(text)
+    assert parsed.args == (value,)
+    assert parsed.deps == {value.idx}
+
+
+def test_paths_in_keywords_containers_and_dict_keys() -> None:
+    parsed = _args('origin=$1.entityId, dest=$2["skyId"], legs=[$3[0], ($3[-1].name,), {"k": $1.a, $2.b: 1}]')
+    assert parsed.kwargs == {
+        "origin": Ref(1, ("entityId",)),
+        "dest": Ref(2, ("skyId",)),
+        "legs": [Ref(3, (0,)), (Ref(3, (-1, "name")),), {"k": Ref(1, ("a",)), Ref(2, ("b",)): 1}],
+    }
+    assert parsed.deps == {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ('"flights from ${1.entityId} on 2024-08-15"', ("flights from ", Ref(1, ("entityId",)), " on 2024-08-15")),
+        ('"${3[0].title}"', (Ref(3, (0, "title")),)),
+        ("\"${1['entity id']}!\"", (Ref(1, ("entity id",)), "!")),
+        ("'${1[\"id\"]}'", (Ref(1, ("id",)),)),
+        ('"${ 1 }"', (Ref(1),)),
+        ('"${1 [0] . x}"', (Ref(1, (0, "x")),)),
+        ('"$1.50"', (Ref(1), ".50")),  # a price: bare $N in a string never has a path
+        ('"$1.entityId"', (Ref(1), ".entityId")),
+        ('"${1}.entityId"', (Ref(1), ".entityId")),
+    ],
+)
+def test_in_a_string_only_the_braced_form_has_a_path(text: str, parts: tuple[Any, ...]) -> None:
+    assert _args(text).args == (Template(parts),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"${1:-default}"', '"${9.x}"', '"${12.x}"', '"${x.y}"', '"cost $50.00"', '"${1"'],
+)
+def test_text_that_names_no_earlier_task_or_no_path_stays_text(text: str) -> None:
+    assert _args(text, idx=9 if "12" not in text else 5).args == (text[1:-1],)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("$2.", "$2.: a '.' needs a field name after it"),
+        ("$2., 1", "$2.: a '.' needs a field name after it"),
+        ("x=$2.a.", "$2.a.: a '.' needs a field name after it"),
+        ("$1.50", "$1.50: a field name cannot start with a digit (an index is written $1[50])"),
+        ('$2."x"', '$2."x": a quoted key is written in brackets, with no \'.\': $2["x"]'),
+        ("$2.-x", "$2.-: '-' cannot start a field name"),
+        ("$2[", "$2[: the '[' is not closed"),
+        ("$2[0", "$2[0: expected ']' after the key"),
+        ('$2["a" "b"]', "$2[\"a\": expected ']' after the key"),
+        ("$2[]", '$2[]: empty brackets; write an index ([0]) or a quoted key (["name"])'),
+        ("$2[1.5]", "$2[1.5]: an index is a whole number, in decimal digits"),
+        ("$2[0x1F]", "$2[0x1F]: an index is a whole number, in decimal digits"),
+        ("$2[1e3]", "$2[1e3]: an index is a whole number, in decimal digits"),
+        ("$2[True]", "$2[True]: an index is a whole number and a key a quoted string; 'True' is neither"),
+        ("$2[name]", "$2[name]: an index is a whole number and a key a quoted string; 'name' is neither"),
+        ('$2[r"x"]', '$2[r"x"]: an index is a whole number and a key a quoted string'),
+        (
+            "$2[" + "9" * 19 + "]",
+            "$2[9999999999999999999]: the index 9999999999999999999 is too large (at most 18 digits)",
+        ),
+        (
+            "$2" + ".a" * 101,
+            "$2.a.a.a.a.a.a.a.a.a…(164 characters)….a.a.a.a.a.a.a.a.a.a: a path of 101 steps (at most 100)",
+        ),
+        ('"${1.}"', "in a string, ${1.: a '.' needs a field name after it"),
+        ('"${1[x]}"', "in a string, ${1[x]: an index is a whole number and a key a quoted string; 'x' is neither"),
+        ('"${1.5}"', "in a string, ${1.5: a field name cannot start with a digit (an index is written ${1[5]})"),
+        ('"${1.a"', "in a string, ${1.a: the '${' is not closed by '}'"),
+        ('"${1.a b}"', "in a string, ${1.a: expected '}' but found 'b}'"),
+        ('"${1["id"]}"', "in a string, ${1[: the '[' is not closed (a key's quotes must differ from the string's"),
+        ('"${1.a" + "x', "unterminated string"),  # an unterminated string is the error, wherever it is
+        ("$2.x.y()", "expected ',' but found '('"),  # no calls
+        ("$9.x", "$9 refers to this task itself"),
+        ("$12.x", "$12 refers to task 12, which comes later in the plan"),
+    ],
+)
+def test_a_path_that_does_not_parse_says_why(text: str, message: str) -> None:
+    with pytest.raises(ArgumentSyntaxError) as caught:
+        _args(text)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$2" + ".a" * 10_000,
+        "$2" + "[0]" * 10_000,
+        "$2" + ".a" * 10_000 + ".",
+        '"${2' + ".a" * 10_000 + '}"',
+        '"${2' + ".a" * 10_000 + '"',
+        "$2" + "[" * 10_000,
+        '"' + "${1." * 10_000 + '"',
+        '"' + '${1["' * 10_000 + '"',
+        "[" + "$1.a, " * 10_000 + "]",
+        "$2" + " " * 100_000 + ".",
+        '"${1' + " " * 100_000 + '"',
+        "$2" + "\u200b." * 10_000,
+    ],
+)
+def test_long_and_broken_paths_parse_in_linear_time(text: str) -> None:
+    start = time.perf_counter()
+    message = ""
+    try:
+        _args(text)
+    except ArgumentSyntaxError as exc:
+        message = str(exc)
+    assert len(message) < 400
+    # Generous: these take a few milliseconds; a quadratic scan of this much text takes seconds.
+    assert time.perf_counter() - start < 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="$1{}[].,\"'\\ \u200bax_09-+eTrue:()", max_size=40))
+def test_any_text_around_references_parses_or_fails_with_a_syntax_error(text: str) -> None:
+    for candidate in (text, f"$1{text}", f'"${{1{text}"', f"[$1{text}]"):
+        try:
+            parsed = _args(candidate, idx=3)
+        except ArgumentSyntaxError:
+            continue
+        for value in [*parsed.args, *parsed.kwargs.values()]:
+            for ref in _refs(value):
+                assert ref.idx in parsed.deps
+                # The canonical text parses back into the same reference.
+                assert _args(repr(ref), idx=3).args == (ref,)
+
+
+def _refs(value: Any) -> list[Ref]:
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, Template):
+        return [p for p in value.parts if isinstance(p, Ref)]
+    if isinstance(value, dict):
+        return [r for k, v in value.items() for r in (*_refs(k), *_refs(v))]
+    if isinstance(value, (list, tuple, set)):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(min_size=1, max_size=8),
+            st.integers(-(10**18) + 1, 10**18 - 1),
+        ),
+        max_size=6,
+    )
+)
+def test_repr_parses_back_into_the_same_reference(path: list[str | int]) -> None:
+    ref = Ref(2, tuple(path))
+    if any(isinstance(s, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in s) for s in path):
+        return  # a lone surrogate has no text a plan could carry
+    assert _args(repr(ref)).args == (ref,)
+    assert _args(f"x={ref!r}").kwargs == {"x": ref}
