@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, Usage
+from llmcompiler._literals import follow, to_text
 from llmcompiler.models import ModelEvent, ModelRequest
 from llmcompiler.models._pricing import cost_usd
 from llmcompiler.testing import estimate_tokens
@@ -170,18 +171,19 @@ def levels(gold: Sequence[GoldCall]) -> list[list[int]]:
 
 
 def render_literal(value: Any, refs: bool = True) -> str:
-    """``value`` as a plan-language literal: Python literals, ``$N`` for references."""
+    """``value`` as a plan-language literal: Python literals, ``$N`` for references (``$N.field``,
+    ``$N["a key"]``, ``$N[0]`` with a path); in strings ``$N``, or ``${N.field}`` with a path."""
     if isinstance(value, Ref):
         if not refs:
             raise ValueError("a reference cannot be written here")
-        return f"${value.idx}"
+        return repr(value)
     if isinstance(value, Template):
         text = ""
         for k, part in enumerate(value.parts):
             if isinstance(part, Ref):
                 following = value.parts[k + 1] if k + 1 < len(value.parts) else ""
                 tight = isinstance(following, str) and following[:1].isalnum()
-                text += f"${{{part.idx}}}" if tight else f"${part.idx}"
+                text += f"${{{repr(part)[1:]}}}" if tight or part.path else f"${part.idx}"
             else:
                 text += part
         return repr(text)
@@ -221,11 +223,20 @@ def value_of(text: str) -> Any:
 
 
 def resolve_values(value: Any, observations: Mapping[int, str]) -> Any:
-    """``value`` with every reference replaced by what the observation of that call says."""
+    """``value`` with every reference replaced by what the observation of that call says (the
+    value at a reference's path read from the observation's JSON, as a model copies it)."""
     if isinstance(value, Ref):
-        return value_of(observations[value.idx])
+        whole = value_of(observations[value.idx])
+        return follow(value, whole) if value.path else whole
     if isinstance(value, Template):
-        return "".join(p if isinstance(p, str) else observations[p.idx] for p in value.parts)
+        return "".join(
+            p
+            if isinstance(p, str)
+            else to_text(follow(p, value_of(observations[p.idx])))
+            if p.path
+            else observations[p.idx]
+            for p in value.parts
+        )
     if isinstance(value, Mapping):
         return {k: resolve_values(v, observations) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

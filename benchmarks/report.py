@@ -14,7 +14,7 @@ from benchmarks.runner import Outcome
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["MIN_BAR_FRACTION", "plot_latency", "plot_timeline", "print_table", "timeline_figure"]
+__all__ = ["MIN_BAR_FRACTION", "plot_latency", "plot_timeline", "print_scores", "print_table", "timeline_figure"]
 
 _COLORS = {"llmcompiler": "#1f77b4", "react": "#d62728", "parallel_fc": "#2ca02c"}
 
@@ -60,9 +60,25 @@ def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str,
             str(m["failures"]),
         )
     console.print(table)
+    print_scores(console, systems)
     for name, m in systems.items():
         if m.get("unsupported"):
             console.print(f"{name}: not run by this model ({m['unsupported']})")
+
+
+def print_scores(console: Console, systems: Mapping[str, Mapping[str, Any]]) -> None:
+    """The suite's own metrics (``scores``, e.g. NESTFUL's), one row per system; nothing when it has none."""
+    names = list(dict.fromkeys(k for m in systems.values() for k in (m.get("scores") or {})))
+    if not names:
+        return
+    table = Table(title="the suite's own metrics")
+    table.add_column("system")
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    for system, m in systems.items():
+        scores = m.get("scores") or {}
+        table.add_row(system, *(_fmt(scores.get(name), ".3f") for name in names))
+    console.print(table)
 
 
 def plot_latency(path: Path, title: str, outcomes: Sequence[Outcome], systems: Sequence[str]) -> None:

@@ -29,6 +29,10 @@ records too), and for failed runs from the records their error carries: a run wh
 right and whose joiner then failed has a right plan and a wrong answer. In oracle mode it must
 be 1.0, like accuracy.
 
+A suite may score runs by its own metrics as well (``Item.scores``, from the run's tasks, failed
+runs by the calls they made): ``scores`` holds each one's mean over the system's runs
+(``nestful``: function-name F1, full-sequence accuracy and win rate).
+
 The lower bound of an item comes from its LLMCompiler run: per round, each task can finish no
 earlier than ``max(its plan line arrived, its dependencies' bounds) + its measured duration``;
 the round takes at least until the last such bound (or the plan's end), and the joiner's
@@ -59,6 +63,7 @@ __all__ = [
     "percentile",
     "plan_correct",
     "run_items",
+    "suite_scores",
     "summarize",
     "timeline",
 ]
@@ -92,6 +97,7 @@ class Outcome:
     timeline: dict[str, Any] | None = None
     plan_correct: bool | None = None
     calls: list[str] = dataclasses.field(default_factory=list)
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
@@ -167,6 +173,13 @@ def plan_correct(item: Item, tasks: Sequence[TaskRecord]) -> bool | None:
         return False
 
 
+def suite_scores(item: Item, tasks: Sequence[TaskRecord]) -> dict[str, float]:
+    """The item's own metrics of a run (``Item.scores``; empty when the suite has none)."""
+    if item.scores is None:
+        return {}
+    return dict(item.scores(tasks))
+
+
 def call_labels(tasks: Sequence[TaskRecord], limit: int = 160) -> list[str]:
     """The calls a run made, for the results file: ``population(country='France')``, a failed or
     skipped one marked ``FAILED ...`` (each cut at ``limit`` characters)."""
@@ -220,6 +233,7 @@ async def run_one(
             tool_calls=sum(1 for t in tasks if t.tool != "join"),
             plan_correct=plan_correct(item, tasks),
             calls=call_labels(tasks),
+            scores=suite_scores(item, tasks),
         )
     try:
         correct = bool(item.check(result.answer, result))
@@ -247,6 +261,7 @@ async def run_one(
         timeline=timeline(result),
         plan_correct=plan_correct(item, result.tasks),
         calls=call_labels(result.tasks),
+        scores=suite_scores(item, result.tasks),
     )
 
 
@@ -337,4 +352,8 @@ def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, 
             "tool_calls": _mean(o.tool_calls for o in done),
             "lower_bound_mean_s": _mean(bounds[o.item] for o in done if o.item in bounds),
         }
+        # The suite's own metrics, over every run (a failed run is scored by the calls it made).
+        names = list(dict.fromkeys(name for o in runs for name in o.scores))
+        if names:
+            out[system]["scores"] = {name: _mean(o.scores[name] for o in runs if name in o.scores) for name in names}
     return out

@@ -1,4 +1,4 @@
-"""The benchmark suites: ``bfcl``, ``parallelqa`` and ``dag``. Each gives a list of ``Item``s."""
+"""The benchmark suites: ``bfcl``, ``parallelqa``, ``dag`` and ``nestful``. Each gives a list of ``Item``s."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from benchmarks.suites._common import Item, LatencyModel
 
 __all__ = ["SUITES", "Item", "LatencyModel", "load_suite"]
 
-SUITES = ("bfcl", "parallelqa", "dag")
+SUITES = ("bfcl", "parallelqa", "dag", "nestful")
 
 
 def load_suite(name: str, *, seed: int = 0) -> list[Item]:
@@ -31,6 +31,10 @@ def load_suite(name: str, *, seed: int = 0) -> list[Item]:
         from benchmarks.suites import dag
 
         loaders[name] = lambda: dag.load_items(seed=seed)
+    elif name == "nestful":
+        from benchmarks.suites import nestful
+
+        loaders[name] = lambda: nestful.load_items(seed=seed)
     else:
         raise ValueError(f"unknown suite {name!r}: choose from {', '.join(SUITES)}")
     return loaders[name]()

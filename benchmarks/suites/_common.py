@@ -26,6 +26,7 @@ __all__ = [
     "Item",
     "LatencyModel",
     "PlanCheckFn",
+    "ScoresFn",
     "gold_plan_matches",
     "numbers_in",
     "same_args",
@@ -37,6 +38,8 @@ AnswerFn = Callable[[Mapping[int, str]], str]
 CheckFn = Callable[[str, RunResult], bool]
 PlanCheckFn = Callable[[Sequence[TaskRecord]], bool]
 """Whether a run's tasks (every round's, ``join`` included, failed ones too) made the right calls."""
+ScoresFn = Callable[[Sequence[TaskRecord]], dict[str, float]]
+"""A suite's own per-run metrics from a run's tasks (e.g. NESTFUL's F1 of the called tools' names)."""
 FitsFn = Callable[[str, Mapping[str, Any], Mapping[str, Any]], bool]
 """Whether a call of ``tool`` with the first arguments counts as the call with the second."""
 
@@ -59,6 +62,9 @@ class Item:
         expected: the ground truth, for reports.
         plan_check: whether a run's tasks made the right calls (the suite's plan rule);
             ``None`` when the suite has none.
+        scores: the suite's own metrics of a run, from its tasks (averaged per system); ``None``: none.
+        oracle_misses: systems that cannot get this item right even with a perfect model, each
+            with why (oracle mode expects them to miss it, and reports it).
     """
 
     id: str
@@ -70,6 +76,8 @@ class Item:
     kind: str
     expected: Any = None
     plan_check: PlanCheckFn | None = None
+    scores: ScoresFn | None = None
+    oracle_misses: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class LatencyModel:
