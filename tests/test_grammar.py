@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+import jsonschema
 import pytest
 
 from llmcompiler import (
@@ -22,13 +24,26 @@ from llmcompiler import (
     Replan,
     TaskParsed,
     Tool,
+    ToolSpec,
     Usage,
     parse_join_reply,
     parse_plan,
     tool,
 )
+from llmcompiler._literals import resolve
 from llmcompiler.demo import DEMO_TOOLS
-from llmcompiler.models._grammar import Chars, Grammar, Lit, PlanLimits, Rep, Seq, join_grammar, plan_grammar
+from llmcompiler.models._grammar import (
+    Chars,
+    Grammar,
+    Lit,
+    PlanLimits,
+    Rep,
+    Seq,
+    join_grammar,
+    plan_grammar,
+    result_paths,
+    written_tasks,
+)
 from llmcompiler.models._llamacpp import LlamaCppChat, compile_grammar
 from tests._tools import schema_tool
 
@@ -211,3 +226,271 @@ async def test_constrained_sampling_with_the_model_parses(grammar_chat: LlamaCpp
     assert not [e for e in events if isinstance(e, ParseError)], text
     assert [e for e in events if isinstance(e, TaskParsed)][-1].tool == "join", text
     assert usage.completion_tokens > 0
+
+
+# --------------------------------------------------------------------------- paths into results
+
+_LEG = {"type": "object", "properties": {"from": {"type": "string"}, "to airport": {"type": "string"}}}
+AIRPORT = ToolSpec(
+    name="airport",
+    description="Find an airport.",
+    parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    returns={
+        "type": "object",
+        "properties": {
+            "entityId": {"type": "string"},
+            "skyId": {"type": "string"},
+            "name": {"type": "string"},
+            "rank": {"type": "integer"},
+        },
+    },
+)
+FLIGHTS = ToolSpec(
+    name="flights.search",
+    description="Search flights.",
+    parameters={
+        "type": "object",
+        "properties": {"origin": {"type": "string"}, "dest": {"type": "string"}, "max_price": {"type": "number"}},
+        "required": ["origin", "dest"],
+    },
+    returns={
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "price": {"type": "number"},
+                "carrier": {"type": "string"},
+                "legs": {"type": "array", "items": {"$ref": "#/$defs/Leg"}},
+            },
+        },
+        "$defs": {"Leg": _LEG},
+    },
+)
+REPOS = ToolSpec(
+    name="repos",
+    description="A user's repositories.",
+    parameters={"type": "object", "properties": {"user": {"type": "string"}}, "required": ["user"]},
+    returns={
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"id": {"type": "integer"}, "full name": {"type": "string"}}},
+            },
+            "total": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        },
+    },
+)
+STARS = ToolSpec(
+    name="stars",
+    description="Stars of a repository.",
+    parameters={"type": "object", "properties": {"repo_id": {"type": "integer"}}, "required": ["repo_id"]},
+    returns={"type": "integer"},
+)
+NOTE = ToolSpec(  # declares nothing about its result
+    name="note",
+    description="Keep a note.",
+    parameters={
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["text"],
+    },
+)
+RETURNING = [AIRPORT, FLIGHTS, REPOS, STARS, NOTE]
+_SMALL = PlanLimits(max_tasks=4, max_string=10, max_list=3, max_thought=20)
+_REF_TEXT = re.compile(r"\$(\d+)((?:\.[A-Za-z_]\w*|\[(?:-?\d+|\"[^\"]*\")\])*)")
+
+
+def _parser_reads_paths() -> bool:
+    events = parse_plan('1. a("x")\n2. b($1.entityId, $1["k"], $1[0])\n3. join()')
+    task = next((e for e in events if isinstance(e, TaskParsed) and e.idx == 2), None)
+    return task is not None and getattr(task.args[0], "path", None) == ("entityId",)
+
+
+needs_path_parser = pytest.mark.skipif(not _parser_reads_paths(), reason="the plan parser does not read paths yet")
+
+
+def _example(schema: Any, root: Mapping[str, Any]) -> Any:
+    """A value of JSON Schema ``schema``: every field present, every list ten long."""
+    if not isinstance(schema, Mapping):
+        return "x"
+    if "$ref" in schema:
+        return _example(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], root)
+    if "anyOf" in schema:
+        return _example(schema["anyOf"][0], root)
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: _example(v, root) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_example(schema.get("items"), root) for _ in range(10)]
+    return {"string": "s", "integer": 7, "number": 2.5, "boolean": True}.get(str(kind), "x")
+
+
+def _sample_linewise(specs: list[ToolSpec], first_idx: int, produced: dict[int, str], rng: random.Random) -> str:
+    """A plan written as the local model writes one: after each task line the grammar is built
+    again, knowing the tool of every task so far (``plan_grammar(produced=..., resume_at=...)``)."""
+    text = ""
+    while True:
+        written = written_tasks(text)
+        resume = first_idx + len(written) if written else None
+        grammar = plan_grammar(
+            specs, first_idx=first_idx, limits=_SMALL, produced={**produced, **written}, resume_at=resume
+        )
+        rest = grammar.sample(rng)
+        line_end = re.search(r"^\d+\. .*\n", rest, re.MULTILINE)
+        if line_end is None or line_end.group().rstrip().endswith("join()"):
+            return text + rest
+        text += rest[: line_end.end()]
+
+
+def _refs_outside_strings(line: str) -> list[tuple[int, str]]:
+    """The ``$N`` references of a plan line and their paths' text, not those inside string literals."""
+    found = re.finditer(rf'{_REF_TEXT.pattern}|"[^"]*"', line.partition("(")[2])
+    return [(int(m.group(1)), m.group(2)) for m in found if m.group(1)]
+
+
+def test_tools_that_declare_no_result_get_no_paths() -> None:
+    for tools in TOOL_SETS.values():
+        gbnf = plan_grammar([t.spec for t in tools]).to_gbnf()
+        assert "path-" not in gbnf
+        assert not any(path for text in _sample_plans(list(tools), 1, 100, 5) for _, path in _find_refs(text))
+
+
+def _find_refs(text: str) -> list[tuple[int, str]]:
+    return [ref for line in text.splitlines() for ref in _refs_outside_strings(line)]
+
+
+def test_paths_follow_the_declared_result_of_a_known_task() -> None:
+    """Task 1 was an airport lookup, task 2 a repository listing: a string parameter takes
+    exactly the airport's string fields or a repository's full name, never the whole object."""
+    grammar = plan_grammar(RETURNING, first_idx=3, limits=_SMALL, produced={1: "airport", 2: "repos"})
+    gbnf = grammar.to_gbnf()
+    assert re.search(r'^path-airport-string ::= "\.entityId" \| "\.skyId" \| "\.name"$', gbnf, re.MULTILINE)
+    assert re.search(r'^path-airport-[a-z-]+ ::= "\.rank"$', gbnf, re.MULTILINE)
+    assert '"[\\"full name\\"]"' in gbnf  # a key that is no identifier is written in brackets
+    rng = random.Random(2)
+    seen: set[tuple[int, str]] = set()
+    for _ in range(300):
+        for line in grammar.sample(rng).splitlines():
+            m = re.match(r"(\d+)\. ([\w.]+)\(", line)
+            if m is None or int(m.group(1)) != 3:
+                continue
+            for n, path in _refs_outside_strings(line):
+                if n in (1, 2):
+                    seen.add((n, path))
+    string_or_int = {(1, ".entityId"), (1, ".skyId"), (1, ".name"), (1, ".rank")}
+    inside_repos = {(2, f"{p}") for p in (".total",)} | {(2, f".items[{i}].id") for i in [*range(10), -1]}
+    names = {(2, f'.items[{i}]["full name"]') for i in [*range(10), -1]}
+    allowed = string_or_int | inside_repos | names
+    assert seen <= allowed, seen - allowed
+    assert (1, ".entityId") in seen and (1, ".rank") in seen and any(n == 2 for n, _ in seen)
+    assert (1, "") not in seen and (2, "") not in seen  # an object never goes whole into a str or int
+
+
+def test_a_task_of_this_plan_offers_the_paths_of_every_declared_result() -> None:
+    """Before the tool of an earlier line is known, ``$N`` may be followed by any declared path
+    (a decoder that knows it builds the grammar again: see the next test)."""
+    union = set()
+    for text in _sample_plans_of(RETURNING, 1, 400, 9):
+        union |= {path for _, path in _find_refs(text)}
+    assert ".entityId" in union and any(p.startswith(".items[") for p in union)
+    assert any(re.fullmatch(r"\[(-1|\d)\]\.carrier", p) for p in union)
+    assert "" in union  # the whole result stays possible while its type is unknown
+
+
+def _sample_plans_of(specs: list[ToolSpec], first_idx: int, n: int, seed: int) -> Iterator[str]:
+    grammar = plan_grammar(specs, first_idx=first_idx, limits=_SMALL)
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield grammar.sample(rng)
+
+
+def test_resume_at_continues_a_written_plan() -> None:
+    grammar = plan_grammar(RETURNING, first_idx=2, limits=PlanLimits(max_tasks=3), resume_at=3)
+    gbnf = grammar.to_gbnf()
+    root = gbnf.splitlines()[0]
+    assert root.startswith('root ::= thought? "3. "') and root.endswith('| thought? "3. join()"')
+    assert '"5. join()"' in gbnf and '"6. ' not in gbnf and '"2. ' not in gbnf
+    last = plan_grammar(RETURNING, first_idx=2, limits=PlanLimits(max_tasks=3), resume_at=5).to_gbnf()
+    assert last.splitlines()[0] == 'root ::= thought? "5. join()"'  # only join() is left
+    for bad in (2, 6):
+        with pytest.raises(ValueError, match="resume_at"):
+            plan_grammar(RETURNING, first_idx=2, limits=PlanLimits(max_tasks=3), resume_at=bad)
+
+
+def test_written_tasks_reads_the_tool_of_each_line() -> None:
+    text = 'Thought: two airports.\n1. airport("NYC")\n2. flights.search($1.entityId, "x")\n3. join()'
+    assert written_tasks(text) == {1: "airport", 2: "flights.search", 3: "join"}
+
+
+def test_result_paths_are_bounded_even_for_a_schema_that_nests_without_end() -> None:
+    tree = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+        "value": {"type": "number"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}  # fmt: skip
+    paths = result_paths(tree, max_steps=4, max_paths=100)
+    assert max(len(p) for p, _ in paths) == 4 and len(paths) < 100
+    assert [p for p, _ in paths][:2] == [("value",), ("children",)]  # the shortest first
+    assert len(result_paths(tree, max_steps=50, max_paths=20)) == 20
+    assert result_paths({"type": "string"}, max_steps=3, max_paths=9) == []
+    spec = ToolSpec(name="tree", parameters={"type": "object", "properties": {}}, returns=tree)
+    assert plan_grammar([spec, *RETURNING], limits=PlanLimits(max_tasks=2, max_path=6)).to_gbnf()
+
+
+def test_strings_never_open_a_braced_reference() -> None:
+    """``"${1.x"`` unclosed in a string is an error of the parser; the grammar's strings never hold ``${``."""
+    grammar = plan_grammar([t.spec for t in DOTTED], first_idx=3, limits=PlanLimits(max_tasks=2, max_string=40))
+    rng = random.Random(4)
+    lines = [line for _ in range(300) for line in grammar.sample(rng).splitlines() if re.match(r"\d+\. ", line)]
+    strings = [s for line in lines for s in re.findall(r'"[^"]*"', line)]
+    assert not any("${" in s for s in strings)
+    assert any("$" in s for s in strings)  # "$" itself is still written
+
+
+@needs_path_parser
+@pytest.mark.parametrize("first_idx", [1, 3])
+def test_every_sampled_plan_with_paths_parses(first_idx: int) -> None:
+    by_name = {t.name: t for t in RETURNING}
+    produced = {1: "airport", 2: "repos"} if first_idx == 3 else {}
+    grammar = plan_grammar(RETURNING, first_idx=first_idx, limits=_SMALL, produced=produced)
+    rng = random.Random(first_idx)
+    with_path = 0
+    for _ in range(300):
+        text = grammar.sample(rng)
+        events = parse_plan(text, known=range(1, first_idx))
+        assert not [e for e in events if isinstance(e, ParseError)], text
+        tasks = [e for e in events if isinstance(e, TaskParsed)]
+        assert tasks[-1].tool == "join" and all(t.tool in by_name for t in tasks[:-1]), text
+        with_path += any(path for _, path in _find_refs(text))
+    assert with_path > 30
+
+
+@needs_path_parser
+@pytest.mark.parametrize("first_idx", [1, 3])
+def test_plans_written_line_by_line_pass_values_the_parameters_take(first_idx: int) -> None:
+    """Run on results shaped as the tools declare, every path of a plan written line by line
+    resolves, and every argument it gives is one the tool's schema accepts: a path is never
+    guessed, never leads into the wrong tool's result, never gives an object for a string."""
+    by_name = {t.name: t for t in RETURNING}
+    produced = {1: "airport", 2: "repos"} if first_idx == 3 else {}
+    rng = random.Random(10 + first_idx)
+    checked = 0
+    for _ in range(150):
+        text = _sample_linewise(RETURNING, first_idx, produced, rng)
+        events = parse_plan(text, known=range(1, first_idx))
+        assert not [e for e in events if isinstance(e, ParseError)], text
+        tools_of = {**produced, **written_tasks(text)}
+        for task in (e for e in events if isinstance(e, TaskParsed) and e.tool != "join"):
+            spec = by_name[task.tool]
+            if any(by_name[tools_of[n]].returns is None for n in task.deps):
+                continue  # a result of unknown shape: nothing to check it against
+
+            def result_of(n: int, tools_of: dict[int, str] = tools_of) -> Any:
+                returns = by_name[tools_of[n]].returns
+                assert returns is not None
+                return _example(returns, returns)
+
+            args = resolve(task.args, result_of)
+            kwargs = resolve(task.kwargs, result_of)
+            names = list(spec.parameters["properties"])
+            jsonschema.validate(dict(zip(names, args, strict=False)) | kwargs, spec.parameters)
+            checked += bool(task.deps)
+    assert checked > 40

@@ -27,6 +27,7 @@ from llmcompiler import (
     Replan,
     TaskParsed,
     Tool,
+    ToolSpec,
     parse_join_reply,
     parse_plan,
     tool,
@@ -207,6 +208,60 @@ def test_ungrounded_plans_are_unchanged() -> None:
     assert '"\\"Tokyo\\""' in grounded
 
 
+PRICES = ToolSpec(
+    name="prices",
+    description="Prices in a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    returns={
+        "type": "object",
+        "properties": {"avg": {"type": "number"}, "count": {"type": "integer"}, "currency": {"type": "string"}},
+    },
+)
+
+
+def _parser_reads_paths() -> bool:
+    events = parse_plan("1. a(1)\n2. b($1.avg)\n3. join()")
+    task = next((e for e in events if isinstance(e, TaskParsed) and e.idx == 2), None)
+    return task is not None and getattr(task.args[0], "path", None) == ("avg",)
+
+
+@pytest.mark.skipif(not _parser_reads_paths(), reason="the plan parser does not read paths yet")
+def test_grounded_plans_read_numbers_inside_results() -> None:
+    """Task 1 (an earlier round) gave prices: divide takes its number fields, two different ones
+    or one and a number of the question, never the same reference twice; an expression splices
+    a number field with the braced form, ``"${1.avg} * 100"``."""
+    from llmcompiler.demo import math
+
+    question = "What is the average price in Oslo per item, times 100?"
+    grammar = plan_grammar(
+        [PRICES, divide.spec, math.spec],
+        first_idx=2,
+        limits=PlanLimits(max_tasks=3),
+        grounding=Grounding.of(question),
+        produced={1: "prices"},
+    )
+    rng = random.Random(6)
+    pair = spliced = 0
+    for _ in range(400):
+        text = grammar.sample(rng)
+        events = parse_plan(text, known=[1])
+        assert not [e for e in events if isinstance(e, ParseError)], text
+        for task in (e for e in events if isinstance(e, TaskParsed) and e.tool != "join"):
+            refs = [v for v in (*task.args, *task.kwargs.values()) if isinstance(v, Ref)]
+            if task.tool == "divide":
+                assert len(set(refs)) == len(refs), text
+                assert all(r.path in ((), ("avg",), ("count",)) for r in refs), text
+                assert all(r.path for r in refs if r.idx == 1), text  # prices' whole result is no number
+                pair += {r.path for r in refs} == {("avg",), ("count",)}
+            elif task.tool == "math":
+                (value,) = [*task.args, *task.kwargs.values()]
+                if isinstance(value, Template):
+                    paths = {p.path for p in value.parts if isinstance(p, Ref) and p.idx == 1}
+                    assert paths <= {(), ("avg",), ("count",)}, text
+                    spliced += ("avg",) in paths
+    assert pair > 5 and spliced > 5
+
+
 # --------------------------------------------------------------------------- extractive answers
 
 OBS = (
@@ -324,7 +379,7 @@ def test_build_prompt_uses_the_extractive_joiner_only_with_a_question_and_result
 
 
 def test_build_prompt_grounds_plans_on_the_question_and_earlier_results() -> None:
-    tools = (population, divide)
+    tools = (population.spec, divide.spec)
     earlier = (Observation(idx=1, tool="population", label="population(Tokyo)", text="14000000", ok=True),)
     _, grounded = build_prompt(
         _request("plan", tools=tools, question="Tokyo vs Oslo?", observations=earlier), grounded=True
@@ -354,7 +409,9 @@ async def test_sampled_replies_of_the_model_hold_only_result_values(seed: int) -
     chat = LlamaCppChat(temperature=1.0, seed=seed)
     chat.plan_limits = PlanLimits(max_tasks=3, max_string=24, max_thought=48)  # a short decode
     question = "How many times more people live in Tokyo than in Oslo?"
-    plan = await _text(chat, _request("plan", tools=(population, divide), question=question, stop=("<END_OF_PLAN>",)))
+    plan = await _text(
+        chat, _request("plan", tools=(population.spec, divide.spec), question=question, stop=("<END_OF_PLAN>",))
+    )
     for task in _tasks(plan):
         args = _arguments(task, [population, divide])
         assert not [v for v in args.values() if isinstance(v, int | float)], plan

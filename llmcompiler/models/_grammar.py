@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llmcompiler._types import ToolSpec
+from llmcompiler._types import ToolSpec, deref_schema
 
 __all__ = [
     "Alt",
@@ -55,6 +55,8 @@ __all__ = [
     "join_grammar",
     "plan_grammar",
     "react_grammar",
+    "result_paths",
+    "written_tasks",
 ]
 
 
@@ -240,7 +242,7 @@ def _render(node: Node, *, top: bool = False) -> str:
         return text if top else f"({text})"
     if isinstance(node, Rep):
         inner = _render(node.item)
-        if isinstance(node.item, Seq | Alt) and not inner.startswith("("):
+        if isinstance(node.item, Seq | Alt | Rep) and not inner.startswith("("):
             inner = f"({inner})"
         if (node.lo, node.hi) == (0, 1):
             return f"{inner}?"
@@ -288,6 +290,19 @@ def _text(max_len: int, *, exclude: str, exclude_first: str = "") -> Node:
     return seq(first, rep(rest, 0, max_len - 1))
 
 
+def _string(max_len: int, *, refs: bool = True) -> Node:
+    """A double-quoted string literal of about ``max_len`` characters, none of them a quote, a
+    backslash or a control character, and never ``${``: inside a string that starts a braced
+    reference (``"${1.entityId}"``), which a string written freely could leave unclosed. A run of
+    ``$`` is followed by neither ``$`` nor ``{``: ``"$20-$30"`` and ``"US$"`` can be written.
+    Without ``refs``, not by a digit either: no ``$N`` in the string splices a result."""
+    plain = Chars('"\\$', ranges=(("\x00", "\x1f"),), negated=True)
+    after_dollars = Chars('"\\${', ranges=(("\x00", "\x1f"), *((("0", "9"),) if not refs else ())), negated=True)
+    dollars = rep(Lit("$"), 1, 3)
+    body = seq(rep(alt(plain, seq(dollars, after_dollars)), 0, max_len), opt(dollars))
+    return seq(Lit('"'), body, Lit('"'))
+
+
 # --------------------------------------------------------------------------- plan grammar
 
 
@@ -302,6 +317,8 @@ class PlanLimits:
         max_list: items in a list (or entries in a dict) literal.
         max_digits: digits of a number's integer part.
         thoughts: whether ``Thought:`` lines are allowed at all.
+        max_path: steps of a path into a result (``$1.items[0].id`` has three).
+        max_paths: paths offered into the results of one tool (the shortest first).
     """
 
     max_tasks: int = 8
@@ -310,6 +327,8 @@ class PlanLimits:
     max_list: int = 6
     max_digits: int = 9
     thoughts: bool = True
+    max_path: int = 3
+    max_paths: int = 48
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -464,14 +483,241 @@ def names_entity(parameter: str) -> bool:
     return bool(_ENTITY_NAME.search(parameter.replace("-", "_")) or re.search(r"[a-z](Name|Id|City)$", parameter))
 
 
+# --------------------------------------------------------------------------- paths into results
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INDEX = -(2**63)  # the step "an index into a list": ``[0]`` to ``[9]`` or ``[-1]``
+_Accept = frozenset[str] | None
+"""The JSON types a parameter takes (``None``: any value), which a path must end at."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Trie:
+    """Paths into a result, merged by step: ``ends`` holds the JSON types of the value a path
+    ending here reaches (``None`` in it: a value of unknown type)."""
+
+    children: dict[str | int, _Trie] = dataclasses.field(default_factory=dict)
+    ends: set[str | None] = dataclasses.field(default_factory=set)
+
+
+def result_paths(
+    returns: Mapping[str, Any], *, max_steps: int, max_paths: int
+) -> list[tuple[tuple[str | int, ...], frozenset[str] | None]]:
+    """The paths a plan may write into a result of JSON Schema ``returns``, shortest first,
+    each with the JSON types of the value it reaches (``None``: unknown).
+
+    A step is an object's field (a key of ``properties``) or, for an array, an index (the
+    marker ``_INDEX``). ``$ref``s into the schema's ``$defs`` are followed; an ``anyOf`` of one
+    type and ``null`` (an optional field) is that type. At most ``max_steps`` steps and
+    ``max_paths`` paths: a schema that nests without end still gives a bounded list.
+
+    Example:
+        >>> schema = {"type": "object", "properties": {"id": {"type": "string"},
+        ...     "tags": {"type": "array", "items": {"type": "string"}}}}
+        >>> [(path, sorted(types or ())) for path, types in result_paths(schema, max_steps=2, max_paths=9)]
+        [(('id',), ['string']), (('tags',), ['array:string']), (('tags', -9223372036854775808), ['string'])]
+    """
+    found: list[tuple[tuple[str | int, ...], frozenset[str] | None]] = []
+    level: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = [((), returns)]
+    for _ in range(max_steps):
+        deeper: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = []
+        for path, schema in level:
+            for step, sub in _steps(_plain(schema, returns)):
+                if len(found) >= max_paths:
+                    return found
+                target = _plain(sub, returns)
+                found.append(((*path, step), _json_types(target, returns)))
+                deeper.append(((*path, step), target))
+        level = deeper
+    return found
+
+
+def _plain(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its ``$ref`` followed and an optional (``anyOf`` of a type and null) unwrapped."""
+    if not isinstance(schema, Mapping):
+        return {}
+    plain = deref_schema(schema, root)
+    for key in ("anyOf", "oneOf"):
+        members = plain.get(key)
+        if isinstance(members, list):
+            kept: list[Mapping[str, Any]] = [m for m in members if isinstance(m, Mapping) and m.get("type") != "null"]
+            if len(kept) == 1:
+                return deref_schema(kept[0], root)
+    return plain
+
+
+def _steps(schema: Mapping[str, Any]) -> list[tuple[str | int, Any]]:
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        return [(key, sub) for key, sub in props.items() if isinstance(key, str)]
+    if schema.get("type") == "array" and isinstance(schema.get("items"), Mapping):
+        return [(_INDEX, schema["items"])]
+    return []
+
+
+def _json_types(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, *, items: bool = True) -> _Accept:
+    """The JSON types of a value of ``schema`` (``None``: unknown). An array whose items'
+    types are known is ``array:<types>`` (``array:string``, ``array:integer|null``)."""
+    kind = schema.get("type")
+    kinds: set[str]
+    if isinstance(kind, str):
+        kinds = {kind}
+    elif isinstance(kind, list) and kind and all(isinstance(k, str) for k in kind):
+        kinds = set(kind)
+    elif isinstance(schema.get("properties"), Mapping):
+        kinds = {"object"}
+    elif "enum" in schema and isinstance(schema["enum"], list):
+        names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+        found = {names.get(type(v)) for v in schema["enum"]}
+        if None in found or not found:
+            return None
+        kinds = {k for k in found if k is not None}
+    else:
+        return None
+    member = schema.get("items")
+    if items and "array" in kinds and isinstance(member, Mapping):
+        of = _json_types(_plain(member, root or schema), root or schema, items=False)
+        if of:
+            kinds = (kinds - {"array"}) | {"array:" + "|".join(sorted(of))}
+    return frozenset(kinds)
+
+
+def _fits(wanted: str, found: str) -> bool:
+    """Whether a parameter of JSON type ``wanted`` takes a value of type ``found``."""
+    if wanted == found or (wanted == "number" and found == "integer"):
+        return True
+    wanted_kind, _, wanted_items = wanted.partition(":")
+    found_kind, _, found_items = found.partition(":")
+    if wanted_kind != "array" or found_kind != "array":
+        return False
+    if not wanted_items or not found_items:
+        return True
+    return all(any(_fits(w, f) for w in wanted_items.split("|")) for f in found_items.split("|"))
+
+
+def _accepts(accept: _Accept, types: frozenset[str] | None) -> bool:
+    """Whether a parameter that takes ``accept`` takes a value of JSON types ``types``."""
+    if accept is None or types is None:
+        return True
+    return any(_fits(a, t) for a in accept for t in types)
+
+
+def _accept_of(schema: Any) -> _Accept:
+    """The JSON types a parameter of ``schema`` takes, or ``None`` for any value."""
+    if not isinstance(schema, Mapping):
+        return None
+    return _json_types(schema)
+
+
+def _step_node(step: str | int) -> Node:
+    if isinstance(step, str):
+        return Lit(_step_text(step))
+    return seq(Lit("["), alt(_DIGIT, Lit("-1")), Lit("]"))  # the only int step is _INDEX
+
+
+def _step_text(step: str) -> str:
+    """A field step as a plan writes it: ``.name``, or ``["full name"]`` for a key that is no name."""
+    return f".{step}" if _IDENTIFIER.fullmatch(step) else f"[{json.dumps(step, ensure_ascii=False)}]"
+
+
+class _Paths:
+    """The path rules of a plan grammar: for each tool that declares its result
+    (``ToolSpec.returns``), and for the union of them all (a task whose tool is not known yet),
+    the steps that may follow ``$N``, typed by what the parameter takes."""
+
+    def __init__(self, g: Grammar, tools: Sequence[ToolSpec], limits: PlanLimits) -> None:
+        self.g = g
+        self.tries: dict[str, _Trie] = {}
+        #: The JSON types of each declaring tool's whole result (``None``: unknown).
+        self.results: dict[str, frozenset[str] | None] = {}
+        union = _Trie()
+        for tool in tools:
+            if not isinstance(tool.returns, Mapping):
+                continue
+            self.results[tool.name] = _json_types(_plain(tool.returns, tool.returns), tool.returns)
+            paths = result_paths(tool.returns, max_steps=limits.max_path, max_paths=limits.max_paths)
+            if not paths:
+                continue
+            trie = _Trie()
+            for path, types in paths:
+                for target in (trie, union):
+                    node = target
+                    for step in path:
+                        node = node.children.setdefault(step, _Trie())
+                    node.ends.update(types if types is not None else {None})
+            self.tries[tool.name] = trie
+        self.union = union if union.children else None
+        self._built: dict[tuple[str, _Accept], Node | None] = {}
+
+    def after(self, tool: str | None, accept: _Accept) -> Node | None:
+        """The path rule for a result of ``tool`` (``None``: any tool's) ending at a value
+        ``accept`` takes; ``None`` when no path fits."""
+        trie = self.union if tool is None else self.tries.get(tool)
+        if trie is None:
+            return None
+        key = (tool or "", accept)
+        if key not in self._built:
+            hint = f"path-{tool or 'any'}-{_accept_hint(accept)}"
+            self._built[key] = self._node(trie, accept, hint)
+        return self._built[key]
+
+    def texts(self, tool: str | None, accept: _Accept, limit: int) -> list[str] | None:
+        """Every path ``after`` allows, as text (an index is ``[0]`` to ``[9]`` and ``[-1]``);
+        None when there are more than ``limit``."""
+        trie = self.union if tool is None else self.tries.get(tool)
+        if trie is None:
+            return []
+        found: list[str] = []
+        stack: list[tuple[str, _Trie]] = [("", trie)]
+        while stack:
+            prefix, node = stack.pop()
+            for step, child in node.children.items():
+                steps = [_step_text(step)] if isinstance(step, str) else [f"[{i}]" for i in (*range(10), -1)]
+                for text in steps:
+                    if any(_accepts(accept, None if t is None else frozenset({t})) for t in child.ends):
+                        found.append(prefix + text)
+                        if len(found) > limit:
+                            return None
+                    if child.children:
+                        stack.append((prefix + text, child))
+        return found
+
+    def _node(self, trie: _Trie, accept: _Accept, hint: str) -> Node | None:
+        options: list[Node] = []
+        for step, child in trie.children.items():
+            here = any(_accepts(accept, None if t is None else frozenset({t})) for t in child.ends)
+            deeper = self._node(child, accept, hint)
+            if deeper is not None:
+                options.append(seq(_step_node(step), opt(deeper) if here else deeper))
+            elif here:
+                options.append(_step_node(step))
+        if not options:
+            return None
+        return self.g.rule(hint, alt(*options))
+
+
+def _accept_hint(accept: _Accept) -> str:
+    return "any" if accept is None else "-".join(sorted(accept)) or "none"
+
+
 class _PlanBuilder:
-    def __init__(self, g: Grammar, limits: PlanLimits, grounding: Grounding | None = None) -> None:
+    def __init__(
+        self,
+        g: Grammar,
+        limits: PlanLimits,
+        grounding: Grounding | None = None,
+        *,
+        paths: _Paths | None = None,
+        produced: Mapping[int, str] | None = None,
+        refs_in_strings: bool = True,
+    ) -> None:
         self.g = g
         self.limits = limits
         self.grounding = grounding
+        self.paths = paths
+        self.produced = dict(produced or {})
         lim = limits
-        string_char = Chars('"\\', ranges=(("\x00", "\x1f"),), negated=True)
-        self.string = g.rule("string", seq(Lit('"'), rep(string_char, 0, lim.max_string), Lit('"')))
+        self.string = g.rule("string", _string(lim.max_string, refs=refs_in_strings))
         digits = seq(_DIGIT, rep(_DIGIT, 0, lim.max_digits - 1))
         self.integer = g.rule("integer", seq(opt(Lit("-")), digits))
         self.number = g.rule("number", seq(opt(Lit("-")), digits, opt(seq(Lit("."), _DIGIT, rep(_DIGIT, 0, 5)))))
@@ -479,13 +725,53 @@ class _PlanBuilder:
         self.none = Lit("None")
 
     # values, for the task numbered ``idx`` (which may reference tasks below ``first_ref_limit``)
-    def ref(self, refs: Sequence[int]) -> Node | None:
+    def path(self, n: int, accept: _Accept) -> Node | None:
+        """The steps that may follow ``$n`` where a value of ``accept`` types goes, or None."""
+        if self.paths is None:
+            return None
+        if n in self.produced:
+            return self.paths.after(self.produced[n], accept)
+        return self.paths.after(None, accept)
+
+    def path_texts(self, n: int, accept: _Accept, limit: int = 16) -> list[str] | None:
+        """The paths ``path`` allows after ``$n``, as text; None when there are more than ``limit``."""
+        if self.paths is None:
+            return []
+        return self.paths.texts(self.produced.get(n), accept, limit)
+
+    def whole(self, n: int, accept: _Accept) -> bool:
+        """Whether ``$n`` alone may go where a value of ``accept`` types goes: unless the tool
+        that made task ``n`` is known and declares a result of another type (an object where a
+        string goes: only a path into it fits)."""
+        if self.paths is None or n not in self.produced or self.produced[n] not in self.paths.results:
+            return True
+        return _accepts(accept, self.paths.results[self.produced[n]])
+
+    def ref(self, refs: Sequence[int], accept: _Accept = None) -> Node | None:
+        """A rule: ``$N`` for each task in ``refs``, each followed by an optional path into its result."""
+        node = self.ref_node(refs, accept)
+        if node is None:
+            return None
+        suffix = "" if self.paths is None else f"-{_accept_hint(accept)}"
+        return self.g.rule(f"ref{suffix}-{refs[-1]}", node)
+
+    def ref_node(self, refs: Sequence[int], accept: _Accept = None) -> Node | None:
+        """``$N`` for each task in ``refs``, each followed by an optional path (not a rule of its own)."""
         if not refs:
             return None
-        return self.g.rule(f"ref-{refs[-1]}", seq(Lit("$"), alt(*(Lit(str(n)) for n in refs))))
+        by_path: dict[tuple[Node | None, bool], list[int]] = {}
+        for n in refs:
+            path, whole = self.path(n, accept), self.whole(n, accept)
+            if path is not None or whole:
+                by_path.setdefault((path, whole), []).append(n)
+        options = []
+        for (path, whole), numbers in by_path.items():
+            number = alt(*(Lit(str(n)) for n in numbers))
+            options.append(number if path is None else seq(number, opt(path) if whole else path))
+        return seq(Lit("$"), alt(*options)) if options else None
 
-    def with_ref(self, hint: str, node: Node, refs: Sequence[int]) -> Node:
-        ref = self.ref(refs)
+    def with_ref(self, hint: str, node: Node, refs: Sequence[int], accept: _Accept = None) -> Node:
+        ref = self.ref(refs, accept)
         if ref is None:
             return node
         if node is _NEVER:
@@ -513,13 +799,20 @@ class _PlanBuilder:
 
     def expression(self, refs: Sequence[int]) -> Node:
         """A quoted arithmetic expression over ``$N`` references and the grounding's numbers:
-        ``"$1 + $2"``, ``"100 * $1 / ($1 + $2)"``; parentheses one level deep."""
+        ``"$1 + $2"``, ``"100 * $1 / ($1 + $2)"``; parentheses one level deep. A number inside
+        a result is spliced by its braced path: ``"${1.price} * 2"``."""
         assert self.grounding is not None
         literals = [f"${n}" for n in refs] + [n for n in self.grounding.numbers if not n.startswith("-")]
         suffix = f"-r{refs[-1]}" if refs else "-r0"
         if not literals:
             return _NEVER
-        operand = self.g.rule(f"operand{suffix}", alt(*(Lit(text) for text in literals)))
+        options: list[Node] = [Lit(text) for text in literals]
+        numbers: frozenset[str] = frozenset({"number"})
+        for n in refs:
+            path = self.path(n, numbers)
+            if path is not None:
+                options.append(seq(Lit(f"${{{n}"), path, Lit("}")))
+        operand = self.g.rule(f"operand{suffix}", alt(*options))
         op = self.g.rule("operator", alt(*(Lit(f" {o} ") for o in "+-*/")))
         group = self.g.rule(f"group{suffix}", seq(Lit("("), operand, rep(seq(op, operand), 1, 5), Lit(")")))
         term = self.g.rule(f"term{suffix}", alt(operand, group))
@@ -544,12 +837,12 @@ class _PlanBuilder:
         if "enum" in schema:
             literals = [lit for lit in (_python_literal(v) for v in schema["enum"]) if lit is not None]
             if literals:
-                return self.with_ref("enum", alt(*(Lit(lit) for lit in literals)), refs)
+                return self.with_ref("enum", alt(*(Lit(lit) for lit in literals)), refs, _json_types(schema))
             return self.any_value(refs)
         if "const" in schema:
             lit = _python_literal(schema["const"])
             if lit is not None:
-                return self.with_ref("const", Lit(lit), refs)
+                return self.with_ref("const", Lit(lit), refs, _json_types({"enum": [schema["const"]]}))
         for key in ("anyOf", "oneOf"):
             members = schema.get(key)
             if isinstance(members, list) and members:
@@ -599,7 +892,7 @@ class _PlanBuilder:
             else:
                 return self.any_value(refs)
         kept = [option for option in options if option is not _NEVER]
-        return self.with_ref("typed", alt(*kept) if kept else _NEVER, refs)
+        return self.with_ref("typed", alt(*kept) if kept else _NEVER, refs, _accept_of(schema))
 
     def distinct_pair(self, tool: ToolSpec, refs: Sequence[int]) -> Node | None:
         """Under a grounding, a call of two required number parameters (``divide(a, b)``,
@@ -608,7 +901,8 @@ class _PlanBuilder:
         None for every other call.
 
         A small model copies the last reference it wrote (``divide($1, $1)`` before it has
-        looked up the second value); no question asks for ``x / x``.
+        looked up the second value); no question asks for ``x / x``. Two paths into one result
+        (``divide($1.total, $1.count)``) are different values, and allowed.
         """
         props = tool.parameters.get("properties", {})
         if self.grounding is None or len(props) != 2:
@@ -619,17 +913,34 @@ class _PlanBuilder:
         if not all(isinstance(p, Mapping) and p.get("type") in ("number", "integer") for p in schemas):
             return None
         a, b = (self.typed(p, (), name=n) for n, p in props.items())
+        accept_a, accept_b = (_accept_of(p) for p in schemas)
         hint = f"{tool.name}-r{refs[-1] if refs else 0}"
         options: list[Node] = []
         if a is not _NEVER:
-            options.append(seq(a, Lit(", "), self.with_ref(f"{hint}-b", b, refs)))
+            options.append(seq(a, Lit(", "), self.with_ref(f"{hint}-b", b, refs, accept_b)))
         for r in refs:
-            others = [n for n in refs if n != r]
-            rest: list[Node] = [] if b is _NEVER else [b]
-            if others:
-                rest.append(seq(Lit("$"), alt(*(Lit(str(n)) for n in others))))
-            if rest:
-                options.append(seq(Lit(f"${r}, "), alt(*rest)))
+            # What may follow "$r, ": a number, another task's reference, or a path into r's result.
+            second: list[Node] = [] if b is _NEVER else [b]
+            others = self.ref_node([n for n in refs if n != r], accept_b)
+            if others is not None:
+                second.append(others)
+            own = self.path(r, accept_b)
+            if self.whole(r, accept_a) and (second or own is not None):
+                options.append(seq(Lit(f"${r}, "), alt(*second, *([seq(Lit(f"${r}"), own)] if own else []))))
+            firsts, seconds = self.path_texts(r, accept_a), self.path_texts(r, accept_b)
+            if firsts is not None and seconds is not None:
+                # Few paths: each one first, then anything but the same path again.
+                for text in firsts:
+                    again = [Lit(f"${r}{other}") for other in seconds if other != text]
+                    if self.whole(r, accept_b):
+                        again.append(Lit(f"${r}"))
+                    if second or again:
+                        options.append(seq(Lit(f"${r}{text}, "), alt(*second, *again)))
+                continue
+            first = self.path(r, accept_a)
+            then = self.with_ref(f"{hint}-b", b, refs, accept_b)
+            if first is not None and then is not _NEVER:
+                options.append(seq(Lit(f"${r}"), first, Lit(", "), then))  # many paths: one may come twice
         if not options:
             return _NEVER
         return seq(Lit(f"{tool.name}("), self.g.rule(f"args-{hint}", alt(*options)), Lit(")"))
@@ -729,6 +1040,8 @@ def plan_grammar(
     first_idx: int = 1,
     limits: PlanLimits | None = None,
     grounding: Grounding | None = None,
+    produced: Mapping[int, str] | None = None,
+    resume_at: int | None = None,
 ) -> Grammar:
     """A grammar of plans over ``tools`` whose tasks are numbered from ``first_idx``.
 
@@ -737,6 +1050,13 @@ def plan_grammar(
     ``first_idx + 1``, ...; a ``$M`` reference names a task of an earlier round (below
     ``first_idx``) or an earlier line of this plan.
 
+    A reference may be followed by a path into the result (``$1.entityId``, ``$2.items[0].id``)
+    when the result's shape is declared (``ToolSpec.returns``): after ``$M`` whose tool is
+    known (``produced``), exactly the paths of that tool's result; after one whose tool is not
+    known yet (an earlier line of this plan), the paths of any tool's result. Either way only
+    the paths that end at a value the parameter takes (a string for a ``str`` parameter, ...).
+    Without declared results no path is offered: a field guessed at is an error at run time.
+
     Args:
         tools: the tools the plan may call (names may contain dots).
         first_idx: the number of the plan's first task (a replan continues the numbering).
@@ -744,9 +1064,15 @@ def plan_grammar(
         grounding: restrict number and entity arguments to these values (see ``Grounding``).
             A task position where no tool can be written under it (no number yet, no ``$N``)
             falls back to the ungrounded calls, so a plan can always be written.
+        produced: the tool that made each known task (earlier rounds, or lines of this plan
+            already written), by task number: a path after its ``$M`` follows that tool's result.
+        resume_at: the grammar of the rest of a plan whose tasks ``first_idx`` to
+            ``resume_at - 1`` are written (lines ending in a newline): task ``resume_at`` or
+            ``join()``, within the same ``max_tasks``. A decoder that knows the tools of the
+            lines written so far narrows the paths with it (see ``produced``).
 
     Raises:
-        ValueError: no tools, or ``first_idx`` below 1.
+        ValueError: no tools, ``first_idx`` below 1, or ``resume_at`` outside the plan.
     """
     lim = limits or PlanLimits()
     tools = list(tools)
@@ -756,16 +1082,24 @@ def plan_grammar(
         raise ValueError(f"first_idx must be 1 or more, got {first_idx}")
     if lim.max_tasks < 1:
         raise ValueError(f"max_tasks must be 1 or more, got {lim.max_tasks}")
+    if resume_at is not None and not first_idx < resume_at <= first_idx + lim.max_tasks:
+        raise ValueError(f"resume_at must follow a written task of the plan, got {resume_at}")
     g = Grammar()
-    b = _PlanBuilder(g, lim, grounding)
-    free = _PlanBuilder(g, lim) if grounding is not None else b
+    paths = _Paths(g, tools, lim)
+    known = paths if paths.results else None
+    b = _PlanBuilder(g, lim, grounding, paths=known, produced=produced)
+    free = _PlanBuilder(g, lim, paths=known, produced=produced) if grounding is not None else b
     thought: Node = _EMPTY
     if lim.thoughts:
         thought = opt(g.rule("thought", seq(Lit("Thought: "), _text(lim.max_thought, exclude="()<"), Lit("\n"))))
     last = first_idx + lim.max_tasks
+    start = first_idx if resume_at is None else resume_at
     # rest-N: what may follow once the tasks below N are written: task N and more, or join() as N.
+    if start == last:
+        g.define("root", seq(thought, Lit(f"{last}. join()")))
+        return g
     g.define(f"rest-{last}", seq(thought, Lit(f"{last}. join()")))
-    for idx in range(last - 1, first_idx - 1, -1):
+    for idx in range(last - 1, start - 1, -1):
         refs = list(range(1, idx))
         calls = [c for c in (b.call(t, refs) for t in tools) if c is not None]
         if not calls:
@@ -774,9 +1108,24 @@ def plan_grammar(
         task = seq(thought, Lit(f"{idx}. "), call, Lit("\n"), Ref(f"rest-{idx + 1}"))
         if idx == first_idx:
             g.define("root", task)  # at least one tool call before join()
+        elif idx == start:
+            g.define("root", alt(task, seq(thought, Lit(f"{idx}. join()"))))
         else:
             g.define(f"rest-{idx}", alt(task, seq(thought, Lit(f"{idx}. join()"))))
     return g
+
+
+_TASK_LINE = re.compile(r"^(\d+)\. ([A-Za-z_][A-Za-z0-9_.]*)\(", re.MULTILINE)
+
+
+def written_tasks(text: str) -> dict[int, str]:
+    """The tool of each task line of ``text`` (a plan written under a plan grammar), by number.
+
+    Example:
+        >>> written_tasks('Thought: find both.\\n1. airport("NYC")\\n2. flights($1.entityId)\\n')
+        {1: 'airport', 2: 'flights'}
+    """
+    return {int(m.group(1)): m.group(2) for m in _TASK_LINE.finditer(text)}
 
 
 # --------------------------------------------------------------------------- joiner grammar
@@ -853,9 +1202,9 @@ def react_grammar(
     """A grammar of one ReAct step: ``Thought: ...`` then ``Action: tool(arguments)`` or ``Action: Finish(answer)``.
 
     The call is one of ``tools`` with arguments as a plan writes them (positional, then by
-    keyword, typed by the parameter's schema), without ``$N`` references: a ReAct step reads
-    the observations and writes values. The thought and the answer are single lines without
-    parentheses, so the answer ends at its own ``)``.
+    keyword, typed by the parameter's schema), without ``$N`` references, whole, with a path
+    or inside a string: a ReAct step reads the observations and writes values. The thought and
+    the answer are single lines without parentheses, so the answer ends at its own ``)``.
 
     Args:
         tools: the tools the step may call (names may contain dots).
@@ -871,8 +1220,9 @@ def react_grammar(
     if not tools:
         raise ValueError("a ReAct grammar needs at least one tool")
     g = Grammar()
-    b = _PlanBuilder(g, limits or PlanLimits())
-    thought = g.rule("thought", _text(max_thought, exclude="()"))
+    b = _PlanBuilder(g, limits or PlanLimits(), refs_in_strings=False)
+    # Not starting with "*" or "_": the ReAct reader takes them for markdown around the label.
+    thought = g.rule("thought", _text(max_thought, exclude="()", exclude_first="*_"))
     answer = g.rule("answer", _text(max_answer, exclude="()", exclude_first="\"'`"))
     call = g.rule("call", alt(*(c for c in (b.call(t, ()) for t in tools) if c is not None)))
     finish = seq(Lit("Finish("), answer, Lit(")"))
