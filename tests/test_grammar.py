@@ -301,15 +301,6 @@ _SMALL = PlanLimits(max_tasks=4, max_string=10, max_list=3, max_thought=20)
 _REF_TEXT = re.compile(r"\$(\d+)((?:\.[A-Za-z_]\w*|\[(?:-?\d+|\"[^\"]*\")\])*)")
 
 
-def _parser_reads_paths() -> bool:
-    events = parse_plan('1. a("x")\n2. b($1.entityId, $1["k"], $1[0])\n3. join()')
-    task = next((e for e in events if isinstance(e, TaskParsed) and e.idx == 2), None)
-    return task is not None and getattr(task.args[0], "path", None) == ("entityId",)
-
-
-needs_path_parser = pytest.mark.skipif(not _parser_reads_paths(), reason="the plan parser does not read paths yet")
-
-
 def _example(schema: Any, root: Mapping[str, Any]) -> Any:
     """A value of JSON Schema ``schema``: every field present, every list ten long."""
     if not isinstance(schema, Mapping):
@@ -445,7 +436,6 @@ def test_strings_never_open_a_braced_reference() -> None:
     assert any("$" in s for s in strings)  # "$" itself is still written
 
 
-@needs_path_parser
 @pytest.mark.parametrize("first_idx", [1, 3])
 def test_every_sampled_plan_with_paths_parses(first_idx: int) -> None:
     by_name = {t.name: t for t in RETURNING}
@@ -463,7 +453,6 @@ def test_every_sampled_plan_with_paths_parses(first_idx: int) -> None:
     assert with_path > 30
 
 
-@needs_path_parser
 @pytest.mark.parametrize("first_idx", [1, 3])
 def test_plans_written_line_by_line_pass_values_the_parameters_take(first_idx: int) -> None:
     """Run on results shaped as the tools declare, every path of a plan written line by line

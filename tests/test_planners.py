@@ -40,6 +40,7 @@ from llmcompiler import (
     tool,
 )
 from llmcompiler._events import RunEvent
+from llmcompiler._literals import Ref, Template
 from llmcompiler.demo import DEMO_TOOLS
 from llmcompiler.models import cost_usd
 from llmcompiler.models._grammar import PlanLimits, react_grammar
@@ -454,6 +455,61 @@ async def test_react_actions_may_reference_earlier_results() -> None:
     result = await ReActAgent(llm=llm, tools=[weather, shout]).arun("?")
     assert [t.result for t in result.tasks] == [WEATHER["Oslo"], "RAIN, 8°C"]
     assert result.tasks[1].deps == frozenset({1})
+
+
+AIRPORTS = {
+    "NYC": {"entityId": "E-NYC", "skyId": "JFK", "name": "New York"},
+    "LON": {"entityId": "E-LON", "skyId": "LHR"},
+}
+
+
+@tool
+def airport(query: str) -> dict[str, str]:
+    """Find an airport."""
+    return AIRPORTS[query]
+
+
+@tool
+def flights(origin: str, dest: str) -> str:
+    """Search flights between two airports."""
+    return f"{origin} -> {dest}: 2 flights"
+
+
+def test_a_react_action_may_read_a_field_of_an_earlier_result() -> None:
+    """The action is a plan line: ``$1.entityId``, ``$2["skyId"]``, ``${2}.skyId`` and a braced
+    path in a string are references into results, with the edge to the task."""
+    task = action_task('flights(origin=$1.entityId, dest=$2["skyId"])', 3, [1, 2], "both known")
+    assert isinstance(task, TaskParsed)
+    assert task.kwargs == {"origin": Ref(1, ("entityId",)), "dest": Ref(2, ("skyId",))}
+    assert task.deps == frozenset({1, 2}) and task.thought == "both known"
+    task = action_task('flights(${2}.skyId, "from ${1.entityId}, $1.50")', 3, [1, 2], None)
+    assert isinstance(task, TaskParsed)
+    assert task.args[0] == Ref(2, ("skyId",))
+    assert task.args[1] == Template(("from ", Ref(1, ("entityId",)), ", ", Ref(1), ".50"))
+    bad = action_task("flights($1.entityId., $2)", 3, [1, 2], None)
+    assert isinstance(bad, ParseError) and bad.idx == 3 and "$1.entityId" in bad.reason
+
+
+async def test_react_runs_a_path_into_an_earlier_result_and_a_bad_path_fails_alone() -> None:
+    llm = ScriptedLLM(
+        [
+            'Thought: first airport.\nAction: airport("NYC")',
+            'Thought: second airport.\nAction: airport("LON")',
+            "Thought: a field London lacks.\nAction: flights($2.name, $1.name)",
+            'Thought: now the ids.\nAction: flights(origin=$1.entityId, dest=$2["skyId"])',
+            "Thought: done.\nAction: Finish(2 flights)",
+        ]
+    )
+    result = await ReActAgent(llm=llm, tools=[airport, flights]).arun("Flights from NYC to LON?")
+    assert result.answer == "2 flights"
+    failed, ran = result.tasks[2], result.tasks[3]
+    assert failed.state == "skipped" and failed.error is not None  # never called
+    assert "$2.name: no key 'name'; keys: entityId, skyId" in failed.error
+    assert ran.args == {"origin": "E-NYC", "dest": "LHR"} and ran.result == "E-NYC -> LHR: 2 flights"
+    assert ran.deps == frozenset({1, 2})
+    observations = [m.content for m in llm.requests[-1].messages if m.role == "user"][1:]
+    assert observations[2].startswith("Observation: ERROR: ") and "$2.name: no key 'name'" in observations[2]
+    assert observations[3] == "Observation: E-NYC -> LHR: 2 flights"
 
 
 async def test_react_prompts_show_the_tools_question_and_stop_before_observations() -> None:
