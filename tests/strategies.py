@@ -3,7 +3,8 @@
 Shared by the parser's tests and by any test that feeds model text through the engine.
 ``model_plans()`` writes plans with the mistakes and oddities models make: invalid escapes,
 Windows paths, numbers of thousands of digits (as arguments, task numbers, ``$N`` and
-``"cost $<digits>"``), invisible characters (BOM, zero-width space/joiner, NBSP), NUL, ``\\r``
+``"cost $<digits>"``), references with paths good and broken (``$2.entityId``, ``"${1[0].x}"``,
+``$2[1.5]``), invisible characters (BOM, zero-width space/joiner, NBSP), NUL, ``\\r``
 and ``\\r\\n`` line ends, one-line fences (```` ```1. foo()``` ````), deep nesting, unbalanced and
 mismatched brackets, unterminated strings, prose, thoughts and comments.
 ``well_formed_plans()`` writes plans that must parse without an error, and ``chunkings(text)``
@@ -28,6 +29,7 @@ __all__ = [
     "lines_of",
     "model_plans",
     "physical_lines",
+    "reference_paths",
     "split_at",
     "string_literals",
     "values",
@@ -92,6 +94,8 @@ def string_literals(*, allow_unterminated: bool = True) -> st.SearchStrategy[str
         st.sampled_from(INVISIBLES),
         st.just("\x00"),
         st.sampled_from(["$1", "${2}", "$20-$30", "\\n", '\\"', "(", "]", "#"]),
+        st.sampled_from(["${1.entityId}", "${2[0].name}", "$1.50", "${1:-x}", "${2 . a}", "${1[0]}"]),
+        st.sampled_from(["${1.}", "${2[", "${1[x]}", '${1["k"]}'] if allow_unterminated else ["${2}"]),
         huge_digits().map(lambda d: f"cost ${d}"),
     )
 
@@ -108,6 +112,30 @@ def string_literals(*, allow_unterminated: bool = True) -> st.SearchStrategy[str
     return build()
 
 
+_FIELDS = st.one_of(
+    st.sampled_from(["entityId", "name", "_id", "True", "名前", "x1"]),
+    st.from_regex(r"[^\W\d]\w{0,6}", fullmatch=True),
+)
+_GOOD_STEPS = st.one_of(
+    _FIELDS.map(lambda f: f".{f}"),
+    st.integers(-(10**6), 10**6).map(lambda n: f"[{n}]"),
+    st.sampled_from(['["entity id"]', "['a b']", '["\\u00e9"]', '["$1"]', "[ 0 ]", " . name", "\u200b.x"]),
+)
+_BAD_STEPS = st.sampled_from(
+    [".", ".5", "[", "[]", "[1.5]", "[True]", "[x]", '."x"', "[0", '["a', "[" + "9" * 30 + "]", ".-", "[0x1]"]
+)
+
+
+def reference_paths(*, allow_broken: bool = True) -> st.SearchStrategy[str]:
+    """The text of a path after ``$N``: ``.name``, ``["key"]``, ``[-1]``, odd spacing, and (unless
+    ``allow_broken=False``) the ways a model writes one wrong: ``$2.``, ``$2[1.5]``, ``$2[True]``."""
+    steps = st.lists(_GOOD_STEPS, max_size=4).map("".join)
+    if not allow_broken:
+        return steps
+    broken = st.tuples(steps, _BAD_STEPS).map("".join)
+    return st.one_of(steps, steps, broken)
+
+
 def values(*, max_leaves: int = 6) -> st.SearchStrategy[str]:
     """The text of one argument value: literals, references, containers, deep or broken nesting."""
     scalar = st.one_of(
@@ -117,6 +145,8 @@ def values(*, max_leaves: int = 6) -> st.SearchStrategy[str]:
         string_literals(),
         huge_digits().map(lambda d: f"${d}"),
         st.integers(1, 4).map(lambda n: f"${{{n}}}"),
+        st.tuples(st.integers(1, 4), reference_paths()).map(lambda t: f"${t[0]}{t[1]}"),
+        st.tuples(st.integers(1, 4), reference_paths()).map(lambda t: f"${{{t[0]}}}{t[1]}"),
     )
     nested = st.recursive(
         scalar,
@@ -205,6 +235,7 @@ def well_formed_plans(draw: st.DrawFn, tools: Sequence[str] = ("echo", "search")
         if draw(st.booleans()):
             lines.append(f"Thought: {draw(_WORDS)}")
         refs = [f"${i}" for i in draw(st.lists(st.sampled_from(idxs), max_size=2, unique=True))] if idxs else []
+        refs = [ref + draw(reference_paths(allow_broken=False)) for ref in refs]
         text = draw(string_literals(allow_unterminated=False))
         args = ", ".join([text, *refs, f"x={draw(st.integers(-(10**6), 10**6))}"])
         lead = draw(st.sampled_from(["", "", *INVISIBLES]))

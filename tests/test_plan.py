@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -257,6 +258,44 @@ def _literal(value: object) -> str:
     return repr(value)
 
 
+# Paths: fields (any script, "_" first, names of constants), keys of any text and indexes.
+_KEY_CHARS = st.characters(
+    blacklist_categories=["Cs", "Cc"], blacklist_characters="'\"\\$\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"
+)
+_PATH = st.lists(
+    st.one_of(
+        st.from_regex(r"[^\W\d]\w{0,5}", fullmatch=True),
+        st.sampled_from(["entityId", "_id", "True", "None", "名前"]),
+        st.text(_KEY_CHARS, max_size=6),
+        st.integers(-(10**18) + 1, 10**18 - 1),
+    ),
+    max_size=4,
+).map(tuple)
+_REF_STYLES = ("$N", "${N}", "${N.}", "spaced")
+
+
+def _path_text(path: tuple[str | int, ...], *, quote: str = '"', spaced: bool = False) -> str:
+    """A path as a model might write it: canonical, or with blanks around its parts."""
+    gap = " " if spaced else ""
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"{gap}[{gap}{step}{gap}]"
+        elif re.fullmatch(r"[^\W\d]\w*", step):
+            out += f"{gap}.{gap}{step}"
+        else:
+            out += f"{gap}[{gap}{quote}{step}{quote}{gap}]"
+    return out
+
+
+def _write_ref(idx: int, path: tuple[str | int, ...], style: str) -> str:
+    if style == "${N}":
+        return f"${{{idx}}}{_path_text(path)}"
+    if style == "${N.}":
+        return f"${{{idx}{_path_text(path)}}}"
+    return f"${idx}{_path_text(path, spaced=style == 'spaced')}"
+
+
 @st.composite
 def plans(draw: st.DrawFn) -> tuple[str, list[tuple[int, str, tuple[object, ...], dict[str, object], frozenset[int]]]]:
     """A random valid plan and the tasks it must parse into."""
@@ -271,14 +310,21 @@ def plans(draw: st.DrawFn) -> tuple[str, list[tuple[int, str, tuple[object, ...]
         kwargs = draw(st.dictionaries(st.sampled_from(["a", "b", "query"]), _VALUE, max_size=2))
         earlier = [e[0] for e in expected]
         refs = draw(st.lists(st.sampled_from(earlier), max_size=2, unique=True)) if earlier else []
-        parts = [_literal(a) for a in args] + [f"${r}" for r in refs]
+        paths = [draw(_PATH) for _ in refs]
+        written = [_write_ref(r, path, draw(st.sampled_from(_REF_STYLES))) for r, path in zip(refs, paths, strict=True)]
+        parts = [_literal(a) for a in args] + written
+        ref_values: tuple[object, ...] = tuple(Ref(r, path) for r, path in zip(refs, paths, strict=True))
+        splice = draw(st.booleans())
+        if refs and splice:  # a string splicing a value at a path in
+            r, path = refs[0], draw(_PATH)
+            inner = _path_text(path, quote="'")
+            parts.append('"at ${' + f"{r}{inner}" + '}!"')
+            ref_values += (Template(("at ", Ref(r, path), "!")),)
         sep = draw(st.sampled_from([", ", ",\n    ", ","]))
         parts += [f"{k}={_literal(v)}" for k, v in kwargs.items()]
         name = draw(st.sampled_from(["search", "math", "spotify.play"]))
         lines.append(f"{idx}. {name}({sep.join(parts)})" + draw(st.sampled_from(["", "  # note", " "])))
-        from llmcompiler import Ref as R
-
-        expected.append((idx, name, args + tuple(R(r) for r in refs), kwargs, frozenset(refs)))
+        expected.append((idx, name, args + ref_values, kwargs, frozenset(refs)))
         if draw(st.booleans()):
             lines.append("")
     idx += 1
