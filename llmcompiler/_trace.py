@@ -82,7 +82,7 @@ class _Json:
         if isinstance(value, float):
             return float(value) if math.isfinite(value) else str(value)
         if isinstance(value, str) or depth >= _MAX_DEPTH or isinstance(value, (Ref, Template)):
-            # Ref and Template: a task that never ran keeps its references ($N, '...${N}...').
+            # Ref and Template: a task that never ran keeps its references as written ($N, $2.entityId, '...${N}...').
             return self.clean(safe_text(value))
         try:
             return self.container(value, depth + 1)
