@@ -21,7 +21,12 @@ Text as models really write it:
   is read as a line without them.
 - A closing bracket that does not match the open one (``1. pair(x="a"], y=2)``) fails the
   task with a bracket mismatch; the task never runs. A call still ends at the ``)`` that
-  closes it, or, when the closer belongs to an outer bracket, at that bracket.
+  closes it, or, when the closer belongs to an outer bracket, at that bracket. When the
+  mismatch comes from a reference's path (``2. f(x=$1[0)``), the path's error says so
+  (``$1[0: expected ']' after the key``).
+- References may carry paths (``$2.entityId``, ``$3[-1].name``, ``"${1.entityId}"``; see
+  ``_literals``): a call's arguments are parsed once its closing parenthesis has arrived, so a
+  path split across chunks gives the same task as a path that arrived whole.
 - A task number has at most ``MAX_TASK_DIGITS`` digits; a longer one fails its line.
 - Long lines parse in linear time, whatever the chunking, and error messages quote them
   shortened with an ellipsis.
