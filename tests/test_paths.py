@@ -28,6 +28,7 @@ from llmcompiler._literals import (
     path_text,
     resolve,
 )
+from llmcompiler._plan import ParseError, PlanParser, TaskParsed, parse_plan
 
 
 class Airport(pydantic.BaseModel):
@@ -460,3 +461,46 @@ def test_repr_parses_back_into_the_same_reference(path: list[str | int]) -> None
         return  # a lone surrogate has no text a plan could carry
     assert _args(repr(ref)).args == (ref,)
     assert _args(f"x={ref!r}").kwargs == {"x": ref}
+
+
+# --------------------------------------------------------------------------- in a streamed plan
+
+ISSUE_PLAN = (
+    '1. airport("NYC")\n'
+    '2. airport("LON")\n'
+    '3. flights(origin=$1.entityId, dest=$2["skyId"])\n'
+    '4. note("flights from ${1.entityId} on ${3[0].date}, $1.50 each")\n'
+    "5. join()\n"
+)
+
+
+def test_a_path_split_across_chunks_gives_the_same_events() -> None:
+    whole = parse_plan(ISSUE_PLAN)
+    calls = [e for e in whole if isinstance(e, TaskParsed)]
+    assert calls[2].kwargs == {"origin": Ref(1, ("entityId",)), "dest": Ref(2, ("skyId",))}
+    assert calls[3].args == (
+        Template(("flights from ", Ref(1, ("entityId",)), " on ", Ref(3, (0, "date")), ", ", Ref(1), ".50 each")),
+    )
+    for size in (1, 2, 3, 5, 8):
+        parser = PlanParser()
+        events = []
+        for k in range(0, len(ISSUE_PLAN), size):
+            events += parser.feed(ISSUE_PLAN[k : k + size])
+        assert events + parser.close() == whole
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("2. f(x=$1[0)", "$1[0: expected ']' after the key"),
+        ("2. f($1[)", "$1[: the '[' is not closed"),
+        ("2. f(x=$1.)", "$1.: a '.' needs a field name after it"),
+        ("2. f(x=[$1)", "bracket mismatch: ')' does not close '['"),  # no path involved: the mismatch
+        ('2. f(x=$1["a)', "unterminated string"),
+    ],
+)
+def test_a_broken_path_fails_its_task_with_the_paths_error(line: str, reason: str) -> None:
+    events = parse_plan(f"1. a()\n{line}\n3. b($1.x)\n4. join()")
+    failed = [e for e in events if isinstance(e, ParseError)]
+    assert [(e.idx, e.reason[: len(reason)]) for e in failed] == [(2, reason)]
+    assert [e.idx for e in events if isinstance(e, TaskParsed)] == [1, 3, 4]
