@@ -332,3 +332,21 @@ def test_cli_runs_the_suite(tmp_path: Path) -> None:
     assert doc["suite"] == "nestful" and doc["items"] == 3
     assert set(doc["units"]["scores"]) == set(nestful.SCORES)
     assert all(m["scores"]["win_rate"] == 1.0 for m in doc["systems"].values())
+
+
+def test_the_table_shows_the_suites_own_metrics() -> None:
+    from rich.console import Console
+
+    from benchmarks.report import print_table
+
+    console = Console(record=True, width=200)
+    row = dict.fromkeys(("latency_mean_s", "latency_p50_s", "latency_p95_s", "speedup_vs_react"), 1.0)
+    row |= dict.fromkeys(("lower_bound_ratio", "prompt_tokens", "completion_tokens", "cost_usd"), 1.0)
+    row |= {"accuracy": 1.0, "plan_accuracy": 1.0, "failures": 0}
+    scores = {"function_name_f1": 0.5, "full_sequence_accuracy": 0.25, "win_rate": 0.125}
+    print_table(console, "t", {"llmcompiler": {**row, "scores": scores}})
+    text = console.export_text()
+    assert "function name f1" in text and "0.500" in text and "0.250" in text and "0.125" in text
+    plain = Console(record=True, width=200)
+    print_table(plain, "t", {"llmcompiler": row})
+    assert "function name f1" not in plain.export_text()
