@@ -32,9 +32,11 @@ from llmcompiler import (
 )
 from llmcompiler._literals import resolve
 from llmcompiler.demo import DEMO_TOOLS
+from llmcompiler.models import Observation
 from llmcompiler.models._grammar import (
     Chars,
     Grammar,
+    Grounding,
     Lit,
     PlanLimits,
     Rep,
@@ -44,7 +46,7 @@ from llmcompiler.models._grammar import (
     result_paths,
     written_tasks,
 )
-from llmcompiler.models._llamacpp import LlamaCppChat, compile_grammar
+from llmcompiler.models._llamacpp import _TASK_LINE_END, LlamaCppChat, _plan_setup, build_prompt, compile_grammar
 from tests._tools import schema_tool
 
 
@@ -201,6 +203,18 @@ def test_llama_cpp_compiles_the_grammars(grammar_chat: LlamaCppChat, name: str) 
     assert compile_grammar(llm, plan_grammar([t.spec for t in TOOL_SETS[name]], first_idx=3).to_gbnf())
     assert compile_grammar(llm, join_grammar().to_gbnf())
     assert not compile_grammar(llm, "root ::= undefined-rule\n")
+
+
+@pytest.mark.local_model
+def test_llama_cpp_compiles_the_grammars_with_paths(grammar_chat: LlamaCppChat) -> None:
+    llm = grammar_chat.llama("plan")
+    grounding = Grounding.of("Flights from New York to London for 2 people, under 900?")
+    for grammar in (
+        plan_grammar(RETURNING),
+        plan_grammar(RETURNING, first_idx=3, produced={1: "airport", 2: "repos"}, grounding=grounding),
+        plan_grammar(RETURNING, produced={1: "airport", 2: "flights.search"}, resume_at=3),
+    ):
+        assert compile_grammar(llm, grammar.to_gbnf())
 
 
 @pytest.mark.local_model
@@ -483,3 +497,82 @@ def test_plans_written_line_by_line_pass_values_the_parameters_take(first_idx: i
             jsonschema.validate(dict(zip(names, args, strict=False)) | kwargs, spec.parameters)
             checked += bool(task.deps)
     assert checked > 40
+
+
+# --------------------------------------------------------------------------- the local model's plan calls
+
+
+def _plan_request(tools: list[ToolSpec], question: str, **fields: Any) -> ModelRequest:
+    return ModelRequest(
+        messages=(Message(role="user", content=f"Question: {question}"),),
+        purpose="plan",
+        stop=("<END_OF_PLAN>",),
+        tools=tuple(tools),
+        question=question,
+        **fields,
+    )
+
+
+def test_a_plan_prompt_shows_a_path_example_only_when_a_tool_declares_its_result() -> None:
+    with_paths, gbnf = build_prompt(_plan_request(RETURNING, "Flights from Paris to Rome?"), grounded=True)
+    assert "3. flights($1.entityId, $2.entityId, " in with_paths
+    assert "- airport(query: str) -> {entityId: str, skyId: str, name: str, rank: int}: Find an airport." in with_paths
+    assert gbnf is not None and "path-" in gbnf
+    demo, demo_gbnf = build_prompt(_plan_request([t.spec for t in DEMO_TOOLS], "Weather in Oslo?"), grounded=True)
+    assert "entityId" not in demo and "->" not in demo
+    assert demo_gbnf is not None and "path-" not in demo_gbnf
+    # The few-shot start is the same either way: the prompt cache keeps one prefix for both.
+    assert with_paths[:200] == demo[:200]
+
+
+def test_a_replan_follows_the_results_of_earlier_rounds() -> None:
+    earlier = (Observation(idx=1, tool="airport", label="airport(Paris)", text="{...}", ok=True),)
+    _, gbnf = build_prompt(_plan_request(RETURNING, "Flights from Paris?", first_task=2, observations=earlier))
+    assert gbnf is not None
+    assert re.search(r'^ref-string-1 ::= "\$" "1" path-airport-string$', gbnf, re.MULTILINE)
+
+
+def test_the_rest_of_a_plan_is_built_again_once_a_task_line_is_written() -> None:
+    setup = _plan_setup(_plan_request(RETURNING, "q"), PlanLimits(max_tasks=3), grounded=False, ground_entities=False)
+    assert setup is not None
+    assert setup.resumed("Thought: first.\n") is None  # no task line yet
+    rest = setup.resumed('Thought: first.\n1. airport("Paris")\n2. repos("octocat")\n')
+    assert rest is not None and rest.startswith('root ::= thought? "3. "') and '"3. join()"' in rest
+    assert re.search(r'^ref-string-2 ::= "\$" \("1" path-airport-string \| "2" path-repos-string-\d\)$', rest, re.M)
+    assert setup.resumed("1. a()\n2. b()\n3. c()\n") is not None and setup.resumed("1. a()\n2. join()\n") is None
+    assert _TASK_LINE_END.search('Thought: x\n1. airport("a (b)")\n')
+    assert not _TASK_LINE_END.search("1. airport()\nThought: see (this)\n")
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_model_writes_paths_that_follow_the_tool_each_task_called(seed: int) -> None:
+    """At temperature 1 the model wanders; every plan still parses, and every path it writes
+    reads a field the result of that task's tool declares, of the parameter's type: the
+    grammar is built again after each task line, knowing its tool."""
+    by_name = {t.name: t for t in RETURNING}
+    chat = LlamaCppChat(temperature=1.0, seed=seed, max_tokens=256)
+    chat.plan_limits = PlanLimits(max_tasks=4, max_string=24, max_thought=48)
+    checked = 0
+    for question in ("Which flights go from Paris to Rome on 2024-09-01?", "How many stars has octocat's first repo?"):
+        text = ""
+        async for event in chat.stream(_plan_request(RETURNING, question)):
+            if isinstance(event, str):
+                text += event
+        events = parse_plan(text)
+        assert not [e for e in events if isinstance(e, ParseError)], text
+        tools_of = written_tasks(text)
+        for task in (e for e in events if isinstance(e, TaskParsed) and e.tool != "join"):
+            if any(by_name[tools_of[n]].returns is None for n in task.deps):
+                continue
+
+            def result_of(n: int, tools_of: dict[int, str] = tools_of) -> Any:
+                returns = by_name[tools_of[n]].returns
+                assert returns is not None
+                return _example(returns, returns)
+
+            spec = by_name[task.tool]
+            args = dict(zip(spec.parameters["properties"], resolve(task.args, result_of), strict=False))
+            jsonschema.validate(args | resolve(task.kwargs, result_of), spec.parameters)
+            checked += bool(task.deps)
+    assert checked >= 0  # the model need not reference anything; what it references must fit

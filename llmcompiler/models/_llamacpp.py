@@ -12,6 +12,12 @@ tools, numbered as the prompt asks, that the plan parser accepts; a ``"join"`` c
 write ``Thought: ...`` then ``Action: Finish(...)`` or ``Action: Replan(...)``. What the
 small model chooses inside those bounds is not always right; its syntax always is.
 
+When a tool declares its result (``ToolSpec.returns``), a plan's ``$N`` may be followed by a
+path into it (``$1.entityId``), and the prompt shows one more few-shot plan that does so
+(``local_plan_path_examples``). After each task line the decoder builds the grammar of the rest
+of the plan again, knowing which tool that line called: a path is always one the result of
+task N's tool has, ending at a value the parameter takes.
+
 Two options make the small model's job one it can do (both on for the default model):
 
 - ``grounded``: the plan grammar writes only numbers that appear in the question (or in
@@ -62,6 +68,7 @@ from llmcompiler.models._grammar import (
     join_grammar,
     plan_grammar,
     react_grammar,
+    written_tasks,
 )
 
 if TYPE_CHECKING:
@@ -163,22 +170,18 @@ def build_prompt(
         )
         return prompt, _extractive_gbnf(tuple(answers), allow_replan=request.may_replan)
     if request.purpose == "plan":
+        examples = load("local_plan_examples").strip()
+        if _declares_results(request.tools):
+            examples += "\n\n" + load("local_plan_path_examples").strip()
         prompt = render(
             "local_plan",
             system=f"{system}\n\n" if plan_system and system else "",
-            examples=load("local_plan_examples").strip(),
+            examples=examples,
             tools=_tool_lines(request.tools),
             user=user,
         )
-        grammar = None
-        if request.tools:
-            start = request.first_task
-            grounding = None
-            if grounded and request.question is not None:
-                known = [o.text for o in request.observations if o.ok]
-                grounding = Grounding.of(request.question, known, entities=ground_entities)
-            grammar = _plan_gbnf(tuple(request.tools), start, plan_limits or PlanLimits(), grounding)
-        return prompt, grammar
+        setup = _plan_setup(request, plan_limits, grounded=grounded, ground_entities=ground_entities)
+        return prompt, None if setup is None else setup.gbnf()
     if request.purpose == "join":
         prompt = render(
             "local_join",
@@ -218,9 +221,64 @@ def _tool_lines(tools: Sequence[ToolSpec]) -> str:
     return "\n".join(lines) if lines else "(none)"
 
 
+def _declares_results(tools: Sequence[ToolSpec]) -> bool:
+    """Whether a plan over ``tools`` may read fields of results: a tool declares its result's shape."""
+    return any(tool.returns is not None for tool in tools)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PlanSetup:
+    """What a plan call's grammar is built from, so the decoder can build it again mid-plan."""
+
+    tools: tuple[ToolSpec, ...]
+    first_idx: int
+    limits: PlanLimits
+    grounding: Grounding | None
+    #: The tool of each task of earlier rounds, when a tool declares its result (else empty).
+    produced: tuple[tuple[int, str], ...]
+
+    def gbnf(self) -> str:
+        """The grammar of the whole plan."""
+        return _plan_gbnf(self.tools, self.first_idx, self.limits, self.grounding, self.produced, None)
+
+    def resumed(self, written: str) -> str | None:
+        """The grammar of the rest of the plan once ``written`` (whole lines) is written: the
+        paths after each ``$N`` then follow the result of the tool task N called. None when
+        no task line is written yet, or none can follow."""
+        tasks = written_tasks(written)
+        resume = self.first_idx + len(tasks)
+        if not tasks or "join" in tasks.values() or resume > self.first_idx + self.limits.max_tasks:
+            return None
+        produced = tuple(sorted({**dict(self.produced), **tasks}.items()))
+        return _plan_gbnf(self.tools, self.first_idx, self.limits, self.grounding, produced, resume)
+
+
+def _plan_setup(
+    request: ModelRequest, plan_limits: PlanLimits | None, *, grounded: bool, ground_entities: bool
+) -> _PlanSetup | None:
+    if not request.tools:
+        return None
+    grounding = None
+    if grounded and request.question is not None:
+        known = [o.text for o in request.observations if o.ok]
+        grounding = Grounding.of(request.question, known, entities=ground_entities)
+    produced = tuple((o.idx, o.tool) for o in request.observations) if _declares_results(request.tools) else ()
+    return _PlanSetup(tuple(request.tools), request.first_task, plan_limits or PlanLimits(), grounding, produced)
+
+
 @functools.lru_cache(maxsize=32)
-def _plan_gbnf(tools: tuple[ToolSpec, ...], first_idx: int, limits: PlanLimits, grounding: Grounding | None) -> str:
-    return plan_grammar(tools, first_idx=first_idx, limits=limits, grounding=grounding).to_gbnf()
+def _plan_gbnf(
+    tools: tuple[ToolSpec, ...],
+    first_idx: int,
+    limits: PlanLimits,
+    grounding: Grounding | None,
+    produced: tuple[tuple[int, str], ...],
+    resume_at: int | None,
+) -> str:
+    grammar = plan_grammar(
+        tools, first_idx=first_idx, limits=limits, grounding=grounding, produced=dict(produced), resume_at=resume_at
+    )
+    return grammar.to_gbnf()
 
 
 @functools.lru_cache(maxsize=32)
@@ -682,6 +740,12 @@ class LlamaCppChat:
                 return
             endings = _extractive_endings(request) if self.extractive else None
             prefix = _fixed_prefix(prompt, request.purpose, extractive=endings is not None)
+            resume = None
+            if gbnf is not None and request.purpose == "plan" and _declares_results(request.tools):
+                setup = _plan_setup(
+                    request, self.plan_limits, grounded=self.grounded, ground_entities=self.ground_entities
+                )
+                resume = None if setup is None else setup.resumed
             self._generate(
                 ctx,
                 prompt,
@@ -691,6 +755,7 @@ class LlamaCppChat:
                 stop,
                 prefix if self.prompt_cache else None,
                 None if endings is None else functools.partial(_forced_ending, endings),
+                resume,
             )
         finally:
             ctx.lock.release()
@@ -705,7 +770,14 @@ class LlamaCppChat:
         stop: threading.Event,
         prefix: str | None = None,
         ending: Callable[[str], str | None] | None = None,
+        resume: Callable[[str], str | None] | None = None,
     ) -> None:
+        """Decode a reply to ``prompt`` under ``gbnf``, streaming it through ``put``.
+
+        ``ending``: given the text so far, the only text the grammar lets follow (then written
+        without decoding it), or None. ``resume``: given the text so far, ending with a plan's
+        task line, the grammar for the rest of the plan (then decoded under it), or None.
+        """
         llama_cpp = importlib.import_module("llama_cpp")
         llm = ctx.llm
         tokens: list[int] = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
@@ -742,6 +814,12 @@ class LlamaCppChat:
                 piece = decoder.decode(llm.detokenize([token]))
                 pending += piece
                 written += piece
+                if resume is not None and piece.endswith("\n") and _TASK_LINE_END.search(written):
+                    # A task line is written: the rest of the plan knows which tool it called. (A
+                    # token that goes past the line's end keeps the grammar: still right, less exact.)
+                    later = resume(written)
+                    if later is not None:
+                        picker.swap(later)
                 rest = ending(written) if ending is not None else None
                 if rest is not None:
                     # The grammar allows one way to go on: that text is the reply's end, not decoded.
@@ -774,6 +852,8 @@ class LlamaCppChat:
         finally:
             picker.close()
 
+
+_TASK_LINE_END = re.compile(r"(?:^|\n)\d+\. [^\n]*\)\n\Z")
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
@@ -893,6 +973,18 @@ class _Picker:
         if self.grammar:
             self._llama_cpp.llama_sampler_free(self.grammar)
             self.grammar = None
+
+    def swap(self, gbnf: str) -> bool:
+        """Go on under ``gbnf`` from here (a grammar of what may follow the text so far); keep
+        the current grammar when llama.cpp rejects it."""
+        if self.grammar is None:
+            return False
+        new = self._llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, gbnf.encode("utf-8"), b"root")
+        if not new:
+            return False
+        self._llama_cpp.llama_sampler_free(self.grammar)
+        self.grammar = new
+        return True
 
     def pick(self) -> int:
         lc = self._llama_cpp
