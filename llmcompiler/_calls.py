@@ -3,8 +3,24 @@
 A task is called in one place: on the event loop (async tools), in the executor's own thread
 pool (sync tools), in the process pool (``compute_bound`` tools) or inside a fused batch (tools
 with a batch implementation). Each attempt passes the gates in one order: a rate-limit token
-first (so a throttled tool waits without holding a slot others could use), then the run-wide
-concurrency slot, then the tool's own slot; then the call, under the tool's timeout.
+first (so a throttled tool waits without holding a slot others could use), then its exclusive
+group, then the run-wide concurrency slot, then the tool's own slot; then the call, under the
+tool's timeout.
+
+Exclusive groups (``ToolLimits.exclusive``): a group is one slot shared by its tools, per agent
+(the gates every run of an agent shares), so their calls never overlap, within a run or across
+runs. Why this order cannot deadlock or waste slots: a call waiting for its group holds no
+run-wide or tool slot (others keep using them), slots are always taken in the same order, and a
+call holds one group at most; nothing that holds a run-wide or tool slot ever waits for a group.
+A batched tool in a group passes the gates once per batch: the batch is one invocation, holding
+the group once, and the calls fused into it wait for it holding nothing.
+
+A group is held until its call has really ended. Python cannot stop a thread: a sync call that
+timed out (or whose run was cancelled) still runs, and its group stays held until it returns.
+If it has not returned one more of its timeout later, the group is stuck: the calls that get it
+then fail at once (``... could not start: exclusive group 'db' is held by ...``) until the
+thread returns. So a hung thread fails its group's calls, instead of hanging their runs or
+letting them overlap it.
 
 What a tool does fails at most its own task, with a message naming the tool:
 - any ``Exception``; ``BaseException``s that are not the caller's to see (``SystemExit`` from
@@ -44,7 +60,7 @@ from llmcompiler._text import describe, error_text
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import Tool
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "Host", "gates_for", "thread_pool"]
+__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "GroupStuck", "Host", "gates_for", "thread_pool"]
 
 
 class Host(Protocol):
@@ -69,13 +85,77 @@ DEFAULT_THREADS = 64
 """Threads for sync tools when no run-wide ``max_concurrency`` sizes the pool."""
 
 
+class GroupStuck(Exception):
+    """An exclusive group held by a given-up call whose thread has not returned, past its grace."""
+
+
+class _Group:
+    """One exclusive group's slot on one loop: one call of the group's tools at a time, held
+    until the call has really ended (see the module's docstring)."""
+
+    __slots__ = ("name", "sem", "stuck", "tasks")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sem = asyncio.Semaphore(1)  # FIFO: calls get the group in the order they asked
+        self.stuck: str | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # releases waiting for a thread to return
+
+    @contextlib.asynccontextmanager
+    async def hold(self, tool: str, jobs: list[Job] | None, grace: float | None) -> AsyncIterator[None]:
+        """Hold the group for one invocation of ``tool``, whose threads go to ``jobs``.
+
+        Raises:
+            GroupStuck: the group is stuck (the call never starts).
+        """
+        await self.sem.acquire()
+        if self.stuck is not None:
+            self.sem.release()  # pass it on: every waiter learns the same at once
+            raise GroupStuck(self.stuck)
+        try:
+            yield
+        finally:
+            running = [job for job in jobs if not job.done()] if jobs else None
+            if running:
+                task = asyncio.get_running_loop().create_task(self._release_after(tool, running, grace))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            else:
+                self.sem.release()
+
+    async def _release_after(self, tool: str, running: list[Job], grace: float | None) -> None:
+        """Release the group when the threads of a given-up call return; mark it stuck meanwhile
+        if they outlast ``grace`` (the call's timeout)."""
+        released = False
+        try:
+            try:
+                async with asyncio.timeout(grace):
+                    for job in running:
+                        await job.ended()
+                return
+            except TimeoutError:
+                pass
+            self.stuck = (
+                f"exclusive group {self.name!r} is held by a call of {tool} whose thread has not "
+                "returned since it was given up"
+            )
+            self.sem.release()
+            released = True
+            for job in running:
+                await job.ended()
+            self.stuck = None
+        finally:
+            if not released:
+                self.sem.release()
+
+
 class Gates:
     """The gates of one agent (or executor) on one event loop: the run-wide concurrency slot,
-    each tool's slot and rate limiter, the batchers of tools with a batch implementation, and
-    the agent's thread pool for sync tools (one pool serves every loop). ``arun_many`` and
-    concurrent ``arun`` calls share one."""
+    each tool's slot and rate limiter, the exclusive groups, the batchers of tools with a batch
+    implementation, and the agent's thread pool for sync tools (one pool serves every loop).
+    ``arun_many`` and concurrent ``arun`` calls share one."""
 
-    __slots__ = ("batchers", "limiters", "loop", "per_tool", "shared", "threads")
+    __slots__ = ("batchers", "groups", "limiters", "loop", "per_tool", "shared", "threads")
 
     def __init__(
         self,
@@ -88,6 +168,7 @@ class Gates:
         self.shared = asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None
         self.per_tool: dict[str, tuple[asyncio.Semaphore | None, RateLimiter | None]] = {}
         self.batchers: dict[str, Batcher] = {}
+        self.groups: dict[str, _Group] = {}
         self.threads = threads
         self.limiters = limiters  # not per loop: a rate holds across an agent's sync runs too
 
@@ -104,13 +185,32 @@ class Gates:
             gates = self.per_tool[name] = (sem, limiter)
         return gates
 
+    def group(self, name: str) -> _Group:
+        """The exclusive group ``name``, made on first use."""
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = _Group(name)
+        return group
+
     @contextlib.asynccontextmanager
-    async def slot(self, name: str, lim: ToolLimits) -> AsyncIterator[None]:
-        """Pass the gates for one invocation: a rate token, then the run-wide and tool slots."""
+    async def slot(self, name: str, lim: ToolLimits, jobs: list[Job] | None = None) -> AsyncIterator[None]:
+        """Pass the gates for one invocation of tool ``name``: a rate token, then its exclusive
+        group, then the run-wide and tool slots (the module's docstring says why in this order).
+
+        Args:
+            name: the tool.
+            lim: the limits it runs under.
+            jobs: where the invocation's threads go: its group is held until they end.
+
+        Raises:
+            GroupStuck: its group is stuck.
+        """
         sem, limiter = self.for_tool(name, lim) if (lim.max_concurrency or lim.rate_limit) else (None, None)
         if limiter is not None:
             await limiter.acquire()
         async with contextlib.AsyncExitStack() as stack:
+            if lim.exclusive is not None:
+                await stack.enter_async_context(self.group(lim.exclusive).hold(name, jobs, lim.timeout))
             if self.shared is not None:
                 await stack.enter_async_context(self.shared)
             if sem is not None:
@@ -122,7 +222,7 @@ class Gates:
         batcher = self.batchers.get(tool.name)
         if batcher is None:
             batcher = self.batchers[tool.name] = Batcher(
-                tool, lim, lambda: self.slot(tool.name, lim), threads=self.threads
+                tool, lim, lambda jobs: self.slot(tool.name, lim, jobs), threads=self.threads
             )
         return batcher
 
@@ -241,6 +341,7 @@ class Calls:
                 self.gates.shared is None
                 and lim.timeout is None
                 and not (lim.max_concurrency or lim.rate_limit)
+                and lim.exclusive is None
                 and tool.batch is None
             )
         attempts = 0
@@ -291,12 +392,16 @@ class Calls:
     async def _guarded_attempt(
         self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits, jobs: list[Job]
     ) -> tuple[float, Any]:
-        """One attempt under the rate, concurrency and time limits."""
+        """One attempt under the rate, concurrency, exclusion and time limits."""
+        node.exclusive = lim.exclusive
         if tool.batch is not None:
             return await self._fused_attempt(node, tool, kwargs, lim, jobs)
-        async with self.gates.slot(tool.name, lim):
-            started = self._started(node)
-            return started, await self._invoke(tool, kwargs, started, lim.timeout, jobs)
+        try:
+            async with self.gates.slot(tool.name, lim, jobs):
+                started = self._started(node)
+                return started, await self._invoke(tool, kwargs, started, lim.timeout, jobs)
+        except GroupStuck as exc:
+            raise _Failed(self.now(), _failure(tool.name, exc)) from None
 
     async def _invoke(
         self, tool: Tool, kwargs: dict[str, Any], started: float, timeout: float | None, jobs: list[Job] | None
@@ -380,6 +485,8 @@ class Calls:
             cached=cached,
             batch_size=0 if cached else node.batch_size,
             fused_with=() if cached else node.fused_with,
+            after=node.after,
+            exclusive=None if cached else node.exclusive,
         )
 
 
@@ -396,7 +503,7 @@ def _failure(tool: str, exc: BaseException) -> str:
         return f"{tool} raised CancelledError itself (the run was not cancelled)"
     if isinstance(original, RemoteError):  # raised in a worker process; its text names its type
         return f"{tool} raised {error_text(original)}"
-    if isinstance(original, PoolExhausted):  # the tool never ran
+    if isinstance(original, PoolExhausted | GroupStuck):  # the tool never ran
         return f"{tool} could not start: {error_text(original)}"
     return f"{tool} raised {describe(original)}"
 

@@ -12,6 +12,9 @@ Failure rules, written down because the order of events matters:
 - A tool that raises (anything but ``KeyboardInterrupt``), times out or returns a value its
   dependents cannot use fails only its own task (or that dependent); its siblings go on, and
   tasks that depend on it are given up with ``dependency N failed: ...``.
+- Control dependencies only order: a ``sequential`` task that fails, or is given up, holds
+  back nothing planned after it (``_graph`` has the rule); an exclusive group's call that fails
+  frees the group for the next (``_calls``).
 - The plan stream (the producer) failing stops parsing; tasks already parsed still run to
   completion (the consumer drains), then the error is raised with every finished record. A
   plan cut by the model's token limit (``ReplyCut``) is not a failure: its parsed tasks run, the

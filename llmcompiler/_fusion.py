@@ -3,10 +3,11 @@ window of each other, become one batched call (after LLM-Tool Compiler, arXiv 24
 
 The first call to arrive opens a window of ``ToolLimits.batch_window`` seconds (measured on the
 event loop's clock); every call of the same tool that arrives before it closes, up to
-``max_batch``, joins it. Then the batch goes through the tool's gates once (one concurrency
-slot, one rate-limit token) and its batch implementation is called with the list of argument
-dicts; result ``i`` goes back to call ``i``. A window holding a single call calls the tool's
-own function instead.
+``max_batch``, joins it. Then the batch goes through the tool's gates once (one rate-limit
+token, one hold of its exclusive group, one concurrency slot) and its batch implementation is
+called with the list of argument dicts; result ``i`` goes back to call ``i``. A window holding
+a single call calls the tool's own function instead. The calls fused into a batch run together,
+as its batch implementation decides, even in an exclusive group: the batch is one invocation.
 
 A failed batched call fails every call in it (each may retry on its own, possibly in a new
 batch); an ``Exception`` instance in the result list fails only its call. A caller that is
@@ -78,15 +79,16 @@ class _Item:
 
 class _SharedJobs(list[Job]):
     """The thread of a batch's invocation, handed to every call in the batch as it starts: a call
-    that gives up on the batch (its timeout) and retries waits for that thread to end first."""
+    that gives up on the batch (its timeout) and retries waits for that thread to end first, and
+    the gates hold the tool's exclusive group until it ends."""
 
-    def __init__(self, items: list[_Item]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._items = items
+        self.items: list[_Item] = []
 
     def append(self, job: Job) -> None:
         super().append(job)
-        for item in self._items:
+        for item in self.items:
             if item.jobs is not None:
                 item.jobs.append(job)
 
@@ -97,7 +99,8 @@ class Batcher:
     Args:
         tool: the tool; it has a batch implementation.
         limits: its limits (``batch_window``, ``max_batch``).
-        slot: enters the tool's gates (concurrency, rate) for one invocation.
+        slot: enters the tool's gates (rate, exclusive group, concurrency) for one invocation,
+            whose threads go to the list it is given.
         threads: the thread pool a sync implementation runs in.
     """
 
@@ -105,7 +108,7 @@ class Batcher:
         self,
         tool: Tool,
         limits: ToolLimits,
-        slot: Callable[[], AbstractAsyncContextManager[None]],
+        slot: Callable[[list[Job]], AbstractAsyncContextManager[None]],
         *,
         threads: ThreadPool | None = None,
     ) -> None:
@@ -174,25 +177,23 @@ class Batcher:
 
     async def _run(self, items: list[_Item]) -> None:
         started: float | None = None
+        jobs = _SharedJobs()
         try:
-            async with self._slot():
+            async with self._slot(jobs):
                 live = [item for item in items if not item.future.done()]  # callers gone while gated
                 if not live:
                     return
+                jobs.items = live
                 started = self._loop.time()
                 for item in live:
                     item.started = started
                     item.on_start(started)
                 try:
                     if len(live) == 1:
-                        results = [
-                            await self.tool.call(
-                                live[0].kwargs, threads=self._threads, jobs=_SharedJobs(live), isolate=True
-                            )
-                        ]
+                        results = [await self.tool.call(live[0].kwargs, threads=self._threads, jobs=jobs, isolate=True)]
                     else:
                         results = await self.tool.call_batch(
-                            [item.kwargs for item in live], threads=self._threads, jobs=_SharedJobs(live), isolate=True
+                            [item.kwargs for item in live], threads=self._threads, jobs=jobs, isolate=True
                         )
                 except asyncio.CancelledError:
                     if really_cancelled():

@@ -2,8 +2,8 @@
 
 Two kinds:
 
-- ``ToolLimits``: one tool's timeout, concurrency, rate, retries and batching. A tool's own
-  limits (``@tool(timeout=5)``, ``Tool.from_schema(limits=...)``, ``Tool.with_limits``) define
+- ``ToolLimits``: one tool's timeout, concurrency, exclusive group, rate, retries and batching.
+  A tool's own limits (``@tool(timeout=5)``, ``Tool.from_schema(limits=...)``, ``Tool.with_limits``) define
   every setting of the tool: a field not given has its default.
 - ``Limits``: a run's limits: the run-wide concurrency, the run-wide timeout, and
   ``tool_limits``, overrides by tool name. An override changes only the fields its
@@ -34,6 +34,7 @@ class ToolLimitsArgs(TypedDict, total=False):
 
     timeout: float | None
     max_concurrency: int | None
+    exclusive: str | None
     rate_limit: float | None
     period: float
     retries: int
@@ -55,6 +56,10 @@ class ToolLimits:
     Attributes:
         timeout: seconds one call may take; ``None`` (the default) for no limit.
         max_concurrency: calls of this tool running at once; ``None`` for no limit.
+        exclusive: the name of an exclusive group, or ``None`` (the default): calls of the tools
+            sharing a group never overlap, within a run and across the runs of one agent. A sync
+            call that timed out holds its group until its thread returns. As an override,
+            ``ToolLimits(exclusive=None)`` takes a tool out of its group.
         rate_limit: calls started per ``period`` seconds; ``None`` for no limit.
         period: the rate limit's window in seconds (``1.0``).
         retries: extra attempts after a failure or timeout; a tool with ``retries > 0`` is
@@ -87,6 +92,7 @@ class ToolLimits:
     # init=False on every field: the constructor below takes only the fields given.
     timeout: float | None = dataclasses.field(default=None, init=False)
     max_concurrency: int | None = dataclasses.field(default=None, init=False)
+    exclusive: str | None = dataclasses.field(default=None, init=False)
     rate_limit: float | None = dataclasses.field(default=None, init=False)
     period: float = dataclasses.field(default=1.0, init=False)
     retries: int = dataclasses.field(default=0, init=False)
@@ -113,6 +119,8 @@ class ToolLimits:
             raise UserError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         if self.max_concurrency is not None and not (_is_int(self.max_concurrency) and self.max_concurrency >= 1):
             raise UserError(f"max_concurrency must be an integer of at least 1, got {self.max_concurrency!r}")
+        if self.exclusive is not None and not (isinstance(self.exclusive, str) and self.exclusive.strip()):
+            raise UserError(f"exclusive must be a group's name (a non-empty string) or None, got {self.exclusive!r}")
         if self.rate_limit is not None and not _positive(self.rate_limit):
             raise UserError(f"rate_limit must be a positive number, got {self.rate_limit!r}")
         if not _positive(self.period):

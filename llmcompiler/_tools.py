@@ -68,6 +68,11 @@ class Tool:
             calls it once per distinct arguments and reuses the result.
         compute_bound: a CPU-heavy sync function: it runs in a process pool sized to the cores
             instead of a thread, so it must be picklable (a module-level function).
+        sequential: a barrier in plan order: a call of it starts after every earlier task of its
+            round has finished (succeeded, failed or given up), and the tasks planned after it
+            start after it has finished, whatever its outcome (only the tasks that use its
+            result are given up when it fails). For a tool with side effects that must not run
+            before the reads planned ahead of it, or overlap what comes after.
     """
 
     __slots__ = (
@@ -82,6 +87,7 @@ class Tool:
         "param_names",
         "parameters",
         "pure",
+        "sequential",
     )
 
     def __init__(
@@ -96,6 +102,7 @@ class Tool:
         batch: BatchFunction | None = None,
         pure: bool = False,
         compute_bound: bool = False,
+        sequential: bool = False,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -111,6 +118,7 @@ class Tool:
         self.batch = batch
         self.pure = bool(pure)
         self.compute_bound = bool(compute_bound)
+        self.sequential = bool(sequential)
         if compute_bound:
             from llmcompiler._offload import check_offloadable
 
@@ -137,6 +145,7 @@ class Tool:
         batch: BatchFunction | None = None,
         pure: bool = False,
         compute_bound: bool = False,
+        sequential: bool = False,
     ) -> Tool:
         """Wrap any callable, sync or async, described by an explicit JSON Schema.
 
@@ -150,6 +159,7 @@ class Tool:
             batch: a batch implementation (see ``Tool.batch``).
             pure: calls with equal arguments may share one result within a run.
             compute_bound: run it in a process pool instead of a thread.
+            sequential: a barrier in plan order (see ``Tool.sequential``).
 
         Raises:
             UserError: the schema is not a valid JSON Schema object, or a ``compute_bound``
@@ -179,6 +189,7 @@ class Tool:
             batch=batch,
             pure=pure,
             compute_bound=compute_bound,
+            sequential=sequential,
         )
 
     def with_limits(self, **changes: Unpack[ToolLimitsArgs]) -> Tool:
@@ -313,6 +324,7 @@ def tool(
     batch: BatchFunction | None = None,
     pure: bool = False,
     compute_bound: bool = False,
+    sequential: bool = False,
     **limits: Unpack[ToolLimitsArgs],
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
@@ -326,6 +338,7 @@ def tool(
     batch: BatchFunction | None = None,
     pure: bool = False,
     compute_bound: bool = False,
+    sequential: bool = False,
     **limits: Unpack[ToolLimitsArgs],
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a plain function, sync or async, into a ``Tool``.
@@ -343,8 +356,11 @@ def tool(
             per distinct arguments and reuses the result.
         compute_bound: CPU-heavy: run it in a process pool sized to the cores, not a thread
             (it must be a module-level function).
+        sequential: a barrier in plan order: it starts after every earlier task of its round
+            has finished, and the tasks after it start after it (see ``Tool.sequential``).
         **limits: the tool's own limits, any field of ``ToolLimits``: ``timeout`` (seconds one
-            call may take), ``max_concurrency``, ``rate_limit`` (calls per ``period`` seconds),
+            call may take), ``max_concurrency``, ``exclusive`` (a group's name: calls of the
+            tools sharing it never overlap), ``rate_limit`` (calls per ``period`` seconds),
             ``retries`` and ``backoff`` (seconds before the first retry, doubling after each;
             at most ``max_backoff``), ``batch_window`` (seconds a ready call waits for others
             to fuse with) and ``max_batch``. The fields not given have their defaults.
@@ -379,6 +395,7 @@ def tool(
             batch=batch,
             pure=pure,
             compute_bound=compute_bound,
+            sequential=sequential,
         )
 
     return build(fn) if fn is not None else build
@@ -393,6 +410,7 @@ def _from_function(
     batch: BatchFunction | None = None,
     pure: bool = False,
     compute_bound: bool = False,
+    sequential: bool = False,
 ) -> Tool:
     if isinstance(fn, Tool):
         raise UserError(f"{fn!r} is already a Tool")
@@ -466,6 +484,7 @@ def _from_function(
         batch=batch,
         pure=pure,
         compute_bound=compute_bound,
+        sequential=sequential,
     )
 
 
