@@ -4,7 +4,9 @@ Each round has a lane showing when its plan streamed (``plan-R``) and when the j
 results (``join-R``), followed by one row per task of the round. A task's bar (``task-N``) runs
 from its start to its end, coloured by state; a task that never ran is a short dashed mark at
 the moment it was given up. Arrows run from the end of each dependency to the start of the task
-that needed it. Rounds are separated by a line. ``join()`` has no bar of its own: the joiner
+that needed it (``class="dep"``); control dependencies (a sequential tool's barriers,
+``TaskRecord.after``) are dashed grey arrows (``class="after"``). A call that held an exclusive
+group says so in its tooltip. Rounds are separated by a line. ``join()`` has no bar of its own: the joiner
 band shows it.
 
 The picture is drawn from a trace (``trace_dict``), so it is scrubbed of secrets like the trace
@@ -33,6 +35,7 @@ __all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
 
 STATE_COLOURS: dict[str, str] = {"done": "#43a047", "failed": "#e53935", "skipped": "#9e9e9e"}
 """Bar colour of each task state."""
+_AFTER_COLOUR = "#9e9e9e"
 _PLAN_COLOUR = "#64b5f6"
 _JOIN_COLOUR = "#ba68c8"
 
@@ -124,9 +127,10 @@ def _int(value: Any) -> int:
     return int(_num(value))
 
 
-def _deps(task: Mapping[str, Any]) -> list[int]:
-    """A task's dependencies: the whole numbers of its ``deps`` (anything else is left out)."""
-    deps = task.get("deps")
+def _deps(task: Mapping[str, Any], key: str = "deps") -> list[int]:
+    """A task's dependencies (``deps``) or control dependencies (``after``): the whole numbers
+    listed (anything else is left out)."""
+    deps = task.get(key)
     if not isinstance(deps, (list, tuple)):
         return []
     return [int(d) for d in deps if isinstance(d, (int, float)) and not isinstance(d, bool) and _num(d) == d]
@@ -253,6 +257,8 @@ class _Drawing:
             "<defs>"
             '<marker id="arrowhead" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker>'
+            '<marker id="arrowhead-after" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+            f'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="{_AFTER_COLOUR}"/></marker>'
             '<pattern id="skipped-hatch" width="4" height="4" patternUnits="userSpaceOnUse" '
             'patternTransform="rotate(45)"><rect width="2" height="4" fill="#9e9e9e"/></pattern>'
             "</defs>"
@@ -297,6 +303,7 @@ class _Drawing:
             out.append(f'<text x="{x + 16:g}" y="61" font-size="10">{escape(name)}</text>')
             x += 26 + 6.2 * len(name)
         out.append(f'<text x="{x:g}" y="61" font-size="10" fill="#555">→ dependency</text>')
+        out.append(f'<text x="{x + 80:g}" y="61" font-size="10" fill="{_AFTER_COLOUR}">⇢ after (sequential)</text>')
         return out
 
     def axis(self, height: float) -> list[str]:
@@ -385,7 +392,7 @@ class _Drawing:
                 xa = self.x(_num(task["start"]))
                 xb = self.x(_num(task["end"] if task.get("end") is not None else task["start"]))
             else:  # never ran: mark it where it was given up, after its dependencies
-                dep_ends = [pos[d][1] for d in _deps(task) if d in pos]
+                dep_ends = [pos[d][1] for d in (*_deps(task), *_deps(task, "after")) if d in pos]
                 xa = max(dep_ends) if dep_ends else self.x(plan_end.get(_int(task.get("round") or 1), 0.0))
                 xb = xa
             pos[_int(task["idx"])] = (xa, xb, y, task)
@@ -404,6 +411,17 @@ class _Drawing:
                     f'<path class="dep" data-from="{dep}" data-to="{idx}" '
                     f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
                     f'stroke-opacity="{opacity}" marker-end="url(#arrowhead)"/>'
+                )
+            for dep in _deps(task, "after"):
+                if dep not in pos:
+                    continue
+                x1, y1 = pos[dep][1], pos[dep][2]
+                dx = max(10.0, abs(xa - x1) / 2)
+                out.append(
+                    f'<path class="after" data-from="{dep}" data-to="{idx}" '
+                    f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
+                    f'stroke="{_AFTER_COLOUR}" stroke-dasharray="4 3" stroke-opacity="{opacity}" '
+                    'marker-end="url(#arrowhead-after)"/>'
                 )
         return out
 
@@ -442,7 +460,11 @@ def _tooltip(task: Mapping[str, Any]) -> str:
     else:
         lines.append(f"{state} (never ran)")
     if _deps(task):
-        lines.append("after: " + ", ".join(str(d) for d in _deps(task)))
+        lines.append("deps: " + ", ".join(str(d) for d in _deps(task)))
+    if _deps(task, "after"):
+        lines.append("after: " + ", ".join(str(d) for d in _deps(task, "after")))
+    if task.get("exclusive"):
+        lines.append("exclusive: " + one_line(_text(task["exclusive"]), 100))
     if task.get("thought"):
         lines.append("thought: " + one_line(_text(task["thought"]), 300))
     if task.get("error"):
@@ -477,6 +499,7 @@ def _html(trace: Mapping[str, Any]) -> str:
             f"<td>{escape(t.get('tool'))}</td><td>{escape(t.get('state'))}</td>"
             f"<td>{start}</td><td>{end}</td>"
             f"<td>{escape(', '.join(str(d) for d in _deps(t)))}</td>"
+            f"<td>{escape(', '.join(str(d) for d in _deps(t, 'after')))}</td>"
             f"<td>{escape(one_line(_text(outcome), 300))}</td></tr>"
         )
     colours = "".join(f"tr.{s} td:nth-child(3){{color:{c}}}" for s, c in STATE_COLOURS.items())
@@ -492,6 +515,6 @@ def _html(trace: Mapping[str, Any]) -> str:
         f"<p>{escape(_summary(trace))}</p>\n"
         f"<p><b>Answer:</b> {escape(trace.get('answer') or trace.get('error') or '')}</p>\n"
         f"{svg}\n"
-        "<table><thead><tr><th>#</th><th>tool</th><th>state</th><th>start</th><th>end</th><th>after</th>"
+        "<table><thead><tr><th>#</th><th>tool</th><th>state</th><th>start</th><th>end</th><th>deps</th><th>after</th>"
         "<th>result or error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n"
     )
