@@ -486,7 +486,7 @@ class Calls:
             batch_size=0 if cached else node.batch_size,
             fused_with=() if cached else node.fused_with,
             after=node.after,
-            exclusive=None if cached else node.exclusive,
+            exclusive=node.exclusive,  # None for a result from the memo: that task called nothing
         )
 
 

@@ -767,3 +767,14 @@ def test_the_timeline_draws_control_edges_apart_from_data_edges() -> None:
 def test_a_saved_trace_without_control_fields_still_draws() -> None:
     trace = {"tasks": [{"idx": 1, "tool": "t", "state": "done", "start": 0, "end": 1, "after": "junk"}]}
     assert 'class="after"' not in render_timeline(trace)
+
+
+async def test_a_result_from_the_memo_held_no_group() -> None:
+    @tool(exclusive="db", pure=True)
+    async def lookup(key: str) -> str:
+        """Look up a key."""
+        return key.upper()
+
+    records = await execute_plan('1. lookup("a")\n2. lookup("a")', [lookup])
+    assert [r.result for r in records] == ["A", "A"]
+    assert [(r.cached, r.exclusive) for r in records] == [(False, "db"), (True, None)]
