@@ -13,6 +13,7 @@ import functools
 import inspect
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Unpack, overload
 
@@ -23,7 +24,7 @@ import pydantic
 from llmcompiler._errors import ArgumentError, UserError
 from llmcompiler._limits import FIELDS, ToolLimits, ToolLimitsArgs
 from llmcompiler._threads import Job, ThreadPool, default_pool
-from llmcompiler._types import ToolSpec
+from llmcompiler._types import ToolSpec, deref_schema
 
 __all__ = [
     "Tool",
@@ -73,6 +74,11 @@ class Tool:
             start after it has finished, whatever its outcome (only the tasks that use its
             result are given up when it fails). For a tool with side effects that must not run
             before the reads planned ahead of it, or overlap what comes after.
+        returns: the JSON Schema of its result, or ``None`` when it does not say: from
+            ``Tool.from_schema(returns=...)``, or from a return annotation with named fields (a
+            pydantic model, a ``TypedDict``, a dataclass, or a list of one). A plan may read a
+            field of the result (``$1.entityId``); the signature shows them, and the local
+            model's grammar offers exactly them.
     """
 
     __slots__ = (
@@ -87,6 +93,7 @@ class Tool:
         "param_names",
         "parameters",
         "pure",
+        "returns",
         "sequential",
     )
 
@@ -103,6 +110,7 @@ class Tool:
         pure: bool = False,
         compute_bound: bool = False,
         sequential: bool = False,
+        returns: Mapping[str, Any] | None = None,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -119,6 +127,7 @@ class Tool:
         self.pure = bool(pure)
         self.compute_bound = bool(compute_bound)
         self.sequential = bool(sequential)
+        self.returns: dict[str, Any] | None = None if returns is None else dict(returns)
         if compute_bound:
             from llmcompiler._offload import check_offloadable
 
@@ -146,6 +155,7 @@ class Tool:
         pure: bool = False,
         compute_bound: bool = False,
         sequential: bool = False,
+        returns: Mapping[str, Any] | None = None,
     ) -> Tool:
         """Wrap any callable, sync or async, described by an explicit JSON Schema.
 
@@ -160,10 +170,12 @@ class Tool:
             pure: calls with equal arguments may share one result within a run.
             compute_bound: run it in a process pool instead of a thread.
             sequential: a barrier in plan order (see ``Tool.sequential``).
+            returns: the JSON Schema of the result (see ``Tool.returns``), loose type names
+                accepted as in ``parameters``.
 
         Raises:
-            UserError: the schema is not a valid JSON Schema object, or a ``compute_bound``
-                function cannot be sent to another process.
+            UserError: a schema is not a valid JSON Schema (``parameters`` of type ``object``),
+                or a ``compute_bound`` function cannot be sent to another process.
         """
         _check_name(name)
         if not isinstance(parameters, Mapping):
@@ -179,6 +191,15 @@ class Tool:
             _Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise UserError(f"tool {name!r}: invalid JSON Schema: {exc.message}") from None
+        result = None
+        if returns is not None:
+            if not isinstance(returns, Mapping):
+                raise UserError(f"tool {name!r}: returns must be a JSON Schema (a dict), got {_short(returns)}")
+            result = normalize_schema(dict(returns), where=f"tool {name!r}")
+            try:
+                _Validator.check_schema(result)
+            except jsonschema.SchemaError as exc:
+                raise UserError(f"tool {name!r}: invalid JSON Schema for returns: {exc.message}") from None
         return cls(
             name=name,
             description=description,
@@ -190,6 +211,7 @@ class Tool:
             pure=pure,
             compute_bound=compute_bound,
             sequential=sequential,
+            returns=result,
         )
 
     def with_limits(self, **changes: Unpack[ToolLimitsArgs]) -> Tool:
@@ -302,7 +324,7 @@ class Tool:
     @property
     def spec(self) -> ToolSpec:
         """What a model is told about this tool: name, description and parameters."""
-        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters, returns=self.returns)
 
     def signature(self) -> str:
         """A one-line, Python-like signature for prompts: ``search(query: str, limit: int = 5)``."""
@@ -485,7 +507,49 @@ def _from_function(
         pure=pure,
         compute_bound=compute_bound,
         sequential=sequential,
+        returns=_result_schema(sig.return_annotation),
     )
+
+
+def _result_schema(annotation: Any) -> dict[str, Any] | None:
+    """The JSON Schema of a return annotation with named fields (a pydantic model, a
+    ``TypedDict``, a dataclass, or a list or optional of one); None for any other (``str``,
+    ``dict[str, Any]``, none at all): only named fields give a plan something to read."""
+    if annotation is inspect.Signature.empty:
+        return None
+    schema = _schema_of(annotation, 0)
+    return schema if schema is not None and _has_fields(schema, schema, 0) else None
+
+
+def _schema_of(annotation: Any, depth: int) -> dict[str, Any] | None:
+    try:
+        schema: dict[str, Any] = _strip_titles(pydantic.TypeAdapter(annotation).json_schema(mode="serialization"))
+        return schema
+    except Exception:  # a type pydantic cannot describe: the tool declares nothing
+        pass
+    # pydantic refuses typing.TypedDict before Python 3.12; its fields are plain type hints.
+    if depth < 3 and typing.is_typeddict(annotation):
+        try:
+            hints = typing.get_type_hints(annotation)
+        except Exception:
+            return None
+        return {"type": "object", "properties": {k: _schema_of(v, depth + 1) or {} for k, v in hints.items()}}
+    if depth < 3 and typing.get_origin(annotation) in (list, tuple) and typing.get_args(annotation):
+        item = _schema_of(typing.get_args(annotation)[0], depth + 1)
+        return None if item is None else {"type": "array", "items": item}
+    return None
+
+
+def _has_fields(node: Any, root: Mapping[str, Any], depth: int) -> bool:
+    if not isinstance(node, Mapping) or depth > 3:
+        return False
+    node = deref_schema(node, root)
+    if isinstance(node.get("properties"), Mapping) and node["properties"]:
+        return True
+    members = [*node.get("anyOf", ()), *node.get("oneOf", ())]
+    if node.get("type") == "array":
+        members.append(node.get("items"))
+    return any(_has_fields(m, root, depth + 1) for m in members)
 
 
 def _pydantic_message(exc: pydantic.ValidationError) -> str:
