@@ -127,7 +127,7 @@ class Tool:
         self.pure = bool(pure)
         self.compute_bound = bool(compute_bound)
         self.sequential = bool(sequential)
-        self.returns: dict[str, Any] | None = None if returns is None else dict(returns)
+        self.returns: Mapping[str, Any] | None = None if returns is None else dict(returns)
         if compute_bound:
             from llmcompiler._offload import check_offloadable
 
