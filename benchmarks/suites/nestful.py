@@ -43,8 +43,8 @@ disagree, the tools follow the gold calls (the benchmark scores calls against th
   (parameters typed by their values, required when every call passes them) and return the fields
   their gold calls read (``{"result": ...}`` when none is read).
 
-A tool's description is the spec's; it declares what it returns (``ToolSpec.returns``, the
-output schema above), so its signature shows the fields (``-> {skyId: str, entityId: str, ...}``)
+A tool's description is the spec's; it declares what it returns (``Tool.from_schema(returns=...)``,
+the output schema above), so its signature shows the fields (``-> {skyId: str, entityId: str, ...}``)
 and the local model's grammar offers paths into them: a plan needs the field names to write
 ``$1.entityId``. Each item offers its gold calls' tools and ``DISTRACTORS`` other tools of its
 subset, in a seeded order.
@@ -89,7 +89,7 @@ import jsonschema
 
 from benchmarks.oracle import GoldCall, value_of
 from benchmarks.suites._common import Item, LatencyModel, gold_plan_matches, numbers_in, same_value, sleeping
-from llmcompiler import Ref, RunResult, TaskRecord, Template, Tool, ToolSpec
+from llmcompiler import Ref, RunResult, TaskRecord, Template, Tool
 from llmcompiler._literals import ResolveError, resolve, to_text
 from llmcompiler._redact import is_secret_name
 
@@ -98,7 +98,6 @@ __all__ = [
     "DISTRACTORS",
     "SCORES",
     "SOURCES",
-    "ResultTool",
     "Sample",
     "canonical",
     "fits",
@@ -741,24 +740,6 @@ def _description(spec: _Spec) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-class ResultTool(Tool):
-    """A ``Tool`` that declares the JSON Schema of its result (``ToolSpec.returns``), so the
-    signature a planner reads shows its fields (``-> {skyId: str, entityId: str}``) and the local
-    model's grammar offers paths into them (``$1.entityId``).
-
-    ``Tool`` itself takes no result schema yet; this subclass adds one to its ``spec``.
-    """
-
-    __slots__ = ("returns",)
-
-    returns: Mapping[str, Any] | None
-
-    @property
-    def spec(self) -> ToolSpec:
-        """What a model is told about this tool, its result's schema included."""
-        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters, returns=self.returns)
-
-
 def _make_tool(spec: _Spec, schema: Mapping[str, Any], latency: LatencyModel) -> Tool:
     name, output = spec.name, spec.output
 
@@ -766,10 +747,7 @@ def _make_tool(spec: _Spec, schema: Mapping[str, Any], latency: LatencyModel) ->
         await sleeping(latency.delay(name, canonical(kwargs)))
         return produce(name, output, kwargs)
 
-    made = ResultTool.from_schema(name=name, description=_description(spec), parameters=schema, fn=call)
-    assert isinstance(made, ResultTool)
-    made.returns = output
-    return made
+    return Tool.from_schema(name=name, description=_description(spec), parameters=schema, fn=call, returns=output)
 
 
 # --------------------------------------------------------------------------- items
