@@ -401,28 +401,23 @@ class _Drawing:
     def arrows(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:
         out: list[str] = []
         opacity = 0.5 if len(pos) <= 60 else 0.25
+        # Data edges (deps) solid; control edges (after: a sequential tool's barriers) dashed grey.
+        kinds = (
+            ("deps", "dep", 'marker-end="url(#arrowhead)"'),
+            ("after", "after", f'stroke="{_AFTER_COLOUR}" stroke-dasharray="4 3" marker-end="url(#arrowhead-after)"'),
+        )
         for idx, (xa, _, y, task) in pos.items():
-            for dep in _deps(task):
-                if dep not in pos:
-                    continue
-                x1, y1 = pos[dep][1], pos[dep][2]
-                dx = max(10.0, abs(xa - x1) / 2)
-                out.append(
-                    f'<path class="dep" data-from="{dep}" data-to="{idx}" '
-                    f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
-                    f'stroke-opacity="{opacity}" marker-end="url(#arrowhead)"/>'
-                )
-            for dep in _deps(task, "after"):
-                if dep not in pos:
-                    continue
-                x1, y1 = pos[dep][1], pos[dep][2]
-                dx = max(10.0, abs(xa - x1) / 2)
-                out.append(
-                    f'<path class="after" data-from="{dep}" data-to="{idx}" '
-                    f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
-                    f'stroke="{_AFTER_COLOUR}" stroke-dasharray="4 3" stroke-opacity="{opacity}" '
-                    'marker-end="url(#arrowhead-after)"/>'
-                )
+            for field, css, style in kinds:
+                for dep in _deps(task, field):
+                    if dep not in pos:
+                        continue
+                    x1, y1 = pos[dep][1], pos[dep][2]
+                    dx = max(10.0, abs(xa - x1) / 2)
+                    out.append(
+                        f'<path class="{css}" data-from="{dep}" data-to="{idx}" '
+                        f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {xa - dx:.1f} {y:.1f}, {xa:.1f} {y:.1f}" '
+                        f'stroke-opacity="{opacity}" {style}/>'
+                    )
         return out
 
     def bars(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:

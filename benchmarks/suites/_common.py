@@ -28,6 +28,7 @@ __all__ = [
     "PlanCheckFn",
     "ScoresFn",
     "gold_plan_matches",
+    "match_gold",
     "numbers_in",
     "same_args",
     "same_value",
@@ -202,23 +203,37 @@ def gold_plan_matches(gold: Sequence[GoldCall], tasks: Sequence[TaskRecord], fit
     So: the same multiset of (tool, arguments) as the gold, up to repeats and failed calls.
     """
     done = [t for t in tasks if t.tool != "join" and t.ok]
+    match = match_gold(gold, done, fits)
+    if match is None:
+        return False
+    matched = list(match.values())
+    used = {id(t) for t in matched}
+    return all(
+        any(t.tool == m.tool and fits(t.tool, t.args, m.args) for m in matched) for t in done if id(t) not in used
+    )
+
+
+def match_gold(gold: Sequence[GoldCall], tasks: Sequence[TaskRecord], fits: FitsFn) -> dict[int, TaskRecord] | None:
+    """Each gold call (by number) matched to its own task of ``tasks``, or ``None`` when one has none.
+
+    Gold calls are matched in order, dependencies first, each taking the first unmatched task of
+    the same tool whose arguments ``fits`` the gold's; the gold's references are resolved to the
+    results of the tasks matched to the calls they name.
+    """
     used: set[int] = set()
     results: dict[int, Any] = {}
+    match: dict[int, TaskRecord] = {}
     for n, call in enumerate(gold, 1):
         try:
             wanted = {name: resolve(value, results.__getitem__) for name, value in call.args.items()}
         except (KeyError, ResolveError):
-            return False
-        for k, task in enumerate(done):
+            return None
+        for k, task in enumerate(tasks):
             if k not in used and task.tool == call.tool and fits(task.tool, task.args, wanted):
                 used.add(k)
+                match[n] = task
                 results[n] = task.result
                 break
         else:
-            return False
-    matched = [done[k] for k in sorted(used)]
-    return all(
-        any(t.tool == m.tool and fits(t.tool, t.args, m.args) for m in matched)
-        for k, t in enumerate(done)
-        if k not in used
-    )
+            return None
+    return match

@@ -88,7 +88,15 @@ from typing import Any
 import jsonschema
 
 from benchmarks.oracle import GoldCall, value_of
-from benchmarks.suites._common import Item, LatencyModel, gold_plan_matches, numbers_in, same_value, sleeping
+from benchmarks.suites._common import (
+    Item,
+    LatencyModel,
+    gold_plan_matches,
+    match_gold,
+    numbers_in,
+    same_value,
+    sleeping,
+)
 from llmcompiler import Ref, RunResult, TaskRecord, Template, Tool
 from llmcompiler._literals import ResolveError, resolve, to_text
 from llmcompiler._redact import is_secret_name
@@ -571,22 +579,9 @@ def full_sequence(gold: Sequence[GoldCall], tasks: Sequence[TaskRecord]) -> bool
     made = [t for t in tasks if t.tool != "join"]
     if len(made) != len(gold) or not all(t.ok for t in made):
         return False
-    results: dict[int, Any] = {}
-    match: dict[int, TaskRecord] = {}
-    used: set[int] = set()
-    for n, call in enumerate(gold, 1):
-        try:
-            wanted = {k: resolve(v, results.__getitem__) for k, v in call.args.items()}
-        except (KeyError, ResolveError):
-            return False
-        for k, task in enumerate(made):
-            if k not in used and task.tool == call.tool and fits(task.tool, task.args, wanted):
-                used.add(k)
-                match[n] = task
-                results[n] = task.result
-                break
-        else:
-            return False
+    match = match_gold(gold, made, fits)
+    if match is None:
+        return False
     for n, call in enumerate(gold, 1):
         start = match[n].start
         for d in call.deps():
