@@ -15,7 +15,7 @@ Semantics of ``RateLimiter(rate, period)``:
   more, the schedule starts afresh from then: there is no catch-up burst.
 - **FIFO.** Waiters are served in arrival order; a new caller never overtakes a queued one.
 - **The loop's clock.** Times are ``loop.time()`` and waiters are woken by one
-  ``loop.call_at`` timer, never by polling, so a fake clock (``tests/fakeclock.py``) tests it.
+  ``loop.call_at`` timer, never by polling, so a fake clock (``llmcompiler.testing.VirtualClockLoop``) tests it.
 - **Cancellation-safe.** A waiter cancelled while queued takes no token and holds nobody up;
   one cancelled just as its token came gives the token back to the next waiter.
 

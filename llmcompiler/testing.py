@@ -1,7 +1,10 @@
-"""Test doubles: models that reply from a script or a function, streamed like real ones.
+"""Test doubles: models that reply from a script or a function, streamed like real ones, and a
+virtual clock to run them on.
 
 They run offline and deterministically, so agents, planners and benchmarks can be tested
 without a provider. Token counts are estimates (words and punctuation marks), marked so.
+On a ``VirtualClockLoop`` (``run_virtual``) their simulated delays, and any tool's
+``asyncio.sleep``, take no wall time and are exact.
 
 A ``ScriptedLLM`` called more often than it has replies raises ``ScriptExhausted``: the test,
 not the run, is wrong, so it is an ``AssertionError`` (as ``assert_complete`` raises for too
@@ -14,12 +17,26 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import selectors
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from llmcompiler._errors import ModelError
 from llmcompiler._types import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
 
-__all__ = ["FunctionLLM", "Reply", "ScriptExhausted", "ScriptedLLM", "StreamCut", "TokenLimit", "estimate_tokens"]
+__all__ = [
+    "FunctionLLM",
+    "Reply",
+    "ScriptExhausted",
+    "ScriptedLLM",
+    "StreamCut",
+    "TokenLimit",
+    "VirtualClockLoop",
+    "estimate_tokens",
+    "run_virtual",
+]
+
+T = TypeVar("T")
 
 _TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
 
@@ -208,3 +225,68 @@ class FunctionLLM(_Streaming):
             reply = await reply
         async for event in self._play(request, reply):
             yield event
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop on virtual time: whenever it is idle, its clock jumps to the next timer.
+
+    Like trio's ``MockClock(autojump_threshold=0)``. The clock starts at 0 and moves only
+    when no callback is ready and no socket or pipe has anything to read: then it jumps
+    straight to the earliest timer. So ``asyncio.sleep(60)`` and ``asyncio.timeout(30)``
+    take no wall time, and every duration measured with ``loop.time()`` is exactly the sum
+    of the simulated delays on its path; the CPU time the code itself spends counts as 0.
+
+    Use it only for code that does not wait on threads or processes (``asyncio.to_thread``,
+    ``run_in_executor``, a sync tool the agent offloads): their completion arrives as I/O
+    the jump does not wait for, so the clock would run ahead of them. With no timer at all
+    the loop blocks on real I/O as a normal loop does.
+
+    Example:
+        >>> async def main() -> float:
+        ...     await asyncio.sleep(3600)
+        ...     return asyncio.get_running_loop().time()
+        >>> run_virtual(main)
+        3600.0
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._virtual_now = 0.0
+        selector: Any = self._selector  # type: ignore[attr-defined]
+        real_select = selector.select
+
+        def select(timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            ready: list[tuple[selectors.SelectorKey, int]] = real_select(0)
+            if not ready and timeout is not None and timeout > 0:
+                self._virtual_now += timeout  # idle: jump to the next timer
+            elif not ready and timeout is None:
+                ready = real_select(None)
+            return ready
+
+        selector.select = select
+
+    def time(self) -> float:
+        """The virtual time in seconds since the loop was made."""
+        return self._virtual_now
+
+
+def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` to completion on a fresh ``VirtualClockLoop``, then close the loop.
+
+    As ``asyncio.run`` does, but on virtual time (see ``VirtualClockLoop``, including when
+    not to use it: code that waits on threads). Async generators left open are finalized
+    before the loop closes.
+
+    Args:
+        main: an async function of no arguments (``lambda: agent.run(question)`` for one
+            with arguments).
+
+    Returns:
+        What ``main()`` returned.
+    """
+    loop = VirtualClockLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
