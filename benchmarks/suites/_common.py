@@ -3,18 +3,24 @@
 Each item has two checks: ``check`` scores the answer, ``plan_check`` the tool calls the run
 made (its ``TaskRecord``s, arguments resolved). ``gold_plan_matches`` is the plan rule of the
 suites that have no rule of their own (``parallelqa``, ``dag``): see its docstring.
+
+Every suite's tools wait through ``sleeping``, the stand-in for network time. Inside
+``recording_latency()`` it records the delay instead of waiting, so the gold calls can be run
+for their results and latencies without waiting (``benchmarks.ideal.trace_gold``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
 import math
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from benchmarks.oracle import GoldCall
@@ -30,6 +36,7 @@ __all__ = [
     "gold_plan_matches",
     "match_gold",
     "numbers_in",
+    "recording_latency",
     "same_args",
     "same_value",
     "sleeping",
@@ -117,9 +124,41 @@ class LatencyModel:
         }
 
 
+_RECORDED: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("benchmark_delays", default=None)
+
+
 async def sleeping(seconds: float) -> None:
-    """Wait like a remote API call does (a stand-in for network time)."""
+    """Wait like a remote API call does (a stand-in for network time).
+
+    Inside ``recording_latency()`` the delay is recorded instead, and nothing waits.
+    """
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        recorded.append(seconds)
+        return
     await asyncio.sleep(seconds)
+
+
+@contextlib.contextmanager
+def recording_latency() -> Iterator[list[float]]:
+    """Record the delays of ``sleeping`` instead of waiting them, in this context.
+
+    Yields the list the delays are appended to, in order. It is a context variable: the
+    calls awaited in this task (and tasks it starts) record; other tasks on the loop still
+    wait. Contexts nest (the inner one records until it exits).
+
+    Example:
+        >>> with recording_latency() as delays:
+        ...     asyncio.run(sleeping(3600.0))
+        >>> delays
+        [3600.0]
+    """
+    delays: list[float] = []
+    token = _RECORDED.set(delays)
+    try:
+        yield delays
+    finally:
+        _RECORDED.reset(token)
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
