@@ -15,11 +15,12 @@ raises does: a ``ModelError`` whose message names it and whose ``__cause__`` it 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
 import selectors
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from llmcompiler._errors import ModelError
 from llmcompiler._types import Message, ModelEvent, ModelRequest, Purpose, ToolCall, Truncated, Usage
@@ -36,7 +37,8 @@ __all__ = [
     "run_virtual",
 ]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 _TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
 
@@ -239,7 +241,13 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     Use it only for code that does not wait on threads or processes (``asyncio.to_thread``,
     ``run_in_executor``, a sync tool the agent offloads): their completion arrives as I/O
     the jump does not wait for, so the clock would run ahead of them. With no timer at all
-    the loop blocks on real I/O as a normal loop does.
+    the loop blocks on real I/O as a normal loop does. ``thread_callbacks`` counts the
+    callbacks other threads handed the loop (``call_soon_threadsafe``, the way every thread
+    and process pool reports back): not 0 means some code waited on a thread, and the
+    durations measured on this loop are not to be trusted.
+
+    Attributes:
+        thread_callbacks: callbacks scheduled from other threads so far.
 
     Example:
         >>> async def main() -> float:
@@ -252,6 +260,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self._virtual_now = 0.0
+        self.thread_callbacks = 0
         selector: Any = self._selector  # type: ignore[attr-defined]
         real_select = selector.select
 
@@ -269,8 +278,15 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         """The virtual time in seconds since the loop was made."""
         return self._virtual_now
 
+    def call_soon_threadsafe(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Schedule ``callback`` from another thread, as ``asyncio`` does, and count it (``thread_callbacks``)."""
+        self.thread_callbacks += 1
+        return super().call_soon_threadsafe(callback, *args, context=context)
 
-def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
+
+def run_virtual(main: Callable[[], Awaitable[_T]]) -> _T:
     """Run ``main()`` to completion on a fresh ``VirtualClockLoop``, then close the loop.
 
     As ``asyncio.run`` does, but on virtual time (see ``VirtualClockLoop``, including when
