@@ -14,9 +14,12 @@ Answers are computed from the observations the conversation holds (never from th
 so an oracle run that scores 1.0 shows that the gold calls, the tools and the ground truth agree.
 
 Timing follows a named ``Profile``: time to first token (plus prefill time for the prompt), then
-completion tokens at a steady rate. Token counts are estimates from the real request each
-strategy sends (``llmcompiler.testing.estimate_tokens``: words and punctuation marks), with the
-tool schemas counted when they go through native tool calling, as providers bill them.
+completion tokens at a steady rate. Tokens are real: each profile names a tokenizer
+(``benchmarks.tokens``: ``o200k_base`` for the GPT-4o family, ``gemma3`` for the local model),
+and every request is charged what it holds, tool definitions included, as ``benchmarks.tokens``
+documents. A text reply streams one chunk per token, each at its token's time; native tool calls
+stream one by one, each when its last token is written, as a real stream delivers a call once
+its arguments are complete.
 """
 
 from __future__ import annotations
@@ -24,15 +27,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+from benchmarks.tokens import COUNTERS, TokenCounter, call_tokens, prompt_tokens, token_counter
 from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, Usage
 from llmcompiler._literals import follow, to_text
 from llmcompiler.models import ModelEvent, ModelRequest
 from llmcompiler.models._pricing import cost_usd
-from llmcompiler.testing import estimate_tokens
 from planners._react import OBSERVATION as _OBSERVATION  # what a ReAct transcript calls a result
 
 __all__ = [
@@ -47,13 +49,10 @@ __all__ = [
     "value_of",
 ]
 
-_TOKENS = re.compile(r"\w+|[^\w\s]|\s+")
-_MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of one chat message, as chat formats add them
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Profile:
-    """How fast a model streams, and what it costs.
+    """How fast a model streams, in whose tokens, and what it costs.
 
     Attributes:
         name: the profile's name (``--profile``).
@@ -63,7 +62,13 @@ class Profile:
         decode_tokens_per_s: completion tokens per second after the first.
         price_model: a model id of the price table (``llmcompiler.models.PRICES``) to cost calls
             at, or ``None`` for no cost.
-        source: where the numbers come from.
+        source: where the numbers come from (an assumed profile says so).
+        token_counter: the tokenizer whose tokens the speeds and prices are in (one of
+            ``benchmarks.tokens.COUNTERS``).
+
+    Raises:
+        ValueError: an unknown ``token_counter``, a negative time to first token, or a decode
+            speed that is not positive.
     """
 
     name: str
@@ -72,6 +77,19 @@ class Profile:
     decode_tokens_per_s: float
     price_model: str | None
     source: str
+    token_counter: str
+
+    def __post_init__(self) -> None:
+        if self.token_counter not in COUNTERS:
+            raise ValueError(f"unknown token counter {self.token_counter!r}: choose from {', '.join(COUNTERS)}")
+        if not self.ttft_s >= 0:
+            raise ValueError(f"the time to first token must be >= 0, not {self.ttft_s!r}")
+        if not self.decode_tokens_per_s > 0:
+            raise ValueError(f"the decode speed must be > 0 tokens/s, not {self.decode_tokens_per_s!r}")
+
+    def counter(self) -> TokenCounter:
+        """The profile's tokenizer (loaded on first use)."""
+        return token_counter(self.token_counter)
 
     def cost(self, usage: Usage) -> float | None:
         """What ``usage`` costs at the profile's list price, or ``None``."""
@@ -82,6 +100,31 @@ class Profile:
         prefill = 0.0 if self.prefill_tokens_per_s is None else prompt_tokens / self.prefill_tokens_per_s
         return self.ttft_s + prefill
 
+    def token_s(self, prompt_tokens: int, k: int) -> float:
+        """Seconds from the request to the ``k``-th completion token (``k >= 1``):
+        ``first_token_s(prompt_tokens) + (k - 1) / decode_tokens_per_s``."""
+        if k < 1:
+            raise ValueError(f"tokens are numbered from 1, not {k}")
+        return self.first_token_s(prompt_tokens) + (k - 1) / self.decode_tokens_per_s
+
+    def reply_s(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Seconds from the request to a reply's last token (its first, for an empty reply)."""
+        return self.token_s(prompt_tokens, max(1, completion_tokens))
+
+    def with_speed(self, *, ttft_s: float, decode_tokens_per_s: float) -> Profile:
+        """This profile at another speed, for a sweep: prefill, tokenizer and price stay; the
+        name says the speed (``ttft=0.1s,60tok/s``) and the source says it is assumed."""
+        return dataclasses.replace(
+            self,
+            name=f"ttft={ttft_s:g}s,{decode_tokens_per_s:g}tok/s",
+            ttft_s=ttft_s,
+            decode_tokens_per_s=decode_tokens_per_s,
+            source=(
+                f"swept (assumed): {ttft_s:g} s to the first token, {decode_tokens_per_s:g} tokens/s; "
+                f"prompt reading, tokenizer ({self.token_counter}) and price as the {self.name} profile."
+            ),
+        )
+
 
 PROFILES: Mapping[str, Profile] = {
     "gpt-4o": Profile(
@@ -90,9 +133,11 @@ PROFILES: Mapping[str, Profile] = {
         prefill_tokens_per_s=10_000.0,
         decode_tokens_per_s=80.0,
         price_model="gpt-4o",
+        token_counter="o200k_base",
         source=(
             "assumed, like a hosted GPT-4o: about 0.45 s to the first token, 80 tokens/s, prompt read at "
-            "10k tokens/s; priced at the gpt-4o list price of llmcompiler.models.PRICES. Not measured here."
+            "10k tokens/s; not measured here. Tokens counted with o200k_base (GPT-4o's tokenizer), "
+            "priced at the gpt-4o list price of llmcompiler.models.PRICES."
         ),
     ),
     "local": Profile(
@@ -101,9 +146,13 @@ PROFILES: Mapping[str, Profile] = {
         prefill_tokens_per_s=None,
         decode_tokens_per_s=60.0,
         price_model=None,
+        token_counter="gemma3",
         source=(
-            "the local Gemma 3 270M as benchmarks/results/local_model.json measured it on this machine "
-            "(about 0.03 s to the first token with the prompt prefix cached, 60 tokens/s); no cost."
+            "measured: the local Gemma 3 270M on this 2-core machine, benchmarks/results/local_model.json as "
+            "first recorded (commit 1edd853, an idle machine): planner calls with the prompt prefix cached, "
+            "median 0.029 s to the first token and 59.5 tokens/s (plain decoding 63.6 tokens/s). The file's "
+            "later run was made on a loaded machine (load average 7) and is slower; these are the idle figures. "
+            "Tokens counted with gemma3, the model's own tokenizer, as the measurement counted them; no cost."
         ),
     ),
     "instant": Profile(
@@ -112,6 +161,7 @@ PROFILES: Mapping[str, Profile] = {
         prefill_tokens_per_s=None,
         decode_tokens_per_s=1e9,
         price_model=None,
+        token_counter="o200k_base",
         source="no model time at all: for tests and smoke runs, where only tool time and orchestration remain.",
     ),
 }
@@ -344,50 +394,41 @@ class OracleLLM:
         return self._answer(observations)
 
     def prompt_tokens(self, request: ModelRequest) -> int:
-        """The request's prompt tokens (estimated): messages, native tool calls, and tool schemas
-        when they go through native tool calling."""
-        total = 0
-        for m in request.messages:
-            total += _MESSAGE_OVERHEAD_TOKENS + estimate_tokens(m.content)
-            for call in m.tool_calls:
-                total += estimate_tokens(call.name + json.dumps(dict(call.args), ensure_ascii=False))
-        if request.native_tools:
-            for tool in request.tools:
-                spec = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
-                total += estimate_tokens(json.dumps(spec, ensure_ascii=False))
-        return total
+        """The request's prompt tokens in the profile's tokenizer (``benchmarks.tokens.prompt_tokens``:
+        messages, native tool calls, and the tool definitions when they go through native tool calling)."""
+        return prompt_tokens(self.profile.counter(), request)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream the reply on the profile's schedule, then its ``Usage``."""
+        """Stream the reply on the profile's schedule, then its ``Usage``.
+
+        Text streams one chunk per token (``TokenCounter.timed_pieces``), chunk ``n`` at
+        ``token_s(prompt, n + 1)`` (a character split over several tokens comes whole, at its
+        last token's time). Native calls stream one by one: call ``k`` at the time of its last
+        token, ``token_s(prompt, tokens of calls 1..k)``. The ``Usage`` follows the last token.
+        """
         self.requests.append(request)
         reply = self.reply(request)
         loop = asyncio.get_running_loop()
         start = loop.time()
+        counter = self.profile.counter()
         prompt = self.prompt_tokens(request)
-        first = start + self.profile.first_token_s(prompt)
-        per_token = 1.0 / self.profile.decode_tokens_per_s
         if isinstance(reply, str):
             text = reply
             for stop in request.stop:
                 cut = text.find(stop)
                 if cut >= 0:
                     text = text[:cut]
-            # One chunk per token (white space rides with the token before it), each at its due time.
-            chunks: list[str] = []
-            for piece in _TOKENS.findall(text):
-                if piece.isspace() and chunks:
-                    chunks[-1] += piece
-                else:
-                    chunks.append(piece)
-            for n, chunk in enumerate(chunks):
-                await _sleep_until(loop, first + n * per_token)
-                yield chunk
-            completion = estimate_tokens(text)
+            completion = 0
+            for piece, completion in counter.timed_pieces(text):
+                await _sleep_until(loop, start + self.profile.token_s(prompt, completion))
+                yield piece
         else:
-            completion = sum(estimate_tokens(c.name + json.dumps(dict(c.args), ensure_ascii=False)) for c in reply)
-            await _sleep_until(loop, first + max(0, completion - 1) * per_token)
+            completion = 0
             for call in reply:
+                completion += call_tokens(counter, call)
+                await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
                 yield call
+        await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
         yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
 
 
