@@ -316,6 +316,8 @@ class OracleLLM:
 
     Attributes:
         requests: every request received, in order.
+        counter: the profile's tokenizer, loaded here (blocking, once per process: about 0.1 s
+            for o200k_base, 1 s for gemma3) so that no streamed reply waits for it.
     """
 
     def __init__(
@@ -332,6 +334,7 @@ class OracleLLM:
         self.levels = levels(self.gold)
         self.plan_thoughts = plan_thoughts
         self.requests: list[ModelRequest] = []
+        self.counter = profile.counter()
 
     @property
     def model_name(self) -> str:
@@ -396,7 +399,7 @@ class OracleLLM:
     def prompt_tokens(self, request: ModelRequest) -> int:
         """The request's prompt tokens in the profile's tokenizer (``benchmarks.tokens.prompt_tokens``:
         messages, native tool calls, and the tool definitions when they go through native tool calling)."""
-        return prompt_tokens(self.profile.counter(), request)
+        return prompt_tokens(self.counter, request)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream the reply on the profile's schedule, then its ``Usage``.
@@ -410,7 +413,6 @@ class OracleLLM:
         reply = self.reply(request)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        counter = self.profile.counter()
         prompt = self.prompt_tokens(request)
         if isinstance(reply, str):
             text = reply
@@ -419,13 +421,13 @@ class OracleLLM:
                 if cut >= 0:
                     text = text[:cut]
             completion = 0
-            for piece, completion in counter.timed_pieces(text):
+            for piece, completion in self.counter.timed_pieces(text):
                 await _sleep_until(loop, start + self.profile.token_s(prompt, completion))
                 yield piece
         else:
             completion = 0
             for call in reply:
-                completion += call_tokens(counter, call)
+                completion += call_tokens(self.counter, call)
                 await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
                 yield call
         await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
