@@ -7,11 +7,18 @@ Systems:
 - ``parallel_fc``: ``planners.ParallelToolCallAgent`` (native parallel tool calls per turn).
 
 Metrics per system: latency (mean, p50, p95 of the runs that finished), speedup against ReAct
-(ReAct's mean latency over this system's, on the items both finished), ratio to the
-critical-path lower bound (mean of latency over the item's bound), tokens and cost per
-question (mean over finished runs), accuracy (right answers over all items: a failed run is a
-wrong answer), plan accuracy (runs that made the right tool calls over all items) and failures
-(runs that raised).
+and against native parallel calling (the other system's mean latency over this system's, on the
+items both finished), the ratio to the ideal bound (``ideal_ratio``: mean latency over the mean
+ideal bound, on the same finished items), tokens and cost per question (mean over finished runs),
+accuracy (right answers over all items: a failed run is a wrong answer), plan accuracy (runs that
+made the right tool calls over all items) and failures (runs that raised).
+
+The ideal bound of an item (``benchmarks.ideal``, oracle mode only) is defined by no system:
+one model call writing the first dependency level's gold calls, the longest dependency chain of
+the gold tool latencies, and one answering call, on the run's streaming profile. Each item's
+gold calls are traced once (their latencies recorded, not waited) before the runs. It is not a
+strict lower bound: a streaming system may come in below it by at most the decode time of the
+first level's other calls (``IdealBound.stream_margin_s``); see ``benchmarks.ideal``.
 
 Accuracy and plan accuracy are apart: ``accuracy`` is the answer's (the item's ``check``: a
 number within 1% for ``parallelqa``, the last node's value for ``dag``; for ``bfcl``, which
@@ -33,11 +40,14 @@ A suite may score runs by its own metrics as well (``Item.scores``, from the run
 runs by the calls they made): ``scores`` holds each one's mean over the system's runs
 (``nestful``: function-name F1, full-sequence accuracy and win rate).
 
-The lower bound of an item comes from its LLMCompiler run: per round, each task can finish no
-earlier than ``max(its plan line arrived, its dependencies' bounds) + its measured duration``;
-the round takes at least until the last such bound (or the plan's end), and the joiner's
-measured time is added. That is "plan streaming plus the longest dependency chain" (plus the
-answer), with nothing for scheduling; every system's latency on the item is compared with it.
+Executor slack (LLMCompiler only): ``executor_bound`` rebuilds, from an LLMCompiler run's own
+timeline, when it could have ended had its executor lost no time: per round, each task can finish
+no earlier than ``max(its plan line arrived, its dependencies' bounds) + its measured duration``;
+the round takes at least until the last such bound (or the plan's end), and the joiner's measured
+time is added. ``executor_slack`` is the mean of latency over that bound. The bound is made of
+the run's own plan arrivals, plan end and joiner times, so it measures executor slack only (the
+time lost between a task being ready and it running), by construction; it says nothing about how
+fast the question can be answered. That is what the ideal bound is for.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from benchmarks.ideal import GoldTrace, GoldTraceError, IdealBound, ideal_bound, trace_gold
 from benchmarks.oracle import OracleLLM, Profile, levels
 from benchmarks.suites import Item
 from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskParsed, TaskRecord, Usage
@@ -58,7 +69,8 @@ __all__ = [
     "SYSTEMS",
     "Outcome",
     "call_labels",
-    "lower_bound",
+    "executor_bound",
+    "ideal_bounds",
     "make_agent",
     "percentile",
     "plan_correct",
@@ -91,7 +103,8 @@ class Outcome:
     cost_usd: float | None = None
     model_calls: int = 0
     tool_calls: int = 0
-    lower_bound_s: float | None = None
+    executor_bound_s: float | None = None
+    ideal_bound_s: float | None = None
     error: str | None = None
     answer: str | None = None
     timeline: dict[str, Any] | None = None
@@ -117,8 +130,9 @@ def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
     raise ValueError(f"unknown system {system!r}: choose from {', '.join(SYSTEMS)}")
 
 
-def lower_bound(result: RunResult, arrivals: Mapping[tuple[int, int], float]) -> float:
-    """The critical-path lower bound of an LLMCompiler run (see the module's docstring).
+def executor_bound(result: RunResult, arrivals: Mapping[tuple[int, int], float]) -> float:
+    """When an LLMCompiler run could have ended had its executor lost no time (see the module's
+    docstring): built from the run's own timeline, it measures executor slack only.
 
     Args:
         result: the run.
@@ -255,7 +269,7 @@ async def run_one(
         cost_usd=cost(result.usage, result),
         model_calls=result.usage.calls,
         tool_calls=sum(1 for t in result.tasks if t.tool != "join"),
-        lower_bound_s=lower_bound(result, arrivals) if system == "llmcompiler" else None,
+        executor_bound_s=executor_bound(result, arrivals) if system == "llmcompiler" else None,
         error=error,
         answer=result.answer[:200],
         timeline=timeline(result),
@@ -273,6 +287,29 @@ def oracle_factory(profile: Profile) -> LLMFactory:
     return lambda item: OracleLLM(item.gold, item.answer, profile)
 
 
+async def ideal_bounds(
+    items: Sequence[Item], profile: Profile, *, traces: dict[str, GoldTrace] | None = None
+) -> tuple[dict[str, IdealBound], dict[str, str]]:
+    """The ideal bound of each item under ``profile`` (``benchmarks.ideal``), and the items whose
+    gold calls could not be traced, each with why.
+
+    Each item's gold calls are traced once: ``traces`` (by item id), when given, keeps the traces
+    for the next call (another profile needs no new trace). Tracing waits for nothing.
+    """
+    cache: dict[str, GoldTrace] = {} if traces is None else traces
+    bounds: dict[str, IdealBound] = {}
+    errors: dict[str, str] = {}
+    for item in items:
+        if item.id not in cache:
+            try:
+                cache[item.id] = await trace_gold(item)
+            except GoldTraceError as exc:
+                errors[item.id] = str(exc)
+                continue
+        bounds[item.id] = ideal_bound(item, cache[item.id], profile)
+    return bounds, errors
+
+
 async def run_items(
     items: Sequence[Item],
     systems: Sequence[str],
@@ -281,14 +318,21 @@ async def run_items(
     concurrency: int = 1,
     cost: Callable[[Usage, RunResult], float | None],
     on_done: Callable[[Outcome], None] | None = None,
+    ideal: Mapping[str, IdealBound] | None = None,
 ) -> list[Outcome]:
-    """Run every system on every item, ``concurrency`` runs at a time, systems interleaved."""
+    """Run every system on every item, ``concurrency`` runs at a time, systems interleaved.
+
+    ``ideal`` (by item id, from ``ideal_bounds``) gives each run its item's ``ideal_bound_s``.
+    """
     gate = asyncio.Semaphore(concurrency)
     outcomes: list[Outcome] = []
+    bounds = ideal or {}
 
     async def one(system: str, item: Item) -> None:
         async with gate:
             outcome = await run_one(system, item, llm_for(item), cost=cost)
+        if item.id in bounds:
+            outcome.ideal_bound_s = bounds[item.id].total_s
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
@@ -317,25 +361,42 @@ def _mean(values: Iterable[float]) -> float | None:
     return statistics.fmean(listed) if listed else None
 
 
+def _paired_speedup(baseline: Mapping[str, float], done: Sequence[Outcome]) -> float | None:
+    """The baseline's total latency over this system's, on the items both finished."""
+    paired = [(baseline[o.item], o.latency_s) for o in done if o.item in baseline and o.latency_s is not None]
+    return (sum(b for b, _ in paired) / sum(s for _, s in paired)) if paired else None
+
+
 def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The metrics of each system (``None`` where a metric has no data)."""
-    bounds = {o.item: o.lower_bound_s for o in outcomes if o.system == "llmcompiler" and o.lower_bound_s}
-    react = {o.item: o.latency_s for o in outcomes if o.system == "react" and o.finished and o.latency_s is not None}
+    """The metrics of each system (``None`` where a metric has no data).
+
+    ``ideal_ratio`` is the system's mean latency over the mean ideal bound of the same finished
+    items (a ratio of means, like the speedups); ``executor_slack`` is LLMCompiler's alone (its
+    own timeline's bound, see the module's docstring), ``None`` for the other systems.
+    """
+
+    def latencies_of(system: str) -> dict[str, float]:
+        return {o.item: o.latency_s for o in outcomes if o.system == system and o.finished and o.latency_s is not None}
+
+    react, native = latencies_of("react"), latencies_of("parallel_fc")
     out: dict[str, dict[str, Any]] = {}
     for system in systems:
         runs = [o for o in outcomes if o.system == system]
         done = [o for o in runs if o.finished and o.latency_s is not None]
         latencies = [o.latency_s for o in done if o.latency_s is not None]
-        paired = [(react[o.item], o.latency_s) for o in done if o.item in react and o.latency_s is not None]
-        ratios = [o.latency_s / bounds[o.item] for o in done if o.item in bounds and o.latency_s is not None]
+        with_ideal = [(o.latency_s, o.ideal_bound_s) for o in done if o.latency_s is not None and o.ideal_bound_s]
+        slack = [(o.latency_s, o.executor_bound_s) for o in done if o.latency_s is not None and o.executor_bound_s]
         costs = [o.cost_usd for o in done]
         known_costs = [c for c in costs if c is not None]
         out[system] = {
             "latency_mean_s": _mean(latencies),
             "latency_p50_s": percentile(latencies, 50) if latencies else None,
             "latency_p95_s": percentile(latencies, 95) if latencies else None,
-            "speedup_vs_react": (sum(r for r, _ in paired) / sum(s for _, s in paired)) if paired else None,
-            "lower_bound_ratio": _mean(ratios),
+            "speedup_vs_react": _paired_speedup(react, done),
+            "speedup_vs_parallel_fc": _paired_speedup(native, done),
+            "ideal_bound_mean_s": _mean(b for _, b in with_ideal),
+            "ideal_ratio": (sum(x for x, _ in with_ideal) / sum(b for _, b in with_ideal)) if with_ideal else None,
+            "executor_slack": _mean(x / b for x, b in slack),
             "prompt_tokens": _mean(o.prompt_tokens for o in done),
             "completion_tokens": _mean(o.completion_tokens for o in done),
             "cost_usd": _mean(known_costs) if known_costs and len(known_costs) == len(costs) else None,
@@ -350,7 +411,7 @@ def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, 
             "runs": len(runs),
             "model_calls": _mean(o.model_calls for o in done),
             "tool_calls": _mean(o.tool_calls for o in done),
-            "lower_bound_mean_s": _mean(bounds[o.item] for o in done if o.item in bounds),
+            "executor_bound_mean_s": _mean(b for _, b in slack),
         }
         # The suite's own metrics, over every run (a failed run is scored by the calls it made).
         names = list(dict.fromkeys(name for o in runs for name in o.scores))
