@@ -1,9 +1,10 @@
 """The results of a suite run: the table, the JSON file and the pictures.
 
-The table's ``÷ ideal`` is a system's mean latency over the mean ideal bound of the same questions
-(``benchmarks.ideal``: defined by no system); ``vs native`` is native parallel calling's latency
-over the system's (paired, like ``speedup vs ReAct``); ``slack (own plan)`` is LLMCompiler's
-latency over the bound rebuilt from its own run's timeline, which measures executor slack only.
+The table's ``vs ReAct`` and ``vs native`` are speedups: ReAct's, and native parallel calling's,
+mean latency over the system's, on the questions both finished. ``÷ ideal`` is the system's mean
+latency over the mean ideal bound of the same questions (``benchmarks.ideal``: defined by no
+system). ``executor slack`` is LLMCompiler's alone: its latency over the bound rebuilt from its
+own run's timeline, which measures the executor's slack only, by construction.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str,
         "mean s",
         "p50 s",
         "p95 s",
-        "speedup vs ReAct",
+        "vs ReAct",
         "vs native",
         "÷ ideal",
-        "slack (own plan)",
+        "executor slack",
         "prompt tok",
         "completion tok",
         "cost $",
@@ -48,7 +49,10 @@ def print_table(console: Console, title: str, systems: Mapping[str, Mapping[str,
         "plan accuracy",
         "failures",
     ):
-        table.add_column(column, justify="left" if column == "system" else "right")
+        if column == "system":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right")
     for name, m in systems.items():
         if m.get("unsupported"):
             table.add_row(name, *(["—"] * 10), "n/a", "n/a", "unsupported")
