@@ -51,6 +51,7 @@ import importlib
 import json
 import re
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -186,13 +187,17 @@ def token_counter(name: str) -> TokenCounter:
 
 
 def _o200k() -> TokenCounter:
-    try:
-        bpe_openai = importlib.import_module("bpe_openai")
-    except ImportError:
-        raise ImportError(
-            "the o200k_base token counter needs the bpe-openai package: pip install 'llmcompiler[bench]'"
-        ) from None
-    encoding: Any = bpe_openai.encoding_for_model("gpt-4o")
+    with warnings.catch_warnings():
+        # bpe-openai 0.1.4 reads its vocabularies (at import, and per encoding) with
+        # importlib.resources.open_binary, deprecated since Python 3.11.
+        warnings.filterwarnings("ignore", message="open_binary is deprecated", category=DeprecationWarning)
+        try:
+            bpe_openai = importlib.import_module("bpe_openai")
+        except ImportError:
+            raise ImportError(
+                "the o200k_base token counter needs the bpe-openai package: pip install 'llmcompiler[bench]'"
+            ) from None
+        encoding: Any = bpe_openai.encoding_for_model("gpt-4o")
     return TokenCounter("o200k_base", encoding.encode_ordinary, encoding.decode_single_token_bytes)
 
 
