@@ -22,6 +22,10 @@ Failure rules, written down because the order of events matters:
 - The executor (the consumer) failing (a bug, or an ``on_event`` handler that raises) cancels
   the stream and every tool call in flight, and that exception is raised as itself: never an
   ``ExceptionGroup``.
+- A ``call_round`` whose body fails with an ``Exception`` (the model's stream broke, or the
+  model's turn was cut at its token limit, after some calls started) is a producer failing too:
+  the calls already started run to their end, then the body's exception leaves the block as
+  itself. A cancellation (or ``KeyboardInterrupt``) of the body cancels the calls in flight.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from llmcompiler._records import RoundTimings, TaskRecord
 from llmcompiler._text import describe, safe_text
 from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import Tool, ToolLike, coerce_tools
+from llmcompiler._types import ToolCall
 
-__all__ = ["Executor", "Limits", "RoundOutcome", "execute_plan"]
+__all__ = ["CallRound", "Executor", "Limits", "RoundOutcome", "execute_plan"]
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -182,18 +187,69 @@ class Executor:
             UserError: a task number is used twice.
         """
         garbled = unreadable or {}
-        tasks: list[TaskParsed | ParseError] = []
-        for idx, name, args in calls:
-            line = f"{idx}. {name}({', '.join(f'{k}={_shown_value(v)}' for k, v in args.items())})"
-            if idx in garbled:
-                tasks.append(ParseError(line=line, reason=garbled[idx], idx=idx, tool=name))
-            else:
-                tasks.append(
-                    TaskParsed(
-                        idx=idx, tool=name, args=(), kwargs=dict(args), deps=frozenset(), thought=None, line=line
-                    )
-                )
+        tasks = [_call_task(idx, name, args, garbled.get(idx)) for idx, name, args in calls]
         return await self.run_tasks(tasks, round=round)
+
+    @contextlib.asynccontextmanager
+    async def call_round(self, *, round: int = 1) -> AsyncIterator[CallRound]:
+        """A round of structured tool calls that start one by one, as a model's stream delivers them.
+
+        ``run_calls`` takes a turn's calls once the turn is whole; inside this block each call
+        starts the moment it is given to ``CallRound.start``, while the caller still reads the
+        rest of the turn. The calls run under the same limits, make the same ``TaskRecord``s and
+        fail alone the same way as with ``run_calls``. Leaving the block waits for every call
+        started; ``CallRound.records`` then holds their records in the order started.
+
+        Failure rules (see the module docstring):
+
+        - the body raises an ``Exception`` (the model's stream broke, or its turn was cut at the
+          token limit, after some calls started): nothing more can start; the calls already
+          started run to their end (their limits and timeouts still hold), then the body's
+          exception leaves the block as itself. Their records are in ``CallRound.records`` and
+          the executor's ``records`` (``Run.guard`` puts the run's in the error's ``tasks``).
+        - the body is cancelled (or hit by ``KeyboardInterrupt``): the calls in flight are
+          cancelled with it.
+        - the executor fails (a bug, an ``on_event`` handler that raises): the body and the calls
+          in flight are cancelled and that exception leaves as itself. Never an ``ExceptionGroup``.
+
+        Args:
+            round: the round number the records carry.
+
+        Example:
+            >>> import asyncio
+            >>> from llmcompiler import ToolCall, tool
+            >>> @tool
+            ... def double(x: int) -> int:
+            ...     "Double a number."
+            ...     return 2 * x
+            >>> async def main() -> list[int]:
+            ...     executor = Executor([double])
+            ...     async with executor.call_round() as calls:
+            ...         calls.start(1, ToolCall(name="double", args={"x": 2}))  # runs from the next await
+            ...         calls.start(2, ToolCall(name="double", args={"x": 5}))
+            ...     return [r.result for r in calls.records]
+            >>> asyncio.run(main())
+            [4, 10]
+        """
+        calls = CallRound(_Round(self, round))
+        body_error: Exception | None = None
+        failure: BaseException | None = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                calls._round.tg = tg
+                try:
+                    yield calls
+                except Exception as exc:
+                    # The producer (the caller's model stream) failed: the calls it started drain.
+                    body_error = exc
+                finally:
+                    calls._open = False
+        except BaseExceptionGroup as group:
+            failure = unwrap_group(group)
+        if failure is not None:
+            raise failure  # outside the except block: the group does not ride along as its context
+        if body_error is not None:
+            raise body_error
 
     def _emit(self, event: Any) -> None:
         if self._on_event is not None:
@@ -231,6 +287,44 @@ class Executor:
         if self._memo is None or self._memo[0] is not loop:
             self._memo = (loop, Memo())  # a new loop (a new sync run): the old one's results are gone
         return self._memo[1]
+
+
+class CallRound:
+    """The calls of one ``Executor.call_round`` block: each starts when given to ``start``.
+
+    Attributes:
+        round: the round number the records carry.
+    """
+
+    def __init__(self, round: _Round) -> None:
+        self._round = round
+        self._open = True
+        self._given: set[int] = set()
+        self.round = round.round
+
+    def start(self, idx: int, call: ToolCall) -> None:
+        """Start ``call`` as task ``idx`` now: it runs from the caller's next ``await``.
+
+        An unknown tool or invalid arguments fail only this call, as in ``run_calls``; a call
+        the model garbled (``call.error`` set) fails with that reason and never runs. Argument
+        values are taken literally (no ``$N`` references).
+
+        Raises:
+            UserError: the block has ended, or task number ``idx`` is already used.
+        """
+        if not self._open:
+            raise UserError(f"call {idx} ({call.name}) was started after its call round ended")
+        if idx in self._given or idx in self._round.records:
+            raise UserError(f"task number {idx} is used twice")
+        self._given.add(idx)
+        self._round.handle(_call_task(idx, call.name, call.args, call.error))
+
+    @property
+    def records(self) -> list[TaskRecord]:
+        """The records of the calls started, in the order started: those finished so far, and
+        every one once the block has ended."""
+        records = self._round.records
+        return [records[i] for i in self._round.order if i in records]
 
 
 class _Round:
@@ -476,6 +570,16 @@ def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
             raise ArgumentError(f"argument {key!r} is given both by position and by name")
         bound[key] = value
     return bound
+
+
+def _call_task(idx: int, name: str, args: Mapping[str, Any], garbled: str | None) -> TaskParsed | ParseError:
+    """A structured call as the task its plan line would give (a ``ParseError`` for a garbled call)."""
+    line = f"{idx}. {name}({', '.join(f'{k}={_shown_value(v)}' for k, v in args.items())})"
+    if garbled is None and name == JOIN:
+        garbled = f"unknown tool {JOIN!r} (a plan's end marker, never a tool)"  # a model may call it natively
+    if garbled is not None:
+        return ParseError(line=line, reason=garbled, idx=idx, tool=name)
+    return TaskParsed(idx=idx, tool=name, args=(), kwargs=dict(args), deps=frozenset(), thought=None, line=line)
 
 
 def _shown_value(value: Any) -> str:

@@ -7,10 +7,12 @@ code). It decides which model calls and which tool calls to make; the engine doe
   LangChain tools), the limits and the listeners, and gives ``run`` from ``arun``.
 - ``Run``: one run. It owns the run's ``Executor`` (tool calls under ``Limits``, with
   retries, timeouts and ``TaskRecord``s), reads model streams (``reply`` for a whole reply,
+  its native tool calls handed on as they arrive, e.g. to ``Executor.call_round``;
   ``stream_text`` to feed a plan to ``Executor.run_round``) while it sums their ``Usage`` and
   list-price cost, passes ``RunEvent``s to the listeners, and keeps the run's boundary
   (``guard``): a run raises our errors with the finished records, or a failing listener's own
   exception, never an exception group.
+- ``CallRound``: the calls of an ``Executor.call_round`` block, each started as it arrives.
 - ``run_sync``: a strategy's ``arun`` from sync code (``Strategy.run``).
 - Prompt text: ``describe_tools`` (the tools as a prompt lists them), ``observation_text``
   (a finished task as a model reads it: cut, safe, secrets taken out), ``fill_template``
@@ -54,13 +56,13 @@ import abc
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from llmcompiler._boundary import RunBoundary
 from llmcompiler._errors import ModelError, ReplyCut, RunError, UserError
 from llmcompiler._events import EventHandler, RunEvent
-from llmcompiler._executor import Executor
+from llmcompiler._executor import CallRound, Executor
 from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
@@ -78,6 +80,7 @@ __all__ = [
     "Run",
     "ModelReply",
     "ReplyCut",
+    "CallRound",
     "run_sync",
     # prompt text
     "describe_tools",
@@ -130,7 +133,8 @@ class Run:
 
     Attributes:
         executor: the run's ``Executor``: ``run_round`` for a streamed plan, ``run_tasks`` for
-            parsed tasks, ``run_calls`` for native tool calls. Its events reach the listeners.
+            parsed tasks, ``run_calls`` for a turn's native tool calls, ``call_round`` for native
+            calls started as the turn streams. Its events reach the listeners.
         usage: tokens of every model call so far.
         cost_usd: their cost in USD at list price; ``None`` once a model's price is unknown.
         start: when the run began (the event loop's clock).
@@ -190,7 +194,14 @@ class Run:
         finally:
             self.executor.close()
 
-    async def reply(self, llm: ChatModel, request: ModelRequest, *, step: str | None = None) -> ModelReply:
+    async def reply(
+        self,
+        llm: ChatModel,
+        request: ModelRequest,
+        *,
+        step: str | None = None,
+        on_call: Callable[[ToolCall], object] | None = None,
+    ) -> ModelReply:
         """Call ``llm`` and read its whole reply: text, native tool calls and usage.
 
         Args:
@@ -198,6 +209,11 @@ class Run:
             request: the call.
             step: the call in words, for errors (``"ReAct step 3"``; by default ``"the plan
                 call"``, after the request's purpose).
+            on_call: called with each native tool call the moment the model's stream delivers it
+                complete, while the rest of the reply still streams (``CallRound.start`` starts
+                it there and then; see ``Executor.call_round``). What it raises ends the reply
+                and leaves ``reply`` as itself. The errors below can come after it was called:
+                a stream that breaks, or is cut at the token limit, after some calls.
 
         Raises:
             ModelError: the model raised (its exception is the ``__cause__``); it made a native
@@ -225,12 +241,15 @@ class Run:
                     if first is None:
                         first = now()
                     calls.append(event)
+                    if on_call is not None:
+                        on_call(event)
                 elif isinstance(event, Usage):
                     self._add(name, event)
                 elif isinstance(event, Truncated):
                     cut = event.reason  # read on: a usage report may follow
         if cut is not None:
-            wrote = f"{len(calls)} tool call(s) and text " if calls else ""
+            handed = " (handed on as they arrived)" if on_call is not None else ""
+            wrote = f"{len(calls)} tool call(s){handed} and text " if calls else ""
             step = step or f"the {request.purpose} call"
             raise ModelError(
                 name,

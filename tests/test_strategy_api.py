@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import Sequence
+import itertools
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ from llmcompiler import (
 )
 from llmcompiler.models import cost_usd, price_of
 from llmcompiler.strategy import (
+    CallRound,
     Run,
     Strategy,
     ToolLike,
@@ -275,6 +277,60 @@ async def test_native_calls_and_a_default_result_from_the_run() -> None:
     assert result.answer == "4, 25"
     assert [t.idx for t in result.tasks] == [1, 2]  # every record of the run, by default
     assert result.usage.calls == 1
+
+
+class TwoCalls:
+    """A model that sends one native call, waits until ``go`` is set, then sends a second."""
+
+    model_name = "two-calls"
+
+    def __init__(self, go: asyncio.Event) -> None:
+        self.go = go
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ToolCall | Usage]:
+        yield ToolCall(name="first", args={"x": 3})
+        await self.go.wait()
+        yield ToolCall(name="square", args={"x": 5})
+        yield Usage(prompt_tokens=4, completion_tokens=6, calls=1)
+
+
+async def test_native_calls_start_as_the_reply_streams_through_on_call_and_a_call_round() -> None:
+    # The third way to call tools: each native call started as the reply delivers it.
+    started = asyncio.Event()
+
+    @tool
+    async def first(x: int) -> int:
+        """Lets the model go on once it runs."""
+        started.set()
+        return x
+
+    run = Run([first, square])
+    request = ModelRequest(messages=(Message(role="user", content="go"),), purpose="tools", native_tools=True)
+
+    async def body() -> RunResult:
+        numbers = itertools.count(1)
+        async with run.executor.call_round(round=1) as calls:
+            assert isinstance(calls, CallRound)
+            reply = await run.reply(TwoCalls(started), request, on_call=lambda call: calls.start(next(numbers), call))
+        assert [c.name for c in reply.calls] == ["first", "square"]
+        return run.result(answer=", ".join(observation_text(r) for r in calls.records), rounds=1)
+
+    async with asyncio.timeout(10):  # the model waits for the first call to start
+        result = await run.guard(body())
+    assert result.answer == "3, 25"
+    assert [(t.idx, t.tool) for t in result.tasks] == [(1, "first"), (2, "square")]
+    assert result.usage == Usage(prompt_tokens=4, completion_tokens=6, calls=1)
+
+
+async def test_what_on_call_raises_ends_the_reply_as_itself() -> None:
+    def refuse(call: ToolCall) -> None:
+        raise Boom(f"no {call.name}")
+
+    run = Run([square])
+    llm = ScriptedLLM([[ToolCall(name="square", args={"x": 2})]])
+    request = ModelRequest(messages=(Message(role="user", content="go"),), purpose="tools", native_tools=True)
+    with pytest.raises(Boom, match="no square"):
+        await run.reply(llm, request, on_call=refuse)
 
 
 # ---------------------------------------------------------------- the surface itself
