@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -160,6 +161,73 @@ async def test_tool_calls_are_assembled_per_index_with_names_mapped_back(llm: Op
     assert sent["tools"][0]["function"]["parameters"]["required"] == ["artist", "duration"]
 
 
+@pytest.mark.parametrize("reuse_index0", [False, True])
+async def test_a_call_is_yielded_when_the_next_begins_before_the_stream_ends(
+    llm: OpenAIChat, script: Script, reuse_index0: bool
+) -> None:
+    gate = Gate()
+    calls: list[tuple[str, str, list[str | Gate]]] = [
+        ("call_1", "add", ['{"a": 1, ', '"b": 2}']),
+        ("call_2", "spotify-play", [gate, '{"artist": "Adele", ', '"duration": 5}']),
+    ]
+    script.add(SSE(oa.tool_stream(calls, reuse_index0=reuse_index0)))
+    stream = llm.stream(_request(USER, tools=(play, add), native=True))
+    async with asyncio.timeout(10):  # the server holds the rest back until the gate opens
+        first = await anext(stream)
+    assert first == ToolCall(name="add", args={"a": 1, "b": 2}, id="call_1")
+    gate.open()
+    rest = [event async for event in stream]
+    assert rest == [
+        ToolCall(name="spotify.play", args={"artist": "Adele", "duration": 5}, id="call_2"),
+        Usage(prompt_tokens=20, completion_tokens=12, calls=1),
+    ]
+
+
+async def test_a_call_whose_arguments_are_not_yet_whole_waits_and_keeps_its_place(
+    llm: OpenAIChat, script: Script
+) -> None:
+    # Interleaved fragments: call_b is whole before call_a, but the calls come in the model's order.
+    frames: list[str | Gate] = [
+        oa.chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "add", "arguments": '{"a": 1'}}]}),
+        oa.chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "add", "arguments": '{"a": 2}'}}]}),
+        # A "}" that does not close the object is no whole call yet.
+        oa.chunk({"tool_calls": [{"index": 0, "function": {"arguments": ', "b": {"c": 1}'}}]}),
+        oa.chunk({"tool_calls": [{"index": 1, "function": {"arguments": " "}}]}),
+        oa.chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
+        oa.chunk({}, finish="tool_calls"),
+        oa.DONE,
+    ]
+    script.add(SSE(frames))
+    events = await _collect(llm, _request(USER, tools=(add,), native=True))
+    assert events == [
+        ToolCall(name="add", args={"a": 1, "b": {"c": 1}}, id="call_a"),
+        ToolCall(name="add", args={"a": 2}, id="call_b"),
+        Usage(calls=1),
+    ]
+
+
+async def test_more_arguments_for_a_call_already_yielded_are_a_call_of_their_own(
+    llm: OpenAIChat, script: Script
+) -> None:
+    # call_1 was whole (and yielded) when call_2 began; text for it after that cannot change what
+    # may already run: it becomes a nameless call (which fails alone), white space is ignored.
+    frames: list[str | Gate] = [
+        oa.chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "add", "arguments": '{"a": 1}'}}]}),
+        oa.chunk({"tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "add", "arguments": '{"a": 2}'}}]}),
+        oa.chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\n"}}]}),
+        oa.chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 3}'}}]}),
+        oa.chunk({}, finish="tool_calls"),
+        oa.DONE,
+    ]
+    script.add(SSE(frames))
+    events = await _collect(llm, _request(USER, tools=(add,), native=True))
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall(name="add", args={"a": 1}, id="call_1"),
+        ToolCall(name="add", args={"a": 2}, id="call_2"),
+        ToolCall(name="", args={"a": 3}),
+    ]
+
+
 async def test_tools_are_not_offered_unless_native_tools_is_set(llm: OpenAIChat, script: Script) -> None:
     script.add(oa.text_reply("1. add(a=1, b=2)"))
     await _collect(llm, _request(USER, tools=(add,)))
@@ -265,6 +333,17 @@ async def test_tool_calls_of_an_unfinished_stream_are_not_yielded(llm: OpenAICha
     with pytest.raises(ModelError, match="incomplete"):
         await _drain(llm.stream(_request(USER, tools=(add,), native=True)), seen)
     assert seen == []
+
+
+async def test_a_call_whole_before_the_stream_broke_was_yielded_the_open_one_is_not(
+    llm: OpenAIChat, script: Script
+) -> None:
+    calls = [("call_1", "add", ['{"a": 1, "b": 2}']), ("call_2", "add", ['{"a": 3, "b": 4}'])]
+    script.add(SSE(oa.tool_stream(calls, finish=None, usage=None)))
+    seen: list[ModelEvent] = []
+    with pytest.raises(ModelError, match="incomplete"):
+        await _drain(llm.stream(_request(USER, tools=(add,), native=True)), seen)
+    assert seen == [ToolCall(name="add", args={"a": 1, "b": 2}, id="call_1")]
 
 
 # --- retries ----------------------------------------------------------------------------

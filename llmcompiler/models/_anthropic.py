@@ -119,9 +119,14 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         """Stream the reply: text chunks as they arrive, each tool call when its block ends, then one
         ``Usage``, then ``Truncated`` when the reply was cut by the token limit (``stop_reason="max_tokens"``).
 
+        A tool call is yielded at its ``content_block_stop``, its input then whole, so a caller
+        can start it while the later blocks stream (input that is not a JSON object gives a
+        call that carries the error and fails alone).
+
         Raises:
             ModelError: the call failed after its retries, the stream reported an error, or it
-                ended before ``message_stop`` (an incomplete reply is never passed off as complete).
+                ended before ``message_stop`` (an incomplete reply is never passed off as
+                complete: a block still open is not yielded; the calls yielded before were whole).
         """
         names = ToolNames.for_request((t.name for t in request.tools), request.messages)
         body = self.build_body(request)

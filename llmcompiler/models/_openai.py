@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -12,9 +13,9 @@ import openai
 from openai import AsyncOpenAI
 
 from llmcompiler._errors import ModelError
-from llmcompiler._types import Message, ModelEvent, ModelRequest, Truncated, Usage
+from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
-from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, tool_call
+from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments, tool_call
 
 __all__ = ["NO_KEY", "OpenAIChat"]
 
@@ -44,6 +45,22 @@ class _CallBuilder:
     id: str | None = None
     name: str = ""
     arguments: list[str] = dataclasses.field(default_factory=list)
+    sent: bool = False  # yielded already
+    checked: int = 0  # argument pieces when last found incomplete
+
+    def complete(self, names: ToolNames) -> ToolCall | None:
+        """The call, if its arguments are a whole JSON object by now (checked again only when they grew)."""
+        if self.checked == len(self.arguments):
+            return None
+        self.checked = len(self.arguments)
+        text = "".join(self.arguments)
+        if not text.rstrip().endswith("}"):
+            return None
+        try:
+            args = parse_arguments(PROVIDER, self.name, text)
+        except ModelError:
+            return None  # not whole yet, or never: at the finish it is sent as it is (and fails alone)
+        return ToolCall(name=names.from_wire(self.name), args=args, id=self.id)
 
 
 class OpenAIChat(SdkChat[AsyncOpenAI]):
@@ -113,12 +130,22 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream the reply: text chunks as they arrive, then native tool calls, then one ``Usage``,
+        """Stream the reply: text chunks and native tool calls as they arrive, then one ``Usage``,
         then ``Truncated`` when the reply was cut by the token limit (``finish_reason="length"``).
+
+        Each tool call is yielded as soon as it is complete, so a caller can start it while the
+        rest streams: once the stream has moved on to another call (a fragment at another
+        index, or a new id or name at the same index) and this call's arguments are a whole
+        JSON object. The calls still open are yielded at the ``finish_reason`` (one whose
+        arguments are not a JSON object then carries the error and fails alone). Calls come in
+        the order they began, the model's own: servers stream calls one after another, so each
+        is yielded the moment the next begins; a server that interleaves calls' fragments has a
+        complete call wait for the earlier ones.
 
         Raises:
             ModelError: the call failed after its retries, or the stream ended before its
-                ``finish_reason`` (an incomplete reply is never passed off as complete).
+                ``finish_reason`` (an incomplete reply is never passed off as complete: the calls
+                still open are not yielded; the ones yielded before were complete).
         """
         names = ToolNames.for_request((t.name for t in request.tools), request.messages)
         body = self.build_body(request)
@@ -128,7 +155,7 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         failure: ModelError | None = None
         finish: str | None = None
         usage: Usage | None = None
-        calls: list[_CallBuilder] = []
+        calls: collections.deque[_CallBuilder] = collections.deque()  # not yet yielded, in the order they began
         current: dict[int, _CallBuilder] = {}
         async with chunks:
             try:
@@ -145,9 +172,14 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
                             if delta.content:
                                 yield delta.content
                             for fragment in delta.tool_calls or ():
-                                _add_fragment(fragment, calls, current)
+                                builder = _add_fragment(fragment, calls, current)
+                                for done in _complete_before(builder, calls, names):
+                                    yield done
                         if choice.finish_reason is not None:
                             finish = choice.finish_reason
+                            for built in calls:
+                                yield _finished(built, names)
+                            calls.clear()
             except Exception as exc:
                 failure = self._stream_failure(exc)
                 if failure is None:
@@ -159,18 +191,46 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
                 PROVIDER,
                 f"{self.model}: the stream ended before a finish_reason; the reply is incomplete",
             )
-        for built in calls:
-            yield tool_call(PROVIDER, names.from_wire(built.name), built.id, "".join(built.arguments))
+        for built in calls:  # fragments after the finish_reason (no server sends them)
+            yield _finished(built, names)
         yield usage or Usage(calls=1)
         if finish is not None and finish in CUT_REASONS:
             yield Truncated(finish)
 
 
-def _add_fragment(fragment: Any, calls: list[_CallBuilder], current: dict[int, _CallBuilder]) -> None:
-    """Add one streamed tool-call fragment.
+def _complete_before(
+    builder: _CallBuilder, calls: collections.deque[_CallBuilder], names: ToolNames
+) -> Sequence[ToolCall]:
+    """The first open calls that are complete, now that the stream is on ``builder``'s call
+    (taken off ``calls``, in order; the first one still open holds back those after it)."""
+    if not calls or calls[0] is builder:
+        return ()  # the stream is still on the first open call: the common case, cheap
+    done: list[ToolCall] = []
+    while calls and calls[0] is not builder:
+        call = calls[0].complete(names)
+        if call is None:
+            break
+        calls.popleft().sent = True
+        done.append(call)
+    return done
+
+
+def _finished(built: _CallBuilder, names: ToolNames) -> ToolCall:
+    """An open call as it is, at the end of the reply (its arguments may be garbled: then it
+    carries the error)."""
+    built.sent = True
+    return tool_call(PROVIDER, names.from_wire(built.name), built.id, "".join(built.arguments))
+
+
+def _add_fragment(
+    fragment: Any, calls: collections.deque[_CallBuilder], current: dict[int, _CallBuilder]
+) -> _CallBuilder:
+    """Add one streamed tool-call fragment; return the call it belongs to.
 
     Fragments are grouped by ``index``; a fragment with a new ``id`` at an index already in
-    use starts a new call (some servers send every call at index 0).
+    use starts a new call (some servers send every call at index 0). So does more argument
+    text for a call already yielded whole (its arguments were a complete JSON object): a new
+    call, which fails alone, rather than a call that ran with other arguments than it shows.
     """
     index = fragment.index or 0
     function = fragment.function
@@ -181,7 +241,8 @@ def _add_fragment(fragment: Any, calls: list[_CallBuilder], current: dict[int, _
     fresh_id = call_id is not None and builder is not None and builder.id is not None and call_id != builder.id
     # A server that reuses index 0 and sends no ids: a second name after arguments starts a call.
     fresh_name = call_id is None and builder is not None and bool(name and builder.name and builder.arguments)
-    if builder is None or fresh_id or fresh_name:
+    more = builder is not None and builder.sent and bool(name or arguments.strip())
+    if builder is None or fresh_id or fresh_name or more:
         builder = _CallBuilder()
         calls.append(builder)
         current[index] = builder
@@ -189,8 +250,9 @@ def _add_fragment(fragment: Any, calls: list[_CallBuilder], current: dict[int, _
         builder.id = call_id
     if name:
         builder.name += name
-    if arguments:
+    if arguments and not builder.sent:
         builder.arguments.append(arguments)
+    return builder
 
 
 def _messages(messages: Sequence[Message], names: ToolNames) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ class Script:
 
     def __init__(self) -> None:
         self.replies: collections.deque[Reply] = collections.deque()
+        self.served: list[Reply] = []
         self.requests: list[Recorded] = []
         self.unexpected: list[Recorded] = []
 
@@ -115,14 +116,16 @@ class Script:
     def next(self, recorded: Recorded) -> Reply | None:
         self.requests.append(recorded)
         try:
-            return self.replies.popleft()
+            reply = self.replies.popleft()
         except IndexError:
             self.unexpected.append(recorded)
             return None
+        self.served.append(reply)
+        return reply
 
     def release(self) -> None:
-        """Open every gate still queued (so nothing waits after a failed test)."""
-        for reply in self.replies:
+        """Open every gate, queued or in a reply being sent (so nothing waits after a failed test)."""
+        for reply in [*self.served, *self.replies]:
             if isinstance(reply, SSE):
                 for frame in reply.frames:
                     if isinstance(frame, Gate):
@@ -132,6 +135,7 @@ class Script:
         """Forget replies and requests (between tests)."""
         self.release()
         self.replies.clear()
+        self.served.clear()
         self.requests.clear()
         self.unexpected.clear()
 

@@ -82,8 +82,9 @@ def text_block(index: int, pieces: Sequence[str | Gate]) -> list[str | Gate]:
     return frames
 
 
-def tool_use_block(index: int, tool_id: str, name: str, json_pieces: Sequence[str]) -> list[str | Gate]:
-    """A ``tool_use`` block whose input streams as ``input_json_delta`` pieces."""
+def tool_use_block(index: int, tool_id: str, name: str, json_pieces: Sequence[str | Gate]) -> list[str | Gate]:
+    """A ``tool_use`` block whose input streams as ``input_json_delta`` pieces (a ``Gate`` among
+    them is where the server waits)."""
     frames: list[str | Gate] = [
         event(
             "content_block_start",
@@ -91,7 +92,9 @@ def tool_use_block(index: int, tool_id: str, name: str, json_pieces: Sequence[st
         )
     ]
     frames.extend(
-        event("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}})
+        p
+        if isinstance(p, Gate)
+        else event("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}})
         for p in json_pieces
     )
     frames.append(event("content_block_stop", {"index": index}))
@@ -131,7 +134,7 @@ def text_stream(
 
 
 def tool_use_stream(
-    calls: Sequence[tuple[str, str, Sequence[str]]],
+    calls: Sequence[tuple[str, str, Sequence[str | Gate]]],
     *,
     text: Sequence[str] = (),
     usage: tuple[int, int] = (20, 12),
@@ -141,7 +144,8 @@ def tool_use_stream(
     call (its input streamed as ``input_json_delta`` pieces), ``stop_reason: tool_use``, stop.
 
     Args:
-        calls: (id, wire name, input JSON pieces) per call.
+        calls: (id, wire name, input JSON pieces) per call; a ``Gate`` among the pieces is where
+            the server waits (after the block's start, when it comes first).
         text: text pieces written before the calls (none: no text block).
         usage: (input, output) tokens.
         stop_reason: ``"max_tokens"`` for a reply cut by the token limit.

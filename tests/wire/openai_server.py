@@ -102,39 +102,40 @@ def text_reply(text: str, *, usage: tuple[int, int] = (10, 5), finish: str = "st
 
 
 def tool_stream(
-    calls: Sequence[tuple[str, str, Sequence[str]]],
+    calls: Sequence[tuple[str, str, Sequence[str | Gate]]],
     *,
     reuse_index0: bool = False,
     interleave: bool = False,
+    ids: bool = True,
     usage: tuple[int, int] | None = (20, 12),
     finish: str | None = "tool_calls",
 ) -> list[str | Gate]:
     """Frames of a tool-calling reply.
 
     Args:
-        calls: (id, wire name, argument JSON pieces) per call.
+        calls: (id, wire name, argument JSON pieces) per call; a ``Gate`` among the pieces is
+            where the server waits (after the call's head, when it comes first).
         reuse_index0: send every call at ``index`` 0 (as some compatible servers do).
         interleave: alternate the calls' argument pieces (each call keeps its own index).
+        ids: send the call ids (``False``: none, as some compatible servers do).
         usage: the usage chunk's (prompt, completion) tokens, or ``None`` for none.
         finish: the finish reason, or ``None`` for a stream that never finishes.
     """
     frames: list[str | Gate] = [chunk({"role": "assistant", "content": None})]
 
     def head(i: int, call_id: str, name: str) -> str:
-        return chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": 0 if reuse_index0 else i,
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": ""},
-                    }
-                ]
-            }
-        )
+        fragment: dict[str, Any] = {
+            "index": 0 if reuse_index0 else i,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        if ids:
+            fragment["id"] = call_id
+        return chunk({"tool_calls": [fragment]})
 
-    def piece(i: int, text: str) -> str:
+    def piece(i: int, text: str | Gate) -> str | Gate:
+        if isinstance(text, Gate):
+            return text
         return chunk({"tool_calls": [{"index": 0 if reuse_index0 else i, "function": {"arguments": text}}]})
 
     if interleave and not reuse_index0:
