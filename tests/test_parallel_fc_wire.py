@@ -5,6 +5,12 @@ The servers stream native tool calls (OpenAI ``tool_calls`` deltas, also with ev
 index 0; Anthropic ``tool_use`` blocks with ``input_json_delta``); the agent runs the calls
 concurrently (a barrier proves it), and the next request carries one result per call id in
 the provider's format, the failed one marked as an error, dotted tool names mapped both ways.
+
+Each call starts while the turn still streams: the server sends the first call, then waits at a
+gate that only the first tool, once started, opens, before it sends the second call and the
+finish. A client that started calls only after the turn would wait for ever (a timeout fails
+the test instead). A turn cut at the token limit after a call started ends the run with the
+``ModelError``, the started call run to its end and the cut one failed alone.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from llmcompiler import Tool, Usage, tool
+from llmcompiler import ModelError, Tool, Usage, tool
 from llmcompiler.models._anthropic import AnthropicChat
 from llmcompiler.models._openai import OpenAIChat
 from planners import DEFAULT_SYSTEM_PROMPT, ParallelToolCallAgent
-from tests.wire import SSE, LoopbackServer, Script, serve
+from tests.wire import SSE, Gate, LoopbackServer, Script, serve
 from tests.wire import anthropic_server as an
 from tests.wire import openai_server as oa
 
@@ -219,3 +225,117 @@ async def test_anthropic_parallel_tool_use_round_trip(anthropic_llm: AnthropicCh
     ]
     assert blocks[0]["content"] == "playing Adele for 5 min"
     assert "ConnectionError: the Lima station is down" in blocks[2]["content"]
+
+
+# --- calls start while the turn streams ------------------------------------------------------
+
+
+def _gated_tools(gate: Gate, finished: list[str]) -> list[Tool]:
+    """``spotify.play`` opens the server's gate when it starts (so the turn can go on streaming);
+    ``weather`` answers at once."""
+
+    @tool(name="spotify.play")
+    async def play(artist: str, duration: int) -> str:
+        """Play an artist."""
+        gate.open()
+        finished.append("play")
+        return f"playing {artist} for {duration} min"
+
+    @tool
+    async def weather(city: str) -> str:
+        """The current weather in a city."""
+        finished.append(city)
+        return "rain, 8°C"
+
+    return [play, weather]
+
+
+def _check_streamed(result: Any, finished: list[str]) -> None:
+    assert [(t.tool, t.state) for t in result.tasks] == [("spotify.play", "done"), ("weather", "done")]
+    assert finished[0] == "play"
+    (turn, _) = result.round_timings
+    play = result.tasks[0]
+    # The first call started (and here even ended) before the turn had finished streaming.
+    assert turn.first_dispatch == play.start
+    assert play.start is not None and play.start < turn.plan_end
+    assert turn.plan_start <= (turn.plan_first_chunk or 0) <= play.start
+    assert turn.tasks_end >= turn.plan_end
+
+
+@pytest.mark.parametrize("layout", ["sequential", "index0", "index0_no_ids"])
+async def test_openai_a_call_starts_before_the_turn_has_streamed(
+    openai_llm: OpenAIChat, openai_script: Script, layout: str
+) -> None:
+    gate = Gate()
+    calls: list[tuple[str, str, list[str | Gate]]] = [
+        ("call_play", "spotify-play", ['{"artist": "Ad', 'ele", "duration": 5}']),
+        ("call_oslo", "weather", [gate, '{"city": ', '"Oslo"}']),
+    ]
+    stream = oa.tool_stream(calls, reuse_index0=layout != "sequential", ids=layout != "index0_no_ids")
+    openai_script.add(SSE(stream), oa.text_reply("Playing; rain in Oslo."))
+    finished: list[str] = []
+    agent = ParallelToolCallAgent(llm=openai_llm, tools=_gated_tools(gate, finished))
+    async with asyncio.timeout(10):  # without streamed dispatch the server waits at the gate for ever
+        result = await agent.arun("Play Adele and the weather in Oslo?")
+
+    assert result.answer == "Playing; rain in Oslo."
+    _check_streamed(result, finished)
+    _, second = openai_script.bodies()
+    expected_ids = ["call_play", "call_oslo"] if layout != "index0_no_ids" else ["call_1", "call_2"]
+    assistant = second["messages"][2]
+    assert [(c["id"], c["function"]["name"]) for c in assistant["tool_calls"]] == list(
+        zip(expected_ids, ["spotify-play", "weather"], strict=True)
+    )
+    results = second["messages"][3:]
+    assert [(r["tool_call_id"], r["content"]) for r in results] == list(
+        zip(expected_ids, ["playing Adele for 5 min", "rain, 8°C"], strict=True)
+    )
+
+
+async def test_anthropic_a_call_starts_before_the_turn_has_streamed(
+    anthropic_llm: AnthropicChat, anthropic_script: Script
+) -> None:
+    gate = Gate()
+    calls: list[tuple[str, str, list[str | Gate]]] = [
+        ("toolu_play", "spotify-play", ['{"artist": "Ad', 'ele", "duration": 5}']),
+        ("toolu_oslo", "weather", [gate, '{"city": "Oslo"}']),
+    ]
+    anthropic_script.add(SSE(an.tool_use_stream(calls)), SSE(an.text_stream(["Playing; rain in Oslo."])))
+    finished: list[str] = []
+    agent = ParallelToolCallAgent(llm=anthropic_llm, tools=_gated_tools(gate, finished))
+    async with asyncio.timeout(10):  # without streamed dispatch the server waits at the gate for ever
+        result = await agent.arun("Play Adele and the weather in Oslo?")
+
+    assert result.answer == "Playing; rain in Oslo."
+    _check_streamed(result, finished)
+    _, second = anthropic_script.bodies()
+    _, assistant, results = second["messages"]
+    assert [b["id"] for b in assistant["content"]] == ["toolu_play", "toolu_oslo"]
+    assert [(b["tool_use_id"], b["content"]) for b in results["content"]] == [
+        ("toolu_play", "playing Adele for 5 min"),
+        ("toolu_oslo", "rain, 8°C"),
+    ]
+
+
+async def test_openai_a_turn_cut_after_a_call_started_fails_with_the_started_call_run(
+    openai_llm: OpenAIChat, openai_script: Script
+) -> None:
+    gate = Gate()
+    calls: list[tuple[str, str, list[str | Gate]]] = [
+        ("call_play", "spotify-play", ['{"artist": "Adele", "duration": 5}']),
+        ("call_oslo", "weather", [gate, '{"city": "Os']),
+    ]
+    openai_script.add(SSE(oa.tool_stream(calls, finish="length")))
+    finished: list[str] = []
+    agent = ParallelToolCallAgent(llm=openai_llm, tools=_gated_tools(gate, finished))
+    async with asyncio.timeout(10):
+        with pytest.raises(ModelError, match=r"tool-calling turn 1 was cut short .*\(length\)") as caught:
+            await agent.arun("Play Adele and the weather in Oslo?")
+
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    play, oslo = caught.value.tasks
+    assert (play.tool, play.state, play.result) == ("spotify.play", "done", "playing Adele for 5 min")
+    assert (oslo.tool, oslo.state) == ("weather", "skipped")  # cut mid-arguments: garbled, never run
+    assert oslo.error is not None and "not valid JSON" in oslo.error
+    assert finished == ["play"]
+    assert len(openai_script.requests) == 1  # nothing went back to the model

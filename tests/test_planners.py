@@ -2,10 +2,13 @@
 
 Offline, with the scripted test doubles: the three agents give the same answer to the same
 question; ReAct's tool calls never overlap and the native agent's do (proved with a barrier,
-not with sleeps); a failing tool in a native turn answers its own call id with an error and
-keeps the others; step and turn limits end runs with the records kept. Also
-``Executor.run_tasks`` / ``run_calls``, the ReAct reply parser, and the local model's ReAct
-grammar (sampled in pure Python, and one short real-model run marked ``local_model``).
+not with sleeps); the native agent starts each call as its turn streams (a model that waits
+for the first tool to start before it sends the second call proves it), and a turn that breaks
+or is cut after a call started runs that call to its end, then fails; a failing tool in a
+native turn answers its own call id with an error and keeps the others; step and turn limits
+end runs with the records kept. Also ``Executor.run_tasks`` / ``run_calls`` / ``call_round``,
+the ReAct reply parser, and the local model's ReAct grammar (sampled in pure Python, and one
+short real-model run marked ``local_model``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -34,6 +38,7 @@ from llmcompiler import (
     Tool,
     ToolCall,
     ToolLimits,
+    Truncated,
     Usage,
     UserError,
     parse_plan,
@@ -86,6 +91,33 @@ async def broken(city: str) -> str:
 
 def _tool_messages(request: ModelRequest) -> list[Message]:
     return [m for m in request.messages if m.role == "tool"]
+
+
+Step = str | ToolCall | Usage | Truncated | asyncio.Event | Callable[[], object] | BaseException
+
+
+class Paced:
+    """A model whose turns are steps: events to yield (text, calls, usage, ``Truncated``), an
+    ``asyncio.Event`` to wait for (the stream pauses there), a function to call, an exception to
+    raise. It shows when a run starts a call: while the stream waits, or only after it."""
+
+    model_name = "paced"
+
+    def __init__(self, *turns: list[Step]) -> None:
+        self.turns = list(turns)
+        self.requests: list[ModelRequest] = []
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[str | ToolCall | Usage | Truncated]:
+        self.requests.append(request)
+        for step in self.turns[len(self.requests) - 1]:
+            if isinstance(step, asyncio.Event):
+                await step.wait()
+            elif isinstance(step, BaseException):
+                raise step
+            elif isinstance(step, str | ToolCall | Usage | Truncated):
+                yield step
+            else:
+                step()
 
 
 # --- the three agents, one answer -----------------------------------------------------------
@@ -219,6 +251,134 @@ async def test_the_native_agent_runs_a_turns_calls_at_the_same_time() -> None:
     assert max(starts) <= min(ends)  # every call started before any finished
 
 
+async def test_the_native_agent_starts_each_call_as_its_turn_streams() -> None:
+    first_started = asyncio.Event()
+    ran: list[str] = []
+
+    @tool
+    async def probe(city: str) -> str:
+        """Record the call; the first one lets the model go on."""
+        ran.append(city)
+        first_started.set()
+        return WEATHER[city]
+
+    garbled = ToolCall(name="probe", id="g", error="the arguments of tool call 'probe' are not valid JSON")
+    llm = Paced(
+        [
+            "Checking. ",
+            ToolCall(name="probe", args={"city": "Tokyo"}, id="a"),
+            first_started,  # a run that waits for the whole turn never gets past this
+            garbled,
+            ToolCall(name="probe", args={"city": "Oslo"}, id="b"),
+            Usage(calls=1),
+        ],
+        ["Tokyo sunny, Oslo rain."],
+    )
+    seen: list[RunEvent] = []
+    async with asyncio.timeout(10):
+        result = await ParallelToolCallAgent(llm=llm, tools=[probe]).arun(QUESTION, on_event=seen.append)
+    assert result.answer == "Tokyo sunny, Oslo rain."
+    assert ran == ["Tokyo", "Oslo"]  # the garbled call failed alone, never ran
+    assert [(t.idx, t.state) for t in result.tasks] == [(1, "done"), (2, "skipped"), (3, "done")]
+    assert "not valid JSON" in (result.tasks[1].error or "")
+    # Call 1 started before call 3 was even parsed (2 is the garbled one).
+    order = [(type(e).__name__, getattr(e, "idx", None)) for e in seen if isinstance(e, TaskParsed | TaskStarted)]
+    assert order.index(("TaskStarted", 1)) < order.index(("TaskParsed", 3))
+    turn = result.round_timings[0]
+    assert turn.first_dispatch == result.tasks[0].start
+    assert turn.first_dispatch is not None and turn.first_dispatch < turn.plan_end <= turn.tasks_end
+    # The results go back one per call id, in call order; the text is the turn's thought.
+    results = _tool_messages(llm.requests[1])
+    assert [(m.tool_call_id, m.is_error) for m in results] == [("a", False), ("g", True), ("b", False)]
+    assert result.thoughts == ["Checking."]
+
+
+async def test_a_turn_that_breaks_after_a_call_started_runs_it_to_its_end_then_fails() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def slow(city: str) -> str:
+        """Runs until released."""
+        started.set()
+        await release.wait()
+        return f"{city} done"
+
+    llm = Paced(
+        [ToolCall(name="weather", args={"city": "Tokyo"}), Usage(calls=1)],
+        [
+            ToolCall(name="slow", args={"city": "Oslo"}),
+            started,
+            release.set,  # the call is still running when the stream breaks
+            ConnectionError("the connection dropped"),
+        ],
+    )
+    async with asyncio.timeout(10):
+        with pytest.raises(ModelError, match="ConnectionError: the connection dropped") as caught:
+            await ParallelToolCallAgent(llm=llm, tools=[weather, slow]).arun(QUESTION)
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    # Not cancelled: the started call ran to its end, and the error holds every record of the run.
+    assert [(t.idx, t.tool, t.state, t.result) for t in caught.value.tasks] == [
+        (1, "weather", "done", WEATHER["Tokyo"]),
+        (2, "slow", "done", "Oslo done"),
+    ]
+
+
+async def test_a_turn_cut_at_the_token_limit_after_a_call_started_runs_it_then_fails() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def slow(city: str) -> str:
+        """Runs until released."""
+        started.set()
+        await release.wait()
+        return f"{city} done"
+
+    cut = ToolCall(name="slow", id="c", error="the arguments of tool call 'slow' are not valid JSON")
+    llm = Paced(
+        [
+            ToolCall(name="slow", args={"city": "Oslo"}, id="s"),
+            started,
+            cut,
+            Usage(calls=1),
+            release.set,
+            Truncated("length"),
+        ]
+    )
+    with pytest.raises(
+        ModelError, match=r"cut short .*\(length\).* 2 tool call\(s\) \(handed on as they arrived\)"
+    ) as caught:
+        await ParallelToolCallAgent(llm=llm, tools=[slow]).arun(QUESTION)
+    assert [(t.tool, t.state, t.result) for t in caught.value.tasks] == [
+        ("slow", "done", "Oslo done"),
+        ("slow", "skipped", None),
+    ]
+    assert len(llm.requests) == 1  # nothing of the cut turn goes back to the model
+
+
+async def test_cancelling_the_run_cancels_the_calls_of_the_streaming_turn() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def slow(city: str) -> str:
+        """Waits until cancelled."""
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return city  # pragma: no cover - never let go
+
+    llm = Paced([ToolCall(name="slow", args={"city": "Oslo"}), asyncio.Event()])  # a turn that never ends
+    run = asyncio.create_task(ParallelToolCallAgent(llm=llm, tools=[slow]).arun(QUESTION))
+    async with asyncio.timeout(10):
+        await started.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert cancelled.is_set()
+
+
 async def test_the_native_agent_honours_the_executors_concurrency_limit() -> None:
     in_flight = 0
     most = 0
@@ -306,6 +466,19 @@ async def test_missing_and_duplicate_call_ids_are_replaced_by_unique_ones() -> N
     await ParallelToolCallAgent(llm=llm, tools=[weather]).arun("?")
     ids = [m.tool_call_id for m in _tool_messages(llm.requests[1])]
     assert ids == ["call_1", "x", "call_3"]
+    # A provider id that looks like one of ours does not make a second one with its name.
+    llm2 = ScriptedLLM(
+        [
+            [
+                ToolCall(name="weather", args={"city": "Tokyo"}, id="call_2"),
+                ToolCall(name="weather", args={"city": "Oslo"}),
+                ToolCall(name="weather", args={"city": "Lima"}, id="call_2"),
+            ],
+            "ok",
+        ]
+    )
+    await ParallelToolCallAgent(llm=llm2, tools=[weather]).arun("?")
+    assert [m.tool_call_id for m in _tool_messages(llm2.requests[1])] == ["call_2", "call_2_2", "call_3"]
 
 
 async def test_a_tool_timeout_is_an_error_result_under_the_executors_limits() -> None:
@@ -589,7 +762,10 @@ async def test_events_usage_and_cost_are_reported(kind: str) -> None:
     assert kinds == [RoundStarted, TaskStarted, TaskFinished, RoundStarted, JoinerDecided]
     assert len(result.round_timings) == 2
     first = result.round_timings[0]
-    assert first.plan_start <= first.plan_end <= (first.first_dispatch or 0) <= first.tasks_end
+    assert first.plan_start <= (first.plan_first_chunk or 0) <= (first.first_dispatch or 0) <= first.tasks_end
+    assert first.plan_end <= first.tasks_end
+    if kind == "react":  # ReAct acts on a whole step; the native agent starts calls as they stream
+        assert first.plan_end <= (first.first_dispatch or 0)
     assert result.start <= first.plan_start and result.round_timings[-1].tasks_end <= result.end
 
 
@@ -618,6 +794,70 @@ async def test_run_calls_runs_structured_calls_with_per_call_failures() -> None:
     assert sorted(executor.records) == [1, 2, 3, 4]
     with pytest.raises(UserError, match="task number 2 is used twice"):
         await executor.run_calls([(2, "weather", {"city": "Oslo"})])
+
+
+async def test_call_round_starts_each_call_when_given_under_the_same_rules() -> None:
+    ran = asyncio.Event()
+
+    @tool
+    async def probe(city: str) -> str:
+        """Say it ran."""
+        ran.set()
+        return city
+
+    executor = Executor([weather, broken, probe])
+    async with executor.call_round(round=2) as calls:
+        calls.start(1, ToolCall(name="probe", args={"city": "Oslo"}))
+        async with asyncio.timeout(10):
+            await ran.wait()  # the call runs while the block goes on
+        calls.start(3, ToolCall(name="weather", args={"city": "Lima"}))
+        calls.start(7, ToolCall(name="broken", args={"city": "Lima"}))
+        calls.start(2, ToolCall(name="nope"))
+        calls.start(4, ToolCall(name="weather", error="garbled"))
+        calls.start(5, ToolCall(name="join"))  # a model may call it natively: no plan's end here
+        with pytest.raises(UserError, match="task number 3 is used twice"):
+            calls.start(3, ToolCall(name="weather", args={"city": "Tokyo"}))
+    assert [(r.idx, r.state, r.round) for r in calls.records] == [
+        (1, "done", 2),
+        (3, "done", 2),
+        (7, "failed", 2),
+        (2, "skipped", 2),
+        (4, "skipped", 2),
+        (5, "skipped", 2),
+    ]
+    assert calls.records[1].result == WEATHER["Lima"]
+    assert "unknown tool 'nope'" in (calls.records[3].error or "")
+    assert "garbled" in (calls.records[4].error or "")
+    assert "unknown tool 'join'" in (calls.records[5].error or "")
+    with pytest.raises(UserError, match="after its call round ended"):
+        calls.start(6, ToolCall(name="weather", args={"city": "Oslo"}))
+    async with executor.call_round() as again:
+        with pytest.raises(UserError, match="task number 1 is used twice"):
+            again.start(1, ToolCall(name="weather", args={"city": "Oslo"}))
+    assert again.records == []
+
+
+async def test_a_call_round_whose_body_fails_drains_its_calls_and_raises_the_failure_as_itself() -> None:
+    release = asyncio.Event()
+
+    @tool
+    async def slow(x: int) -> int:
+        """Runs until released."""
+        await release.wait()
+        return x
+
+    executor = Executor([slow])
+
+    async def turn() -> None:
+        async with executor.call_round() as calls:
+            calls.start(1, ToolCall(name="slow", args={"x": 7}))
+            release.set()  # the call is still running when the body fails
+            raise KeyError("the stream broke")
+
+    with pytest.raises(KeyError, match="the stream broke") as caught:
+        await turn()
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    assert [(r.state, r.result) for r in executor.records.values()] == [("done", 7)]  # drained, not cancelled
 
 
 async def test_run_tasks_runs_parsed_plans_with_dependencies_and_failed_lines() -> None:
