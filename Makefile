@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-reliability clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-sweep bench-reliability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -50,16 +50,20 @@ bench-local: $(STAMP)  ## the local model: tokens/s, time to first token, the de
 bench-scale: $(STAMP)  ## fusion, load balancing, arun_many throughput, Ray overhead
 	$(PY) -m benchmarks.scale
 
-bench-suites: $(STAMP)  ## LLMCompiler vs ReAct vs native parallel calling: every suite, oracle mode and the local model
+bench-suites: $(STAMP)  ## LLMCompiler vs ReAct vs native parallel calling: every suite, oracle mode (both profiles) and the local model
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks run --suite all --mode oracle
+	$(PY) -m benchmarks run --suite all --mode oracle --profile local
 	$(PY) -m benchmarks run --suite all --mode model --model local --limit 5
 
 bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a minute)
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks run --suite all --mode oracle --limit 3 --out-dir /tmp/llmcompiler-bench-quick
 
-bench: bench-engine bench-reliability bench-local bench-scale bench-suites  ## every benchmark
+bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token x decode speed (virtual clock, ~3 min)
+	$(PY) -m benchmarks sweep --clock-check 3
+
+bench: bench-engine bench-reliability bench-local bench-scale bench-suites bench-sweep  ## every benchmark
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
