@@ -142,16 +142,16 @@ PROFILES: Mapping[str, Profile] = {
     ),
     "local": Profile(
         name="local",
-        ttft_s=0.03,
+        ttft_s=0.054,
         prefill_tokens_per_s=None,
-        decode_tokens_per_s=60.0,
+        decode_tokens_per_s=31.2,
         price_model=None,
         token_counter="gemma3",
         source=(
-            "measured: the local Gemma 3 270M on this 2-core machine, benchmarks/results/local_model.json as "
-            "first recorded (commit 1edd853, an idle machine): planner calls with the prompt prefix cached, "
-            "median 0.029 s to the first token and 59.5 tokens/s (plain decoding 63.6 tokens/s). The file's "
-            "later run was made on a loaded machine (load average 7) and is slower; these are the idle figures. "
+            "measured: the local Gemma 3 270M on this 2-core machine, benchmarks/results/local_model.json "
+            "(2026-11-29, idle: load average 0.85): planner calls with the prompt prefix cached, median "
+            "0.054 s to the first token and 31.2 tokens/s (plain decoding 35.3 tokens/s). A second idle run "
+            "the same day gave 0.041 s and 35.9 tokens/s; an earlier host (commit 1edd853) 0.029 s and 59.5. "
             "Tokens counted with gemma3, the model's own tokenizer, as the measurement counted them; no cost."
         ),
     ),
