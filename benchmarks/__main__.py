@@ -555,6 +555,10 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         doc["machine"] = machine_info()
         doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         print_table(console, f"{suite} · {args.mode} · {doc['model']} · {len(items)} questions", doc["systems"])
+        if args.mode == "oracle":
+            ideal = (doc.get("ideal") or {}).get("mean") or {}
+            bound = f"mean ideal bound {ideal['total_s']:.2f} s" if ideal.get("total_s") else "no ideal bound"
+            console.print(f"{bound}; tokens counted with {doc.get('token_counter')} (benchmarks/tokens.py)")
         if "targets" in doc:
             for name, target in doc["targets"].items():
                 value = target["value"]
