@@ -262,6 +262,14 @@ class ModelRequest:
         observations: the tasks finished so far (a join call's results; a replan's earlier
             rounds), in task order. Hosted models read them in ``messages``; the local model
             also grounds its grammars on them.
+        response_schema: when set, the reply must be text that is one JSON value valid against
+            this JSON Schema object (structured extraction asks for
+            ``{"items": [<schema>, ...]}``). Adapters constrain the reply where the provider
+            can (OpenAI ``response_format`` ``json_schema``, an Anthropic forced tool whose
+            input is streamed back as text, the local model a grammar); the caller parses and
+            validates the text either way. ``None``: free text.
+        response_name: a name for ``response_schema`` (the schema's name, ``"Person"``), for
+            providers that want one; ``None`` when there is no schema.
     """
 
     messages: tuple[Message, ...]
@@ -273,6 +281,8 @@ class ModelRequest:
     may_replan: bool = True
     question: str | None = None
     observations: tuple[Observation, ...] = ()
+    response_schema: Mapping[str, Any] | None = None
+    response_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
