@@ -10,6 +10,11 @@ conversation already holds:
 - Native parallel tool calling (``"tools"``): one turn of ``ToolCall``s per level of the gold
   dependency graph, then the answer as text.
 
+``ExtractionOracle`` answers the structured extraction strategies from a document's gold
+entities: ``"extract"`` (one schema, the chunk in ``request.question``) with the JSON object
+``{"items": [{"name": ...}, ...]}`` as text, ``"extract_native"`` with one ``ToolCall`` per entity
+of every offered schema; in both, the gold entities of that schema whose text occurs in the chunk.
+
 Answers are computed from the observations the conversation holds (never from the gold answer),
 so an oracle run that scores 1.0 shows that the gold calls, the tools and the ground truth agree.
 
@@ -30,8 +35,15 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from benchmarks.tokens import COUNTERS, TokenCounter, call_tokens, prompt_tokens, token_counter
-from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, Usage
+from benchmarks.tokens import (
+    COUNTERS,
+    TokenCounter,
+    call_tokens,
+    prompt_tokens,
+    token_counter,
+    tool_definition_tokens,
+)
+from llmcompiler import END_OF_PLAN, Ref, Template, ToolCall, ToolSpec, Usage
 from llmcompiler._literals import follow, to_text
 from llmcompiler.models import ModelEvent, ModelRequest
 from llmcompiler.models._pricing import cost_usd
@@ -39,6 +51,7 @@ from planners._react import OBSERVATION as _OBSERVATION  # what a ReAct transcri
 
 __all__ = [
     "PROFILES",
+    "ExtractionOracle",
     "GoldCall",
     "OracleLLM",
     "Profile",
@@ -432,6 +445,66 @@ class OracleLLM:
                 yield call
         await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
         yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
+
+
+class ExtractionOracle(OracleLLM):
+    """A chat model that answers extraction requests with one document's gold entities, streamed
+    and counted like ``OracleLLM`` (the same profile, tokenizer and schedule).
+
+    - ``"extract"`` (``request.response_name`` names the schema, ``request.question`` holds the
+      chunk): the text ``{"items":[{"name":"..."},...]}`` (compact JSON, as GPT-4o writes it), the
+      gold entities of that schema whose text occurs in the chunk, in the document's order.
+    - ``"extract_native"``: one ``ToolCall`` per such entity of every offered tool (a schema), in
+      the tools' order, ``{"name": "..."}`` each; no entity at all: a short text reply.
+
+    The prompt is charged as ``OracleLLM.prompt_tokens`` charges it (messages, and the tool
+    definitions of a native request); a ``response_schema`` is charged once more as the one tool
+    definition it is sent as (an Anthropic forced tool; OpenAI's rendering of a ``json_schema`` is
+    not published), with ``benchmarks.tokens.tool_definition_tokens``.
+
+    Args:
+        entities: the document's gold entities, by schema name (``"Person": ["Ada Lovelace"]``).
+        profile: how fast it streams and what it costs.
+    """
+
+    def __init__(self, entities: Mapping[str, Sequence[str]], profile: Profile) -> None:
+        super().__init__([], _no_answer, profile)
+        self.entities = {name: list(texts) for name, texts in entities.items()}
+
+    def found(self, schema: str, chunk: str) -> list[str]:
+        """The gold entities of ``schema`` whose text occurs in ``chunk``."""
+        return [text for text in self.entities.get(schema, ()) if text in chunk]
+
+    def reply(self, request: ModelRequest) -> str | list[ToolCall]:
+        """The gold entities of the requested schema (``"extract"``) or schemas (``"extract_native"``)."""
+        if request.purpose not in ("extract", "extract_native"):
+            raise OracleError(f"the extraction oracle has no reply for purpose {request.purpose!r}")
+        if request.question is None:
+            raise OracleError("an extraction request carries its chunk in request.question")
+        chunk = request.question
+        if request.purpose == "extract":
+            if request.response_name is None:
+                raise OracleError("an extraction request names its schema in request.response_name")
+            items = [{"name": text} for text in self.found(request.response_name, chunk)]
+            return json.dumps({"items": items}, ensure_ascii=False, separators=(",", ":"))
+        calls = [
+            ToolCall(name=spec.name, args={"name": text}, id=f"gold_{spec.name}_{k}")
+            for spec in request.tools
+            for k, text in enumerate(self.found(spec.name, chunk), 1)
+        ]
+        return calls or "No entities of these types in the text."
+
+    def prompt_tokens(self, request: ModelRequest) -> int:
+        """``OracleLLM.prompt_tokens``, plus a ``response_schema`` charged as one tool definition."""
+        total = super().prompt_tokens(request)
+        if request.response_schema is not None:
+            spec = ToolSpec(name=request.response_name or "response", parameters=request.response_schema)
+            total += tool_definition_tokens(self.counter, [spec])
+        return total
+
+
+def _no_answer(_observations: Mapping[int, str]) -> str:
+    raise OracleError("the extraction oracle answers no question")
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
