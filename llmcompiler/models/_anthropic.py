@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ from anthropic import AsyncAnthropic
 from llmcompiler._errors import ModelError
 from llmcompiler._types import Message, ModelEvent, ModelRequest, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
-from llmcompiler.models._wire import ToolNames, assign_call_ids, json_schema, tool_call
+from llmcompiler.models._wire import ToolNames, assign_call_ids, json_schema, tool_call, wire_name
 
 __all__ = ["NO_KEY", "AnthropicChat"]
 
@@ -51,6 +52,14 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
     tokens) and ``message_delta`` (output tokens). 429s, 5xx (incl. 529 overloaded) and
     timeouts are retried by the SDK with backoff, honouring ``Retry-After``, up to
     ``max_retries`` times.
+
+    A request with a ``response_schema`` (structured extraction) offers one tool, named after
+    ``response_name``, whose ``input_schema`` is the schema, and forces it (``tool_choice``);
+    that tool's input streams back as text (the JSON object, piece by piece as the
+    ``input_json_delta`` events bring it), not as a ``ToolCall``. Text the model writes
+    before the tool block is dropped (prose, not the JSON asked for); a reply with no such
+    tool block gives its text instead, for the caller to parse (and fail on) as it is.
+    Tool blocks after the first are dropped.
 
     Args:
         model: the model id, e.g. ``"claude-sonnet-4-5"``.
@@ -113,6 +122,16 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                 for t in request.tools
             ]
         body.update(self.params)
+        if request.response_schema is not None:  # the forced tool replaces any tools: the reply is its input
+            name = wire_name(request.response_name or "response")
+            body["tools"] = [
+                {
+                    "name": name,
+                    "description": f"Record the {request.response_name or 'response'} found, as JSON.",
+                    "input_schema": json_schema(request.response_schema),
+                }
+            ]
+            body["tool_choice"] = {"type": "tool", "name": name}
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
@@ -139,6 +158,12 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         stopped = False
         stop_reason: str | None = None
         blocks: dict[int, _ToolUse] = {}
+        # With a response_schema: the forced tool's block streams as text; text before it is held back.
+        schema_name = wire_name(request.response_name or "response") if request.response_schema is not None else None
+        answer: int | None = None  # the index of the forced tool's block, once it began
+        answered = False  # its block has ended
+        held: list[str] = []  # text written before it, then the input pieces streamed
+        start_input: Any = {}
         async with events:
             try:
                 async for event in events:
@@ -148,16 +173,32 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                         completion_tokens = event.message.usage.output_tokens or 0
                     elif kind == "content_block_start":
                         block = event.content_block
-                        if block.type == "tool_use":
+                        if schema_name is not None:
+                            if block.type == "tool_use" and block.name == schema_name and answer is None:
+                                answer = event.index
+                                start_input = getattr(block, "input", None) or {}
+                                held.clear()
+                        elif block.type == "tool_use":
                             blocks[event.index] = _ToolUse(id=block.id, name=block.name)
                     elif kind == "content_block_delta":
                         delta = event.delta
-                        if delta.type == "text_delta":
+                        if schema_name is not None:
+                            if delta.type == "input_json_delta" and event.index == answer and not answered:
+                                if delta.partial_json:
+                                    held.append(delta.partial_json)
+                                    yield delta.partial_json
+                            elif delta.type == "text_delta" and answer is None and delta.text:
+                                held.append(delta.text)
+                        elif delta.type == "text_delta":
                             if delta.text:
                                 yield delta.text
                         elif delta.type == "input_json_delta" and event.index in blocks:
                             blocks[event.index].json.append(delta.partial_json)
                     elif kind == "content_block_stop":
+                        if schema_name is not None and event.index == answer and not answered:
+                            answered = True
+                            if not held:  # no deltas: the input is the one the block's start carried
+                                yield json.dumps(start_input)
                         use = blocks.pop(event.index, None)
                         if use is not None:
                             yield tool_call(PROVIDER, names.from_wire(use.name), use.id, "".join(use.json))
@@ -177,8 +218,10 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
             raise failure
         if not stopped:
             raise ModelError(PROVIDER, f"{self.model}: the stream ended before message_stop; the reply is incomplete")
-        if blocks:
+        if blocks or (answer is not None and not answered):
             raise ModelError(PROVIDER, f"{self.model}: a tool_use block never ended; the reply is incomplete")
+        if schema_name is not None and answer is None and held:
+            yield "".join(held)  # no forced tool block: the text, for the caller to parse as it is
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, calls=1)
         if stop_reason is not None and stop_reason in CUT_REASONS:
             yield Truncated(stop_reason)

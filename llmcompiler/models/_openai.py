@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -15,9 +15,16 @@ from openai import AsyncOpenAI
 from llmcompiler._errors import ModelError
 from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Truncated, Usage
 from llmcompiler.models._sdk import NO_KEY, SdkChat, SdkProvider
-from llmcompiler.models._wire import ToolNames, assign_call_ids, function_tools, parse_arguments, tool_call
+from llmcompiler.models._wire import (
+    ToolNames,
+    assign_call_ids,
+    function_tools,
+    parse_arguments,
+    tool_call,
+    wire_name,
+)
 
-__all__ = ["NO_KEY", "OpenAIChat"]
+__all__ = ["NO_KEY", "OpenAIChat", "response_format", "strict_allowed"]
 
 PROVIDER = "openai"
 
@@ -69,6 +76,10 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
     Replies stream as chat-completion chunks; usage comes from the final usage chunk
     (``stream_options={"include_usage": True}``). 429s, 5xx and timeouts are retried by the
     SDK with backoff, honouring ``Retry-After``, up to ``max_retries`` times.
+
+    A request with a ``response_schema`` (structured extraction) is sent with structured
+    outputs, ``response_format={"type": "json_schema", ...}`` (``response_format``), strict
+    where the schema allows it; the JSON reply streams back as text.
 
     Args:
         model: the model id, e.g. ``"gpt-4o-mini"``.
@@ -127,6 +138,8 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
             body["tools"] = function_tools(request.tools, names)
             body["parallel_tool_calls"] = True
         body.update(self.params)
+        if request.response_schema is not None:  # over a response_format in params: this call needs its own
+            body["response_format"] = response_format(request.response_schema, request.response_name)
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
@@ -196,6 +209,66 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         yield usage or Usage(calls=1)
         if finish is not None and finish in CUT_REASONS:
             yield Truncated(finish)
+
+
+def response_format(schema: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """OpenAI's structured-output ``response_format`` for a reply that must be JSON valid against
+    ``schema``: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``.
+
+    The name is made wire-safe (``^[a-zA-Z0-9_-]{1,64}$``, ``"response"`` when there is none).
+    ``strict`` is true only when OpenAI's strict mode accepts the schema as it is (see
+    ``strict_allowed``); otherwise false: the server is asked for the schema without the
+    guarantee, and the caller validates the reply either way.
+
+    Example:
+        >>> response_format({"type": "object", "properties": {"n": {"type": "integer"}},
+        ...     "required": ["n"], "additionalProperties": False}, "My Schema")["json_schema"]["name"]
+        'My_Schema'
+    """
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": wire_name(name or "response"),
+            "schema": dict(schema),
+            "strict": strict_allowed(schema),
+        },
+    }
+
+
+_NESTED = frozenset({"items", "anyOf", "oneOf", "allOf", "prefixItems", "not", "additionalProperties"})
+
+
+def strict_allowed(schema: Any) -> bool:
+    """Whether OpenAI's strict structured outputs accept ``schema``: every object in it (the
+    root, nested ones, ``$defs``, ``anyOf`` members, array items) lists all its properties in
+    ``required`` and has ``additionalProperties: false``. A pydantic model with an optional
+    field (``role: str | None = None``) is not strict: the field is not required.
+
+    Example:
+        >>> strict_allowed({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+        ...     "additionalProperties": False})
+        True
+        >>> strict_allowed({"type": "object", "properties": {"a": {"type": "string"}}})
+        False
+    """
+    if isinstance(schema, list):
+        return all(strict_allowed(member) for member in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    kind = schema.get("type")
+    if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if not isinstance(properties, Mapping) or schema.get("additionalProperties") is not False:
+            return False
+        if set(properties) != set(schema.get("required") or ()):
+            return False
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions", "patternProperties"):
+            if isinstance(value, Mapping) and not all(strict_allowed(v) for v in value.values()):
+                return False
+        elif key in _NESTED and not strict_allowed(value):
+            return False
+    return True
 
 
 def _complete_before(
