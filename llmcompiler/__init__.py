@@ -6,9 +6,13 @@ and answers, or asks for a new plan.
 
 Strategies of your own (and the baselines in ``planners``) are written with
 ``llmcompiler.strategy`` and the names exported here.
+
+Structured extraction (``extract``, ``Extractor``) runs many pydantic schemas over one text,
+long texts in chunks, as tasks of the same executor, and merges the items into one result.
 """
 
 from llmcompiler._agent import LLMCompiler
+from llmcompiler._chunks import TextChunk
 from llmcompiler._errors import (
     ArgumentError,
     JoinParseError,
@@ -28,6 +32,15 @@ from llmcompiler._events import (
     TaskStarted,
 )
 from llmcompiler._executor import Executor, RoundOutcome, execute_plan
+from llmcompiler._extract import (
+    ExtractionError,
+    ExtractionResult,
+    ExtractionTimings,
+    Extractor,
+    Provenance,
+    extract,
+    extract_sync,
+)
 from llmcompiler._joiner import Finish, JoinDecision, Replan, parse_join_reply
 from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._literals import Ref, Template
@@ -100,6 +113,15 @@ __all__ = [
     "TaskStarted",
     "TaskFinished",
     "JoinerDecided",
+    # structured extraction
+    "extract",
+    "extract_sync",
+    "Extractor",
+    "ExtractionResult",
+    "ExtractionError",
+    "ExtractionTimings",
+    "Provenance",
+    "TextChunk",
     # traces, pictures, live view
     "trace_dict",
     "write_trace",
