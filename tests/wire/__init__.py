@@ -101,13 +101,18 @@ class Recorded:
 
 
 class Script:
-    """The replies a server will give, in order, and the requests it got."""
+    """The replies a server will give, in order, and the requests it got.
+
+    ``route``, when set, picks the reply from the request itself (for concurrent requests,
+    whose order is not known): a ``Reply``, or ``None`` for the next queued one.
+    """
 
     def __init__(self) -> None:
         self.replies: collections.deque[Reply] = collections.deque()
         self.served: list[Reply] = []
         self.requests: list[Recorded] = []
         self.unexpected: list[Recorded] = []
+        self.route: Callable[[Recorded], Reply | None] | None = None
 
     def add(self, *replies: Reply) -> None:
         """Queue replies for the next requests."""
@@ -115,6 +120,11 @@ class Script:
 
     def next(self, recorded: Recorded) -> Reply | None:
         self.requests.append(recorded)
+        if self.route is not None:
+            routed = self.route(recorded)
+            if routed is not None:
+                self.served.append(routed)
+                return routed
         try:
             reply = self.replies.popleft()
         except IndexError:
@@ -134,6 +144,7 @@ class Script:
     def reset(self) -> None:
         """Forget replies and requests (between tests)."""
         self.release()
+        self.route = None
         self.replies.clear()
         self.served.clear()
         self.requests.clear()
