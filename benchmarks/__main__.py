@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks run --suite {bfcl,parallelqa,dag,nestful,all} --mode {oracle,model}
         [--model local] [--local-option NAME=on|off ...] [--profile gpt-4o] [--limit N]
         [--json FILE] [--out-dir DIR]
+    python -m benchmarks run --suite wikigold --mode {oracle,model} [--profile ...] [--limit N]
     python -m benchmarks fetch     # download the BFCL data once (the bfcl-eval wheel, into a cache)
     python -m benchmarks sweep ... # time to first token x decode speed (benchmarks/sweep.py, its --help)
 
@@ -20,6 +21,11 @@ In oracle mode every system is also measured against each question's ideal bound
 longest chain of the gold tool latencies, one answering call, on the same profile; no system's
 timeline enters it), and tokens are real counts of the profile's tokenizer (``benchmarks.tokens``;
 the document's ``token_counter``).
+
+``--suite wikigold`` is the structured extraction benchmark (``benchmarks.extraction``): the
+``Extractor`` strategies ``extract_parallel``, ``extract_sequential`` and ``extract_native`` over
+Wikigold's articles, scored by entity-level precision, recall and F1; it writes
+``wikigold-<tag>.json`` and a table, no pictures. ``all`` runs the four agent suites only.
 
 ``--local-option NAME=on|off`` (repeatable, only with ``--model local`` or ``local:<path>``)
 passes ``NAME=True`` or ``False`` to ``llmcompiler.models._llamacpp.LlamaCppChat``, e.g.
@@ -409,7 +415,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a suite")
-    run.add_argument("--suite", required=True, choices=[*SUITES, "all"])
+    run.add_argument("--suite", required=True, choices=[*SUITES, "wikigold", "all"])
     run.add_argument("--mode", required=True, choices=["oracle", "model"])
     run.add_argument("--model", default="local", help="model string for --mode model (default: local)")
     run.add_argument("--base-url", default=None, help="an OpenAI-compatible server for --model openai:<name>")
@@ -423,7 +429,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES), help="oracle streaming profile")
     run.add_argument("--limit", type=int, default=None, help="the first N questions of each suite")
-    run.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default: all three")
+    run.add_argument(
+        "--systems",
+        default=None,
+        help=f"comma-separated, default: all three ({', '.join(SYSTEMS)}; for wikigold "
+        "extract_parallel, extract_sequential, extract_native)",
+    )
     run.add_argument("--concurrency", type=int, default=None, help="runs at once (default: 8 oracle, 1 model)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", type=Path, default=None, help="results file (one suite only)")
@@ -488,12 +499,98 @@ def _progress_lines(console: Console, suite: str, total: int) -> Callable[[Outco
     return on_done
 
 
+def _number(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float | int) else "—"
+
+
+async def _main_wikigold(args: argparse.Namespace, console: Console) -> int:
+    """``run --suite wikigold``: the extraction strategies over Wikigold (``benchmarks.extraction``)."""
+    from benchmarks.extraction import EXTRACTION_SYSTEMS, print_extraction_table, run_wikigold
+    from benchmarks.suites.wikigold import load_documents
+
+    systems = [s.strip() for s in (args.systems or ",".join(EXTRACTION_SYSTEMS)).split(",") if s.strip()]
+    unknown = [s for s in systems if s not in EXTRACTION_SYSTEMS]
+    if unknown or not systems:
+        console.print(f"[red]unknown systems {unknown}: choose from {', '.join(EXTRACTION_SYSTEMS)}[/red]")
+        return 2
+    try:
+        options = local_options(args.local_option)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    is_local = args.model == "local" or args.model.startswith("local:")
+    if options and (args.mode != "model" or not is_local):
+        console.print("[red]--local-option needs --mode model --model local (or local:<path.gguf>)[/red]")
+        return 2
+    llm: ChatModel | None = None
+    if args.mode == "model":
+        llm = _load_llm(args, options)
+        load = getattr(llm, "load", None)
+        if callable(load):
+            console.print(f"loading {llm.model_name} ...")
+            await load(("extract",))
+    documents = load_documents()
+    if args.limit is not None:
+        documents = documents[: args.limit]
+    concurrency = args.concurrency or (8 if args.mode == "oracle" else 1)
+    total = len(documents) * len(systems)
+    done = 0
+    began = time.monotonic()
+
+    def on_done(_outcome: object) -> None:
+        nonlocal done
+        done += 1
+        if done % max(1, total // 20) == 0 or done == total:
+            console.print(f"wikigold: {done}/{total} runs, {time.monotonic() - began:.0f} s", highlight=False)
+
+    doc, _ = await run_wikigold(
+        mode=args.mode,
+        documents=documents,
+        systems=systems,
+        profile=PROFILES[args.profile],
+        llm=llm,
+        concurrency=concurrency,
+        on_done=on_done,
+    )
+    doc["command"] = "python -m benchmarks " + " ".join(sys.argv[1:])
+    doc["limit"] = args.limit
+    if args.mode == "model" and is_local:
+        doc["local_options"] = options
+    doc["machine"] = machine_info()
+    doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    print_extraction_table(
+        console, f"wikigold · {args.mode} · {doc['model']} · {len(documents)} articles", doc["systems"]
+    )
+    status = 0
+    if args.mode == "oracle":
+        console.print(f"tokens counted with {doc.get('token_counter')} (benchmarks/tokens.py)")
+        for name, target in doc["targets"].items():
+            value = target["value"]
+            shown = (
+                ", ".join(f"{k} {_number(v)}" for k, v in value.items()) if isinstance(value, dict) else _number(value)
+            )
+            console.print(f"target {name}: {shown} (min {target['min']}: {'met' if target['met'] else 'NOT met'})")
+        scores = {name: (m["precision"], m["recall"]) for name, m in doc["systems"].items()}
+        if any(p != 1.0 or r != 1.0 for p, r in scores.values()):
+            console.print(
+                f"[red]oracle precision or recall below 1.0 (the pipeline lost or added entities): {scores}[/red]"
+            )
+            status = 1
+    path = args.json or _default_json(args.out_dir, "wikigold", args.mode, args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {path}")
+    return status
+
+
 async def _main_run(args: argparse.Namespace, console: Console) -> int:
+    if args.suite == "wikigold":
+        return await _main_wikigold(args, console)
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     if args.json is not None and len(suites) > 1:
         console.print("[red]--json names one file: use it with one suite, or --out-dir with --suite all[/red]")
         return 2
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    systems = [s.strip() for s in (args.systems or ",".join(SYSTEMS)).split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         console.print(f"[red]unknown systems {unknown}: choose from {', '.join(SYSTEMS)}[/red]")
