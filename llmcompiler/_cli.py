@@ -20,6 +20,15 @@ a directory, no permission) are refused. Errors name the command's flags (``--ba
 alone: the directory is never put on ``sys.path``, so a file there named like a library cannot
 shadow it), else as an installed module. A bad ``--tools`` or ``--timeline`` is one line on
 standard error and exit status 2; a failed run is exit status 1.
+
+``llmcompiler extract FILE --schemas module:attr [--schemas ...] [--strategy parallel|native|sequential]
+[--model M] [--base-url URL] [--json FILE.json|-]`` extracts the items of pydantic schemas (a
+class or a list of them per ``--schemas``, loaded as ``--tools`` is) from a UTF-8 text file
+(``-``: standard input) with ``Extractor``, and prints a table per schema (each item's fields,
+its chunk and character offsets), the errors and a summary line; ``--json`` also writes the
+same as JSON (``-``: JSON alone on standard output). Exit status 1 when any call or item
+failed (what did not fail is still shown); a bad file or option is refused before the model
+is loaded (status 2).
 """
 
 from __future__ import annotations
@@ -40,12 +49,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
 from llmcompiler._agent import LLMCompiler
 from llmcompiler._errors import LLMCompilerError, RunError, UserError
-from llmcompiler._live import LiveView, shown_block
+from llmcompiler._extract import ExtractionResult
+from llmcompiler._live import LiveView, shown, shown_block
 from llmcompiler._records import RunResult
 from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, safe_text
@@ -67,23 +78,28 @@ def _load_tools(spec: str | None) -> list[Any]:
         from llmcompiler.demo import DEMO_TOOLS
 
         return list(DEMO_TOOLS)
+    return _load_attr("--tools", spec, "mytools:TOOLS")
+
+
+def _load_attr(flag: str, spec: str, example: str) -> list[Any]:
+    """What ``module:attr`` names (``flag``'s value), as a list: a list or tuple as its items."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise _UsageError(f"--tools takes module:attribute (e.g. mytools:TOOLS), got {spec!r}")
+        raise _UsageError(f"{flag} takes module:attribute (e.g. {example}), got {spec!r}")
     if not all(part.isidentifier() for part in module_name.split(".")):
-        raise _UsageError(f"--tools: {module_name!r} is not a module name (relative names are not accepted)")
-    module = _import_tools_module(module_name)
+        raise _UsageError(f"{flag}: {module_name!r} is not a module name (relative names are not accepted)")
+    module = _import_user_module(module_name, flag)
     try:
         value = getattr(module, attr)
     except AttributeError:
-        raise _UsageError(f"--tools: module {module_name!r} has no attribute {attr!r}") from None
+        raise _UsageError(f"{flag}: module {module_name!r} has no attribute {attr!r}") from None
     except Exception as exc:  # a module __getattr__ that fails is the user's error, in one line
-        raise _UsageError(f"--tools: reading {module_name}.{attr} failed: {_exc_line(exc)}") from None
+        raise _UsageError(f"{flag}: reading {module_name}.{attr} failed: {_exc_line(exc)}") from None
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _import_tools_module(name: str) -> ModuleType:
-    """Import the tools module: from the current directory if it is there, else as installed.
+def _import_user_module(name: str, flag: str = "--tools") -> ModuleType:
+    """Import the user's module: from the current directory if it is there, else as installed.
 
     Only that module (or package) is imported from the current directory; the directory is
     never put on ``sys.path``, so a file there named like a library (``openai.py``) cannot
@@ -94,7 +110,7 @@ def _import_tools_module(name: str) -> ModuleType:
     loaded = sys.modules.get(top)
     if here is not None and loaded is not None and getattr(loaded, "__file__", None) != str(here):
         raise _UsageError(
-            f"--tools: {here.name} in the current directory has the name of the module {top!r}, "
+            f"{flag}: {here.name} in the current directory has the name of the module {top!r}, "
             "which is already imported; rename it"
         )
     try:
@@ -102,7 +118,7 @@ def _import_tools_module(name: str) -> ModuleType:
             _import_from_cwd(top, here)
         return importlib.import_module(name)
     except (Exception, SystemExit) as exc:  # the user's module failing on import: one line
-        raise _UsageError(f"--tools: cannot import {name!r}: {_exc_line(exc)}") from None
+        raise _UsageError(f"{flag}: cannot import {name!r}: {_exc_line(exc)}") from None
 
 
 def _in_cwd(name: str) -> Path | None:
@@ -189,6 +205,46 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="print only the answer (as it is in a pipe, escaped on a terminal)"
     )
+    ext = sub.add_parser(
+        "extract",
+        help="extract typed items from a text",
+        description=(
+            "Extract the items of pydantic schemas from a text file: one model call per schema (and chunk), "
+            "the items validated and merged."
+        ),
+    )
+    ext.add_argument("file", metavar="FILE", help="the text file (UTF-8), or - for standard input")
+    ext.add_argument(
+        "--schemas",
+        action="append",
+        required=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "a pydantic model class, or a list of them; repeat for more. MODULE is imported from the current "
+            "directory (that module alone) or else as installed"
+        ),
+    )
+    ext.add_argument(
+        "--strategy",
+        choices=("parallel", "native", "sequential"),
+        default="parallel",
+        help="parallel: every schema's call at once (default); native: one call with a tool per schema; "
+        "sequential: the calls one after another",
+    )
+    ext.add_argument(
+        "--model",
+        default=None,
+        metavar="M",
+        help="local (default: the bundled model), local:FILE.gguf, openai:MODEL or anthropic:MODEL",
+    )
+    ext.add_argument("--base-url", default=None, metavar="URL", help="the server of an openai:MODEL")
+    ext.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE.json",
+        help="write the items, their provenance and the errors as JSON to this file (- for standard output, "
+        "instead of the tables)",
+    )
     return parser
 
 
@@ -259,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     for each in (console, errors):  # in a pipe or a log, a long line stays one line
         each.soft_wrap = not each.is_terminal
+    if args.command == "extract":
+        return _extract_command(args, console, errors)
     try:
         _check_args(args)
         from llmcompiler.models._loader import load_model
@@ -347,6 +405,138 @@ def _write_files(args: argparse.Namespace, result: RunResult, outcome: _Outcome,
         Path(args.trace).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.timeline is not None:
         write_timeline(data, args.timeline)
+
+
+# --------------------------------------------------------------------------- extract
+
+
+def _extract_command(args: argparse.Namespace, console: Console, errors: Console) -> int:
+    """``llmcompiler extract``: exit status 0, 1 when some call or item failed (the rest is still
+    shown), 2 for a bad option or file."""
+    from llmcompiler._extract import Extractor
+
+    try:
+        if args.json not in (None, "-"):
+            _check_writable("--json", args.json)
+        text = _read_text(args.file)
+        schemas = [schema for spec in args.schemas for schema in _load_schemas(spec)]
+        from llmcompiler.models._loader import load_model
+
+        llm = load_model(args.model, base_url=args.base_url)
+        result = Extractor(schemas, llm=llm, strategy=args.strategy).run(text)
+    except KeyboardInterrupt:
+        errors.print("[red]interrupted[/]")
+        return 130
+    except LLMCompilerError as exc:
+        errors.print(_error_line(exc), soft_wrap=True)
+        return 2 if isinstance(exc, _UsageError) else 1
+    data = _extraction_dict(result, file=args.file, model=llm.model_name)
+    if args.json == "-":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_extraction(console, result, schemas)
+        if args.json is not None:
+            try:
+                Path(args.json).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            except OSError as exc:
+                errors.print(
+                    f"[red]error:[/] cannot write {escape(shown(args.json))}: {escape(shown(exc.strerror or exc))}",
+                    soft_wrap=True,
+                )
+                return 1
+    return 0 if result.ok else 1
+
+
+def _read_text(file: str) -> str:
+    if file == "-":
+        return sys.stdin.read()
+    path = Path(file)
+    if not path.is_file():
+        raise _UsageError(f"no such file: {file!r}" if not path.exists() else f"{file!r} is not a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _UsageError(f"{file!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise _UsageError(f"cannot read {file!r}: {exc.strerror or exc}") from None
+
+
+def _load_schemas(spec: str) -> list[type[BaseModel]]:
+    found = _load_attr("--schemas", spec, "myschemas:SCHEMAS")
+    bad = [value for value in found if not (isinstance(value, type) and issubclass(value, BaseModel))]
+    if bad or not found:
+        what = type(bad[0]).__name__ if bad else "an empty list"
+        raise _UsageError(f"--schemas {spec}: expected a pydantic model class or a list of them, got {what}")
+    return found
+
+
+def _extraction_dict(result: ExtractionResult, *, file: str, model: str) -> dict[str, Any]:
+    """What ``--json`` writes: the items with their provenance by schema, the errors, usage, timing.
+    Model text is scrubbed of secrets."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(safe_text(value))
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {
+        "file": file,
+        "model": model,
+        "strategy": result.strategy,
+        "items": {
+            name: [
+                {"item": clean(item.model_dump(mode="json")), "chunk": p.chunk, "start": p.start, "end": p.end}
+                for item, p in zip(items, result.provenance[name], strict=True)
+            ]
+            for name, items in result.items.items()
+        },
+        "errors": [
+            {"schema": clean(e.schema), "chunk": e.chunk, "reason": clean(e.reason), "raw": clean(e.raw)}
+            for e in result.errors
+        ],
+        "chunks": len(result.chunks),
+        "usage": dataclasses.asdict(result.usage),
+        "cost_usd": result.cost_usd,
+        "total_s": round(result.timings.total_s, 6),
+    }
+
+
+def _print_extraction(console: Console, result: ExtractionResult, schemas: Sequence[type[BaseModel]]) -> None:
+    """A table per schema (each item's fields, then where it was found), the errors, a summary line."""
+    from rich.table import Table
+
+    for name, items in result.items.items():
+        fields = list(next(s for s in schemas if s.__name__ == name).model_fields)
+        table = Table(title=f"{escape(shown(name))} ({len(items)})", title_justify="left", show_lines=False)
+        table.add_column("#", justify="right")
+        for field in fields:
+            table.add_column(escape(shown(field)))
+        table.add_column("chunk", justify="right")
+        table.add_column("chars")
+        for n, (item, p) in enumerate(zip(items, result.provenance[name], strict=True), 1):
+            values = item.model_dump(mode="json")
+            where = "" if p.start is None else f"{p.start}-{p.end}"
+            cells = [escape(shown(v if isinstance(v, str) else json.dumps(v), 120)) for v in values.values()]
+            table.add_row(str(n), *cells, str(p.chunk), where)
+        console.print(table)
+    for e in result.errors:
+        console.print(
+            f"[red]failed[/] {escape(shown(e.schema))} (chunk {e.chunk}): {escape(shown(e.reason, 300))}",
+            soft_wrap=True,
+        )
+    usage = result.usage
+    cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    total = sum(len(items) for items in result.items.values())
+    console.print(
+        f"{total} items, {len(result.errors)} errors; {result.strategy}, {len(result.timings.calls)} calls over "
+        f"{len(result.chunks)} chunks in {result.timings.total_s:.2f}s; "
+        f"tokens {usage.prompt_tokens} in / {usage.completion_tokens} out; {cost}",
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from llmcompiler import _cli
+from llmcompiler import ModelError, ModelRequest, Usage, _cli
 from llmcompiler._live import LiveView
+from llmcompiler.models import ModelEvent
 from llmcompiler.testing import ScriptedLLM
 
 
@@ -393,3 +395,152 @@ def test_the_cli_draws_the_live_view_on_a_terminal(monkeypatch: pytest.MonkeyPat
     assert [line.split("│")[4].strip() for line in final] == ["done", "failed", "skipped", "done"]
     assert "Tokyo 20C" in text and "one after another" in text
     assert "FAKEKEY" not in text
+
+
+# --- llmcompiler extract ----------------------------------------------------------------------
+
+SCHEMAS_MODULE = '''
+from pydantic import BaseModel
+
+
+class Person(BaseModel):
+    """A person mentioned in the text."""
+
+    name: str
+    role: str | None = None
+
+
+class Location(BaseModel):
+    """A place."""
+
+    name: str
+
+
+SCHEMAS = [Person, Location]
+NOT_A_SCHEMA = 42
+'''
+
+EXTRACT_TEXT = "Ada Lovelace, a mathematician, wrote to Charles Babbage from London."
+
+
+class _BySchema:
+    """A model that answers an extraction call by its schema's name (calls may come in any order)."""
+
+    def __init__(self, replies: dict[str, str | Exception]) -> None:
+        self.replies = replies
+        self.requests: list[ModelRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        return "scripted-extract"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.requests.append(request)
+        reply = self.replies[request.response_name or ""]
+        if isinstance(reply, Exception):
+            raise reply
+        yield reply
+        yield Usage(prompt_tokens=10, completion_tokens=5, calls=1)
+
+
+@pytest.fixture
+def user_schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's schemas module and a text file in the current directory; yields the module's name."""
+    name = f"user_schemas_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{name}.py").write_text(SCHEMAS_MODULE)
+    (tmp_path / "text.txt").write_text(EXTRACT_TEXT, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return name
+
+
+def _extract_model(monkeypatch: pytest.MonkeyPatch, replies: dict[str, str | Exception]) -> _BySchema:
+    llm = _BySchema(replies)
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", lambda spec, base_url=None: llm)
+    return llm
+
+
+PEOPLE = '{"items": [{"name": "Charles Babbage"}, {"name": "Ada Lovelace", "role": "mathematician"}]}'
+
+
+def test_extract_prints_a_table_per_schema(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], user_schemas: str
+) -> None:
+    llm = _extract_model(monkeypatch, {"Person": PEOPLE, "Location": '{"items": [{"name": "London"}]}'})
+    assert _cli.main(["extract", "text.txt", "--schemas", f"{user_schemas}:SCHEMAS"]) == 0
+    out = capsys.readouterr().out
+    assert "Person (2)" in out and "Location (1)" in out
+    lines = out.splitlines()
+    ada = next(line for line in lines if "Ada Lovelace" in line)
+    assert "mathematician" in ada and "0-12" in ada  # in text order, with its offsets
+    assert out.index("Ada Lovelace") < out.index("Charles Babbage")
+    assert "3 items, 0 errors; parallel, 2 calls" in out
+    assert sorted(r.response_name or "" for r in llm.requests) == ["Location", "Person"]
+    assert all(r.question == EXTRACT_TEXT for r in llm.requests)
+
+
+def test_extract_writes_json_and_keeps_what_did_not_fail(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], user_schemas: str
+) -> None:
+    _extract_model(monkeypatch, {"Person": PEOPLE, "Location": ModelError("local", "the model fell over")})
+    status = _cli.main(
+        [
+            "extract",
+            "text.txt",
+            "--schemas",
+            f"{user_schemas}:Person",
+            "--schemas",
+            f"{user_schemas}:Location",
+            "--strategy",
+            "sequential",
+            "--json",
+            "out.json",
+        ]
+    )
+    assert status == 1  # something failed; the rest is written
+    data = json.loads(Path("out.json").read_text(encoding="utf-8"))
+    assert data["strategy"] == "sequential"
+    assert [(e["item"]["name"], e["start"], e["end"]) for e in data["items"]["Person"]] == [
+        ("Ada Lovelace", 0, 12),
+        ("Charles Babbage", 40, 55),
+    ]
+    assert data["items"]["Location"] == []
+    assert [(e["schema"], e["chunk"]) for e in data["errors"]] == [("Location", 0)]
+    assert "fell over" in data["errors"][0]["reason"]
+    assert data["usage"]["calls"] >= 1
+    out = capsys.readouterr().out
+    assert "failed Location (chunk 0)" in out  # the tables and the errors are shown too
+
+
+def test_extract_json_to_standard_output(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], user_schemas: str
+) -> None:
+    _extract_model(monkeypatch, {"Person": PEOPLE, "Location": '{"items": []}'})
+    assert _cli.main(["extract", "text.txt", "--schemas", f"{user_schemas}:SCHEMAS", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["item"]["name"] for e in data["items"]["Person"]] == ["Ada Lovelace", "Charles Babbage"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.txt", "--schemas", "{m}:SCHEMAS"], "no such file: 'missing.txt'"),
+        (["text.txt", "--schemas", "{m}:NOT_A_SCHEMA"], "expected a pydantic model class or a list of them, got int"),
+        (["text.txt", "--schemas", "{m}"], "--schemas takes module:attribute"),
+        (["text.txt", "--schemas", "{m}:NOPE"], "has no attribute 'NOPE'"),
+        (["text.txt", "--schemas", "{m}:SCHEMAS", "--json", "nodir/out.json"], "does not exist"),
+    ],
+)
+def test_extract_bad_options_are_refused_before_loading_the_model(
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    user_schemas: str,
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("nothing may load")
+
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", refuse)
+    assert _cli.main(["extract", *(a.replace("{m}", user_schemas) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err.replace("\n", " ")
