@@ -42,6 +42,12 @@ class LangChainChat:
     ``response_metadata`` says it hit the token limit (``finish_reason="length"``,
     ``stop_reason="max_tokens"``, ...) ends with ``Truncated``.
 
+    A request's ``response_schema`` (structured extraction) is not sent: LangChain has no one
+    way to ask every model for it. The extraction prompt asks for the JSON and shows the
+    schema, and the extractor parses and validates the text the model streams (an invalid
+    reply fails its own call only). For constrained output, wrap the provider through its own
+    adapter (``OpenAIChat``, ``AnthropicChat``) instead.
+
     Args:
         chat_model: any ``BaseChatModel``, e.g. ``ChatOpenAI(model="gpt-4o-mini")``.
         name: the model's name in traces and price tables (default: from the model).
