@@ -238,6 +238,9 @@ def summarize_extraction(outcomes: Sequence[ExtractionOutcome], systems: Sequenc
         }
         unsupported = [o.error for o in runs if o.error and _NOT_SUPPORTED.search(o.error)]
         if runs and len(unsupported) == len(runs) and not any(sum(o.predicted.values()) for o in runs):
+            # Nothing was measured: no figure, only why (a model without native tool calls).
+            kept = ("failures", "runs")
+            out[system] = {k: (v if k in kept else None) for k, v in out[system].items()}
             out[system]["unsupported"] = unsupported[0]
     return out
 
