@@ -50,15 +50,19 @@ bench-local: $(STAMP)  ## the local model: tokens/s, time to first token, the de
 bench-scale: $(STAMP)  ## fusion, load balancing, arun_many throughput, Ray overhead
 	$(PY) -m benchmarks.scale
 
-bench-suites: $(STAMP)  ## LLMCompiler vs ReAct vs native parallel calling: every suite, oracle mode (both profiles) and the local model
+bench-suites: $(STAMP)  ## LLMCompiler vs ReAct vs native parallel calling, and wikigold extraction: oracle mode (both profiles) and the local model
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks run --suite all --mode oracle
 	$(PY) -m benchmarks run --suite all --mode oracle --profile local
 	$(PY) -m benchmarks run --suite all --mode model --model local --limit 5
+	$(PY) -m benchmarks run --suite wikigold --mode oracle
+	$(PY) -m benchmarks run --suite wikigold --mode oracle --profile local
+	$(PY) -m benchmarks run --suite wikigold --mode model --model local --limit 5
 
 bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a minute)
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks run --suite all --mode oracle --limit 3 --out-dir /tmp/llmcompiler-bench-quick
+	$(PY) -m benchmarks run --suite wikigold --mode oracle --limit 3 --out-dir /tmp/llmcompiler-bench-quick
 
 bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token x decode speed (virtual clock, ~3 min)
 	$(PY) -m benchmarks sweep --clock-check 3
