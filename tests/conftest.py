@@ -5,16 +5,25 @@
 - Real model clients never reach beyond loopback: provider keys are removed from the
   environment unless a test opts in with the ``real_provider`` marker.
 - The local model's prompt cache goes to a directory of the test session, not the user's.
+- ``openai_script`` / ``anthropic_script`` / ``openai_llm`` / ``anthropic_llm``: the loopback wire
+  servers of ``tests/wire`` (one per test module) and the real SDK clients on them, with the
+  module's ``SECRET`` as the key.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+
+if TYPE_CHECKING:
+    from llmcompiler.models._anthropic import AnthropicChat
+    from llmcompiler.models._openai import OpenAIChat
+    from tests.wire import LoopbackServer, Script
 
 _PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
 
@@ -45,6 +54,77 @@ def _prompt_cache_of_the_session() -> Iterator[None]:
             os.environ.pop("LLMCOMPILER_CACHE", None)
         else:
             os.environ["LLMCOMPILER_CACHE"] = before
+
+
+# --------------------------------------------------------------------------- loopback wire servers
+# The OpenAI and Anthropic wire-format servers of ``tests/wire``, one of each per test module, and
+# the real SDK clients on them, keyed by the test module's ``SECRET`` (so each module proves its own
+# key never leaks). A module that defines fixtures of these names uses its own.
+
+
+@pytest.fixture(scope="module")
+def _openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
+    from tests.wire import openai_server, serve
+
+    with serve(openai_server.app) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def _anthropic_server() -> Iterator[tuple[LoopbackServer, Script]]:
+    from tests.wire import anthropic_server, serve
+
+    with serve(anthropic_server.app) as running:
+        yield running
+
+
+def _fresh(server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+    script = server[1]
+    script.reset()
+    yield script
+    unused = len(script.replies)
+    unexpected = list(script.unexpected)
+    script.reset()
+    assert not unexpected, f"requests beyond the script: {unexpected}"
+    assert unused == 0, f"{unused} scripted replies were not requested"
+
+
+@pytest.fixture
+def openai_script(_openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+    """The OpenAI server's script, empty at the start; the test must use every reply it adds."""
+    yield from _fresh(_openai_server)
+
+
+@pytest.fixture
+def anthropic_script(_anthropic_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+    """The Anthropic server's script, empty at the start; the test must use every reply it adds."""
+    yield from _fresh(_anthropic_server)
+
+
+@pytest.fixture
+async def openai_llm(
+    request: pytest.FixtureRequest, _openai_server: tuple[LoopbackServer, Script]
+) -> AsyncIterator[OpenAIChat]:
+    """``OpenAIChat`` through the real SDK on the loopback server, with the module's ``SECRET``."""
+    from llmcompiler.models._openai import OpenAIChat
+
+    url = f"{_openai_server[0].url}/v1"
+    key = request.module.SECRET
+    async with OpenAIChat("gpt-test", base_url=url, api_key=key, max_retries=0, timeout=10) as model:
+        yield model
+
+
+@pytest.fixture
+async def anthropic_llm(
+    request: pytest.FixtureRequest, _anthropic_server: tuple[LoopbackServer, Script]
+) -> AsyncIterator[AnthropicChat]:
+    """``AnthropicChat`` through the real SDK on the loopback server, with the module's ``SECRET``."""
+    from llmcompiler.models._anthropic import AnthropicChat
+
+    url = _anthropic_server[0].url
+    key = request.module.SECRET
+    async with AnthropicChat("claude-test", base_url=url, api_key=key, max_retries=0, timeout=10) as model:
+        yield model
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

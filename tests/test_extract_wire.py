@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -27,7 +27,7 @@ from llmcompiler import ModelRequest, Usage, extract
 from llmcompiler._types import Message
 from llmcompiler.models._anthropic import AnthropicChat
 from llmcompiler.models._openai import OpenAIChat, strict_allowed
-from tests.wire import SSE, Gate, LoopbackServer, Recorded, Reply, Script, Status, serve
+from tests.wire import SSE, Gate, Recorded, Reply, Script, Status
 from tests.wire import anthropic_server as an
 from tests.wire import openai_server as oa
 
@@ -121,51 +121,7 @@ class _AllArrived:
 # --- servers and clients --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(oa.app) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def _anthropic_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(an.app) as running:
-        yield running
-
-
-def _fresh(server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    script = server[1]
-    script.reset()
-    yield script
-    unused = len(script.replies)
-    unexpected = list(script.unexpected)
-    script.reset()
-    assert not unexpected, f"requests beyond the script: {unexpected}"
-    assert unused == 0, f"{unused} scripted replies were not requested"
-
-
-@pytest.fixture
-def openai_script(_openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(_openai_server)
-
-
-@pytest.fixture
-def anthropic_script(_anthropic_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(_anthropic_server)
-
-
-@pytest.fixture
-async def openai_llm(_openai_server: tuple[LoopbackServer, Script]) -> AsyncIterator[OpenAIChat]:
-    url = f"{_openai_server[0].url}/v1"
-    async with OpenAIChat("gpt-test", base_url=url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
-
-
-@pytest.fixture
-async def anthropic_llm(_anthropic_server: tuple[LoopbackServer, Script]) -> AsyncIterator[AnthropicChat]:
-    url = _anthropic_server[0].url
-    async with AnthropicChat("claude-test", base_url=url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
+# The loopback servers, their scripts and the clients on them: tests/conftest.py (keyed by this module's SECRET).
 
 
 # --- the strict rule --------------------------------------------------------------------------

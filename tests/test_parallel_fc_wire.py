@@ -16,7 +16,6 @@ the test instead). A turn cut at the token limit after a call started ends the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from llmcompiler import ModelError, Tool, Usage, tool
 from llmcompiler.models._anthropic import AnthropicChat
 from llmcompiler.models._openai import OpenAIChat
 from planners import DEFAULT_SYSTEM_PROMPT, ParallelToolCallAgent
-from tests.wire import SSE, Gate, LoopbackServer, Script, serve
+from tests.wire import SSE, Gate, Script
 from tests.wire import anthropic_server as an
 from tests.wire import openai_server as oa
 
@@ -74,51 +73,7 @@ def _check_records(result_tasks: list[Any]) -> None:
 # --- OpenAI ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(oa.app) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def _anthropic_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(an.app) as running:
-        yield running
-
-
-def _fresh(server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    script = server[1]
-    script.reset()
-    yield script
-    unused = len(script.replies)
-    unexpected = list(script.unexpected)
-    script.reset()
-    assert not unexpected, f"requests beyond the script: {unexpected}"
-    assert unused == 0, f"{unused} scripted replies were not requested"
-
-
-@pytest.fixture
-def openai_script(_openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(_openai_server)
-
-
-@pytest.fixture
-def anthropic_script(_anthropic_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(_anthropic_server)
-
-
-@pytest.fixture
-async def openai_llm(_openai_server: tuple[LoopbackServer, Script]) -> AsyncIterator[OpenAIChat]:
-    url = f"{_openai_server[0].url}/v1"
-    async with OpenAIChat("gpt-test", base_url=url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
-
-
-@pytest.fixture
-async def anthropic_llm(_anthropic_server: tuple[LoopbackServer, Script]) -> AsyncIterator[AnthropicChat]:
-    url = _anthropic_server[0].url
-    async with AnthropicChat("claude-test", base_url=url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
+# The loopback servers, their scripts and the clients on them: tests/conftest.py (keyed by this module's SECRET).
 
 
 @pytest.mark.parametrize("layout", ["sequential", "interleaved", "index0"])
