@@ -478,6 +478,44 @@ def _load_llm(args: argparse.Namespace, options: dict[str, bool]) -> ChatModel:
     return load_model(args.model, base_url=args.base_url)
 
 
+def _is_local(args: argparse.Namespace) -> bool:
+    return bool(args.model == "local" or args.model.startswith("local:"))
+
+
+async def _setup(
+    args: argparse.Namespace, console: Console, known: Sequence[str], *, slots: tuple[str, ...]
+) -> tuple[list[str], dict[str, bool], ChatModel | None] | None:
+    """The systems to run (of ``known``), the ``--local-option`` values and, in model mode, the
+    model, loaded for ``slots``; ``None`` (the problem printed) when an option is wrong."""
+    systems = [s.strip() for s in (args.systems or ",".join(known)).split(",") if s.strip()]
+    unknown = [s for s in systems if s not in known]
+    if unknown or not systems:
+        console.print(f"[red]unknown systems {unknown}: choose from {', '.join(known)}[/red]")
+        return None
+    try:
+        options = local_options(args.local_option)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return None
+    if options and (args.mode != "model" or not _is_local(args)):
+        console.print("[red]--local-option needs --mode model --model local (or local:<path.gguf>)[/red]")
+        return None
+    if args.mode != "model":
+        return systems, options, None
+    try:
+        llm = _load_llm(args, options)
+    except TypeError as exc:
+        if not options:
+            raise
+        console.print(f"[red]--local-option: the local model does not take these options ({exc})[/red]")
+        return None
+    load = getattr(llm, "load", None)
+    if callable(load):
+        console.print(f"loading {llm.model_name} ...")
+        await load(slots)
+    return systems, options, llm
+
+
 def _progress_lines(console: Console, suite: str, total: int) -> Callable[[Outcome], None]:
     """When the output is no terminal (a log file), a plain line every 5% of the runs instead of a bar."""
     began = time.monotonic()
@@ -508,27 +546,10 @@ async def _main_wikigold(args: argparse.Namespace, console: Console) -> int:
     from benchmarks.extraction import EXTRACTION_SYSTEMS, print_extraction_table, run_wikigold
     from benchmarks.suites.wikigold import load_documents
 
-    systems = [s.strip() for s in (args.systems or ",".join(EXTRACTION_SYSTEMS)).split(",") if s.strip()]
-    unknown = [s for s in systems if s not in EXTRACTION_SYSTEMS]
-    if unknown or not systems:
-        console.print(f"[red]unknown systems {unknown}: choose from {', '.join(EXTRACTION_SYSTEMS)}[/red]")
+    setup = await _setup(args, console, EXTRACTION_SYSTEMS, slots=("extract",))
+    if setup is None:
         return 2
-    try:
-        options = local_options(args.local_option)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
-    is_local = args.model == "local" or args.model.startswith("local:")
-    if options and (args.mode != "model" or not is_local):
-        console.print("[red]--local-option needs --mode model --model local (or local:<path.gguf>)[/red]")
-        return 2
-    llm: ChatModel | None = None
-    if args.mode == "model":
-        llm = _load_llm(args, options)
-        load = getattr(llm, "load", None)
-        if callable(load):
-            console.print(f"loading {llm.model_name} ...")
-            await load(("extract",))
+    systems, options, llm = setup
     documents = load_documents()
     if args.limit is not None:
         documents = documents[: args.limit]
@@ -554,7 +575,7 @@ async def _main_wikigold(args: argparse.Namespace, console: Console) -> int:
     )
     doc["command"] = "python -m benchmarks " + " ".join(sys.argv[1:])
     doc["limit"] = args.limit
-    if args.mode == "model" and is_local:
+    if args.mode == "model" and _is_local(args):
         doc["local_options"] = options
     doc["machine"] = machine_info()
     doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -590,33 +611,10 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
     if args.json is not None and len(suites) > 1:
         console.print("[red]--json names one file: use it with one suite, or --out-dir with --suite all[/red]")
         return 2
-    systems = [s.strip() for s in (args.systems or ",".join(SYSTEMS)).split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown or not systems:
-        console.print(f"[red]unknown systems {unknown}: choose from {', '.join(SYSTEMS)}[/red]")
+    setup = await _setup(args, console, SYSTEMS, slots=("plan", "join", "react"))
+    if setup is None:
         return 2
-    try:
-        options = local_options(args.local_option)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
-    is_local = args.model == "local" or args.model.startswith("local:")
-    if options and (args.mode != "model" or not is_local):
-        console.print("[red]--local-option needs --mode model --model local (or local:<path.gguf>)[/red]")
-        return 2
-    llm: ChatModel | None = None
-    if args.mode == "model":
-        try:
-            llm = _load_llm(args, options)
-        except TypeError as exc:
-            if not options:
-                raise
-            console.print(f"[red]--local-option: the local model does not take these options ({exc})[/red]")
-            return 2
-        load = getattr(llm, "load", None)
-        if callable(load):
-            console.print(f"loading {llm.model_name} ...")
-            await load(("plan", "join", "react"))
+    systems, options, llm = setup
     concurrency = args.concurrency or (8 if args.mode == "oracle" else 1)
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     status = 0
@@ -647,7 +645,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         doc["command"] = command
         doc["limit"] = args.limit
         doc["seed"] = args.seed
-        if args.mode == "model" and is_local:
+        if args.mode == "model" and _is_local(args):
             doc["local_options"] = options
         doc["machine"] = machine_info()
         doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
