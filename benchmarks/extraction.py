@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.oracle import ExtractionOracle, Profile
-from benchmarks.runner import percentile
+from benchmarks.runner import percentile, run_grid
 from benchmarks.suites.wikigold import SCHEMAS, TYPES, Counts, Document, prf, score, summarize_counts
 from llmcompiler import Extractor, Usage
 from llmcompiler.models import ChatModel
@@ -179,23 +179,11 @@ async def run_documents(
 ) -> list[ExtractionOutcome]:
     """Run every system over every article, ``concurrency`` runs at a time, systems interleaved;
     the outcomes in (article, system) order."""
-    gate = asyncio.Semaphore(concurrency)
-    outcomes: list[ExtractionOutcome] = []
 
-    async def one(system: str, document: Document) -> None:
-        async with gate:
-            outcome = await run_document(system, document, llm_for(document), cost=cost)
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+    async def one(system: str, document: Document) -> ExtractionOutcome:
+        return await run_document(system, document, llm_for(document), cost=cost)
 
-    async with asyncio.TaskGroup() as group:
-        for document in documents:
-            for system in systems:
-                group.create_task(one(system, document))
-    order = {(d.id, s): k for k, (d, s) in enumerate((d, s) for d in documents for s in systems)}
-    outcomes.sort(key=lambda o: order[(o.item, o.system)])
-    return outcomes
+    return await run_grid(documents, systems, one, concurrency=concurrency, on_done=on_done)
 
 
 def _mean(values: Sequence[float]) -> float | None:

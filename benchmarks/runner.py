@@ -56,8 +56,8 @@ import asyncio
 import dataclasses
 import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from benchmarks.ideal import GoldTrace, GoldTraceError, IdealBound, ideal_bound, trace_gold
 from benchmarks.oracle import OracleLLM, Profile, levels
@@ -74,6 +74,7 @@ __all__ = [
     "make_agent",
     "percentile",
     "plan_correct",
+    "run_grid",
     "run_items",
     "suite_scores",
     "summarize",
@@ -280,6 +281,8 @@ async def run_one(
 
 
 LLMFactory = Callable[[Item], ChatModel]
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 
 def oracle_factory(profile: Profile) -> LLMFactory:
@@ -324,26 +327,43 @@ async def run_items(
 
     ``ideal`` (by item id, from ``ideal_bounds``) gives each run its item's ``ideal_bound_s``.
     """
-    gate = asyncio.Semaphore(concurrency)
-    outcomes: list[Outcome] = []
     bounds = ideal or {}
 
-    async def one(system: str, item: Item) -> None:
-        async with gate:
-            outcome = await run_one(system, item, llm_for(item), cost=cost)
+    async def one(system: str, item: Item) -> Outcome:
+        outcome = await run_one(system, item, llm_for(item), cost=cost)
         if item.id in bounds:
             outcome.ideal_bound_s = bounds[item.id].total_s
-        outcomes.append(outcome)
+        return outcome
+
+    return await run_grid(items, systems, one, concurrency=concurrency, on_done=on_done)
+
+
+async def run_grid(
+    items: Sequence[ItemT],
+    systems: Sequence[str],
+    run: Callable[[str, ItemT], Awaitable[ResultT]],
+    *,
+    concurrency: int = 1,
+    on_done: Callable[[ResultT], None] | None = None,
+) -> list[ResultT]:
+    """``run(system, item)`` for every item and system, ``concurrency`` at a time, systems
+    interleaved; ``on_done`` with each result as it comes; the results in (item, system) order."""
+    gate = asyncio.Semaphore(concurrency)
+    pairs = [(item, system) for item in items for system in systems]
+    results: list[ResultT | None] = [None] * len(pairs)
+
+    async def one(k: int) -> None:
+        item, system = pairs[k]
+        async with gate:
+            result = await run(system, item)
+        results[k] = result
         if on_done is not None:
-            on_done(outcome)
+            on_done(result)
 
     async with asyncio.TaskGroup() as group:
-        for item in items:
-            for system in systems:
-                group.create_task(one(system, item))
-    order = {(item.id, s): k for k, (item, s) in enumerate((i, s) for i in items for s in systems)}
-    outcomes.sort(key=lambda o: order[(o.item, o.system)])
-    return outcomes
+        for k in range(len(pairs)):
+            group.create_task(one(k))
+    return [r for r in results if r is not None]
 
 
 # --------------------------------------------------------------------------- metrics
