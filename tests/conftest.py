@@ -63,18 +63,20 @@ def _prompt_cache_of_the_session() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def _openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    from tests.wire import openai_server, serve
+def openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
+    from tests.wire import openai_server as wire
+    from tests.wire import serve
 
-    with serve(openai_server.app) as running:
+    with serve(wire.app) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def _anthropic_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    from tests.wire import anthropic_server, serve
+def anthropic_server() -> Iterator[tuple[LoopbackServer, Script]]:
+    from tests.wire import anthropic_server as wire
+    from tests.wire import serve
 
-    with serve(anthropic_server.app) as running:
+    with serve(wire.app) as running:
         yield running
 
 
@@ -90,25 +92,25 @@ def _fresh(server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
 
 
 @pytest.fixture
-def openai_script(_openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+def openai_script(openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
     """The OpenAI server's script, empty at the start; the test must use every reply it adds."""
-    yield from _fresh(_openai_server)
+    yield from _fresh(openai_server)
 
 
 @pytest.fixture
-def anthropic_script(_anthropic_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+def anthropic_script(anthropic_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
     """The Anthropic server's script, empty at the start; the test must use every reply it adds."""
-    yield from _fresh(_anthropic_server)
+    yield from _fresh(anthropic_server)
 
 
 @pytest.fixture
 async def openai_llm(
-    request: pytest.FixtureRequest, _openai_server: tuple[LoopbackServer, Script]
+    request: pytest.FixtureRequest, openai_server: tuple[LoopbackServer, Script]
 ) -> AsyncIterator[OpenAIChat]:
     """``OpenAIChat`` through the real SDK on the loopback server, with the module's ``SECRET``."""
     from llmcompiler.models._openai import OpenAIChat
 
-    url = f"{_openai_server[0].url}/v1"
+    url = f"{openai_server[0].url}/v1"
     key = request.module.SECRET
     async with OpenAIChat("gpt-test", base_url=url, api_key=key, max_retries=0, timeout=10) as model:
         yield model
@@ -116,12 +118,12 @@ async def openai_llm(
 
 @pytest.fixture
 async def anthropic_llm(
-    request: pytest.FixtureRequest, _anthropic_server: tuple[LoopbackServer, Script]
+    request: pytest.FixtureRequest, anthropic_server: tuple[LoopbackServer, Script]
 ) -> AsyncIterator[AnthropicChat]:
     """``AnthropicChat`` through the real SDK on the loopback server, with the module's ``SECRET``."""
     from llmcompiler.models._anthropic import AnthropicChat
 
-    url = _anthropic_server[0].url
+    url = anthropic_server[0].url
     key = request.module.SECRET
     async with AnthropicChat("claude-test", base_url=url, api_key=key, max_retries=0, timeout=10) as model:
         yield model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,40 +12,30 @@ import pytest
 from llmcompiler import ModelError, Tool, UserError, tool
 from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from llmcompiler.models._anthropic import NO_KEY, AnthropicChat
-from tests.wire import SSE, Gate, LoopbackServer, Script, Status, free_port, serve
+from tests.wire import SSE, Gate, LoopbackServer, Script, Status, free_port
 from tests.wire import anthropic_server as an
 
 SECRET = "sk-ant-test-DISTINCTIVE-41c7e9a0d3"
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(an.app) as running:
-        yield running
+# The loopback server and the client on it come from tests/conftest.py (keyed by this module's SECRET);
+# these names are what this module's tests call them.
 
 
 @pytest.fixture
-def script(_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+def script(anthropic_script: Script) -> Script:
     """The server's script, fresh for each test; every scripted reply must be used."""
-    script = _server[1]
-    script.reset()
-    yield script
-    unused = len(script.replies)
-    unexpected = list(script.unexpected)
-    script.reset()
-    assert not unexpected, f"requests beyond the script: {unexpected}"
-    assert unused == 0, f"{unused} scripted replies were not requested"
+    return anthropic_script
 
 
 @pytest.fixture
-def base_url(_server: tuple[LoopbackServer, Script]) -> str:
-    return _server[0].url
+def base_url(anthropic_server: tuple[LoopbackServer, Script]) -> str:
+    return anthropic_server[0].url
 
 
 @pytest.fixture
-async def llm(base_url: str) -> AsyncIterator[AnthropicChat]:
-    async with AnthropicChat("claude-test", base_url=base_url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
+def llm(anthropic_llm: AnthropicChat) -> AnthropicChat:
+    return anthropic_llm
 
 
 def _request(

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -48,7 +48,7 @@ from llmcompiler.strategy import Run
 from llmcompiler.testing import FunctionLLM, Reply, ScriptedLLM, TokenLimit
 from planners import ParallelToolCallAgent, ReActAgent
 from tests.test_langchain_chat import ChunkChatModel
-from tests.wire import SSE, LoopbackServer, Script, serve
+from tests.wire import SSE, LoopbackServer, Script
 from tests.wire import anthropic_server as an
 from tests.wire import openai_server as oa
 
@@ -75,51 +75,7 @@ def _added(records: Sequence[Any]) -> bool:
 # ---------------------------------------------------------------- row 22: adapters report cuts
 
 
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(oa.app) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def _anthropic() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(an.app) as running:
-        yield running
-
-
-def _fresh(server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    script = server[1]
-    script.reset()
-    yield script
-    unused, unexpected = len(script.replies), list(script.unexpected)
-    script.reset()
-    assert not unexpected, f"requests beyond the script: {unexpected}"
-    assert unused == 0, f"{unused} scripted replies were not requested"
-
-
-@pytest.fixture
-def openai_script(openai_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(openai_server)
-
-
-@pytest.fixture
-def anthropic_script(_anthropic: tuple[LoopbackServer, Script]) -> Iterator[Script]:
-    yield from _fresh(_anthropic)
-
-
-@pytest.fixture
-async def openai_llm(openai_server: tuple[LoopbackServer, Script]) -> AsyncIterator[OpenAIChat]:
-    base_url = f"{openai_server[0].url}/v1"
-    async with OpenAIChat("gpt-test", base_url=base_url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
-
-
-@pytest.fixture
-async def anthropic_llm(_anthropic: tuple[LoopbackServer, Script]) -> AsyncIterator[AnthropicChat]:
-    async with AnthropicChat(
-        "claude-test", base_url=_anthropic[0].url, api_key=SECRET, max_retries=0, timeout=10
-    ) as model:
-        yield model
+# The loopback servers, their scripts and the SDK clients on them: tests/conftest.py (keyed by this module's SECRET).
 
 
 def _request(purpose: Purpose = "join") -> ModelRequest:

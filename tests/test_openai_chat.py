@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,40 +14,30 @@ import pytest
 from llmcompiler import LLMCompiler, ModelError, Tool, UserError, tool
 from llmcompiler._types import Message, ModelEvent, ModelRequest, ToolCall, Usage
 from llmcompiler.models._openai import NO_KEY, OpenAIChat
-from tests.wire import SSE, Gate, Hang, LoopbackServer, Script, Status, free_port, serve
+from tests.wire import SSE, Gate, Hang, LoopbackServer, Script, Status, free_port
 from tests.wire import openai_server as oa
 
 SECRET = "sk-test-DISTINCTIVE-7f3a9c1e5b2d"
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[tuple[LoopbackServer, Script]]:
-    with serve(oa.app) as running:
-        yield running
+# The loopback server and the client on it come from tests/conftest.py (keyed by this module's SECRET);
+# these names are what this module's tests call them.
 
 
 @pytest.fixture
-def script(_server: tuple[LoopbackServer, Script]) -> Iterator[Script]:
+def script(openai_script: Script) -> Script:
     """The server's script, fresh for each test; every scripted reply must be used."""
-    script = _server[1]
-    script.reset()
-    yield script
-    unused = len(script.replies)
-    unexpected = list(script.unexpected)
-    script.reset()
-    assert not unexpected, f"requests beyond the script: {unexpected}"
-    assert unused == 0, f"{unused} scripted replies were not requested"
+    return openai_script
 
 
 @pytest.fixture
-def base_url(_server: tuple[LoopbackServer, Script]) -> str:
-    return f"{_server[0].url}/v1"
+def base_url(openai_server: tuple[LoopbackServer, Script]) -> str:
+    return f"{openai_server[0].url}/v1"
 
 
 @pytest.fixture
-async def llm(base_url: str) -> AsyncIterator[OpenAIChat]:
-    async with OpenAIChat("gpt-test", base_url=base_url, api_key=SECRET, max_retries=0, timeout=10) as model:
-        yield model
+def llm(openai_llm: OpenAIChat) -> OpenAIChat:
+    return openai_llm
 
 
 def _request(
