@@ -531,7 +531,10 @@ class Extractor:
             reason = f"{where} is not a valid {schema.name}: {_validation_message(exc)}"
             errors.append(ExtractionError(schema=schema.name, chunk=chunk, reason=reason, raw=_raw(raw)))
             return
-        except Exception as exc:  # a validator of the user's that raised something else
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a validator of the user's that raised anything else
+            # (SystemExit deep in a helper, StopIteration, ...): like a tool's fault, it fails only this item.
             reason = f"{where}: validating it as {schema.name} raised {describe(exc)}"
             errors.append(ExtractionError(schema=schema.name, chunk=chunk, reason=reason, raw=_raw(raw)))
             return

@@ -472,3 +472,28 @@ async def test_a_key_function_that_fails_is_a_user_error() -> None:
 async def test_a_text_that_is_not_a_string_is_a_user_error() -> None:
     with pytest.raises(UserError, match="text must be a string"):
         await extract(b"bytes", [Person], llm=ScriptedLLM([]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fault", "shown"),
+    [(KeyError("a bug"), "KeyError"), (SystemExit(3), "SystemExit: 3"), (StopIteration(), "StopIteration")],
+)
+async def test_a_validator_that_raises_anything_fails_only_its_item(fault: BaseException, shown: str) -> None:
+    class Buggy(pydantic.BaseModel):
+        """A schema whose validator has a bug deep in a helper."""
+
+        name: str
+
+        @pydantic.field_validator("name")
+        @classmethod
+        def _check(cls, value: str) -> str:
+            if value == "Bad":
+                raise fault
+            return value
+
+    llm = ScriptedLLM(['{"items": [{"name": "Bad"}, {"name": "Ada"}]}', '{"items": [{"name": "Oslo"}]}'])
+    result = await extract("Ada and Bad live in Oslo.", [Buggy, Location], llm=llm, strategy="sequential")
+    assert [b.name for b in result.items["Buggy"]] == ["Ada"]
+    assert [loc.name for loc in result.items["Location"]] == ["Oslo"]
+    [error] = result.errors
+    assert error.schema == "Buggy" and shown in error.reason and "Bad" in error.raw
