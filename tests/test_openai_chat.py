@@ -250,6 +250,24 @@ async def test_invalid_argument_json_fails_that_call_alone_naming_the_tool(llm: 
     assert good == ToolCall(name="add", args={"a": 1}, id="call_2")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "why"),
+    [
+        ('{"a": ' + "9" * 5000 + ', "b": 1}', "ValueError: Exceeds the limit"),  # more digits than Python converts
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "b": 1}', "RecursionError"),  # nested past the limit
+    ],
+)
+async def test_json_a_model_writes_that_python_cannot_read_fails_that_call_alone(
+    llm: OpenAIChat, script: Script, arguments: str, why: str
+) -> None:
+    script.add(SSE(oa.tool_stream([("call_1", "add", [arguments]), ("call_2", "add", ['{"a": 1, "b": 2}'])])))
+    events = await _collect(llm, _request(USER, tools=(add,), native=True))
+    bad, good = events[0], events[1]
+    assert isinstance(bad, ToolCall) and bad.id == "call_1" and bad.error is not None
+    assert "'add' are not valid JSON" in bad.error and why in bad.error and len(bad.error) < 500
+    assert good == ToolCall(name="add", args={"a": 1, "b": 2}, id="call_2")
+
+
 async def test_empty_ids_on_continuation_fragments_do_not_split_a_call(llm: OpenAIChat, script: Script) -> None:
     frames: list[str | Gate] = [
         oa.chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "add"}}]}),

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from llmcompiler._errors import ModelError
+from llmcompiler._text import one_line
 from llmcompiler._types import Message, ToolCall, ToolSpec
 
 __all__ = [
@@ -115,10 +116,13 @@ def parse_arguments(provider: str, tool: str, text: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError, and what valid-looking JSON a model writes can still raise: a number of
+        # more digits than Python converts (ValueError), arrays nested past the recursion limit.
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else one_line(f"{type(exc).__name__}: {exc}", 120)
         shown = text if len(text) <= 200 else text[:200] + "..."
         raise ModelError(
-            provider, f"the arguments of tool call {tool!r} are not valid JSON ({exc.msg}): {shown!r}"
+            provider, f"the arguments of tool call {tool!r} are not valid JSON ({why}): {shown!r}"
         ) from None
     if not isinstance(value, dict):
         raise ModelError(provider, f"the arguments of tool call {tool!r} are not a JSON object: {text[:200]!r}")
