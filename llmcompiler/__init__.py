@@ -28,6 +28,8 @@ from llmcompiler._events import (
     PlanChunk,
     RoundStarted,
     RunEvent,
+    SpeculationEnded,
+    SpeculationStarted,
     TaskFinished,
     TaskStarted,
 )
@@ -56,7 +58,16 @@ from llmcompiler._plan import (
     ThoughtParsed,
     parse_plan,
 )
-from llmcompiler._records import RoundTimings, RunResult, TaskRecord, TaskState
+from llmcompiler._records import (
+    RoundTimings,
+    RunResult,
+    SpeculationSummary,
+    SpeculativeCall,
+    SpeculativeHit,
+    SpeculativeState,
+    TaskRecord,
+    TaskState,
+)
 from llmcompiler._timeline import render_timeline, write_timeline
 from llmcompiler._tools import Tool, tool
 from llmcompiler._trace import trace_dict, write_trace
@@ -71,6 +82,11 @@ __all__ = [
     "TaskRecord",
     "TaskState",
     "RoundTimings",
+    # speculative execution
+    "SpeculationSummary",
+    "SpeculativeCall",
+    "SpeculativeHit",
+    "SpeculativeState",
     # tools
     "tool",
     "Tool",
@@ -113,6 +129,8 @@ __all__ = [
     "TaskStarted",
     "TaskFinished",
     "JoinerDecided",
+    "SpeculationStarted",
+    "SpeculationEnded",
     # structured extraction
     "extract",
     "extract_sync",

@@ -37,6 +37,26 @@ class LLMCompiler(Strategy):
         on_event: called with each ``RunEvent`` of every run. A handler that raises ends the
             run: its exception leaves ``arun`` as itself, with the task records finished by
             then in its ``tasks`` attribute.
+        drafter: a fast model (``load_model("local")``) that writes a draft of each plan while
+            the planner writes the real one; the draft's calls of speculation-safe tools start
+            early (see "Speculative execution" below). ``None`` (the default): no drafts.
+        max_speculative: speculative calls running at once (default 2), besides ``max_concurrency``.
+
+    Speculative execution: with a ``drafter``, each round's planning request also goes to the
+    drafter, and its draft plan is parsed as it streams. A draft call starts at once when its
+    tool is speculation-safe (``@tool(pure=True)`` or ``@tool(speculative=True)``; no other
+    tool is ever called from a draft) and its arguments need no result but those of draft calls
+    already done (or of earlier rounds). Speculative calls never take what a real call could
+    use: they run under their own limit ``max_speculative`` and their own threads, never a tool
+    with a rate limit, an exclusive group, its own concurrency limit, a batch implementation,
+    ``compute_bound`` or ``sequential``, and never a call the planner has already written. When
+    a real task is ready, a speculative call of the same tool with equal arguments (after
+    validation) gives it its result, or the task waits for it if it still runs (a hit:
+    ``TaskRecord.speculative``); otherwise the task runs as usual. Once the real plan has ended,
+    a speculative call no waiting task can match is cancelled; its result is dropped. The
+    joiner sees only the real tasks. A drafter that fails, stalls or writes garbage changes
+    nothing but its own effort. ``RunResult.speculation`` says what happened, with the
+    drafter's tokens (kept out of ``RunResult.usage``).
 
     Every run raises only ``RunError`` (with the finished records in ``tasks``; a failing or
     cut-short model is a ``ModelError``), ``UserError``, or an ``on_event`` handler's own
@@ -66,9 +86,13 @@ class LLMCompiler(Strategy):
         tool_limits: Mapping[str, ToolLimits] | None = None,
         examples: str | None = None,
         on_event: EventHandler | None = None,
+        drafter: ChatModel | None = None,
+        max_speculative: int = 2,
     ) -> None:
         if max_replans < 0:
             raise UserError(f"max_replans must be 0 or more, got {max_replans}")
+        if isinstance(max_speculative, bool) or not isinstance(max_speculative, int) or max_speculative < 1:
+            raise UserError(f"max_speculative must be an integer of 1 or more, got {max_speculative!r}")
         super().__init__(
             llm=llm,
             tools=tools,
@@ -79,6 +103,8 @@ class LLMCompiler(Strategy):
         )
         self.joiner_llm = joiner_llm or llm
         self.max_replans = max_replans
+        self.drafter = drafter
+        self.max_speculative = max_speculative
         # The gates (concurrency, rate limits, batch windows) every run of this agent shares.
         self._gates = Executor(self.tools, limits=self.limits)
         self.examples = load("planner_examples") if examples is None else examples

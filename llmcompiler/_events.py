@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from llmcompiler._plan import PlanEvent
-from llmcompiler._records import TaskRecord
+from llmcompiler._records import SpeculativeCall, TaskRecord
 
 __all__ = [
     "EventHandler",
@@ -20,6 +20,8 @@ __all__ = [
     "PlanChunk",
     "RoundStarted",
     "RunEvent",
+    "SpeculationEnded",
+    "SpeculationStarted",
     "TaskFinished",
     "TaskStarted",
 ]
@@ -71,5 +73,36 @@ class JoinerDecided:
     kind: Literal["joined"] = "joined"
 
 
-RunEvent = RoundStarted | PlanChunk | PlanEvent | TaskStarted | TaskFinished | JoinerDecided
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SpeculationStarted:
+    """A draft plan's call of a speculation-safe tool starts before the planner wrote it
+    (``LLMCompiler``'s ``drafter``)."""
+
+    round: int
+    draft: int
+    tool: str
+    line: str
+    time: float
+    kind: Literal["speculating"] = "speculating"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SpeculationEnded:
+    """A speculative call ended: a real task took its result (``call.state == "hit"``), or it
+    was missed, cancelled or failed. A hit's task is reported by its own ``TaskFinished``."""
+
+    call: SpeculativeCall
+    kind: Literal["speculated"] = "speculated"
+
+
+RunEvent = (
+    RoundStarted
+    | PlanChunk
+    | PlanEvent
+    | TaskStarted
+    | TaskFinished
+    | JoinerDecided
+    | SpeculationStarted
+    | SpeculationEnded
+)
 EventHandler = Callable[[RunEvent], None]

@@ -7,9 +7,47 @@ from typing import Any, Literal
 
 from llmcompiler._types import Usage
 
-__all__ = ["RoundTimings", "RunResult", "TaskRecord", "TaskState"]
+__all__ = [
+    "RoundTimings",
+    "RunResult",
+    "SpeculationSummary",
+    "SpeculativeCall",
+    "SpeculativeHit",
+    "SpeculativeState",
+    "TaskRecord",
+    "TaskState",
+]
 
 TaskState = Literal["done", "failed", "skipped"]
+
+SpeculativeState = Literal["hit", "missed", "cancelled", "failed"]
+"""How a speculative call ended: adopted by a real task (``hit``); finished but matched by no
+real task (``missed``: its result was dropped); stopped while it ran because no real task could
+still match it (``cancelled``); or its tool failed (``failed``: a real task that joined it ran
+the tool itself)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SpeculativeHit:
+    """A real task whose result came from a speculative call a draft plan started.
+
+    Attributes:
+        draft: the task number the call had in the draft plan.
+        started: when the speculative call started (the event loop's clock).
+        ready: when the real task was ready to run (its line parsed, its dependencies done).
+        saved_s: how much earlier the result was ready than had the task started at ``ready``
+            and taken as long: ``ready - started``, at most the call's duration.
+        joined: the call was still running and the task waited for it (``False``: it had
+            finished and the task took its result at once).
+        outcome: always ``"hit"``.
+    """
+
+    draft: int
+    started: float
+    ready: float
+    saved_s: float
+    joined: bool
+    outcome: Literal["hit"] = "hit"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +81,9 @@ class TaskRecord:
             starts when these have finished, whether they succeeded or not.
         exclusive: the exclusive group the call held while it ran (``ToolLimits.exclusive``);
             ``None`` when it had none or never ran.
+        speculative: a ``SpeculativeHit`` when the result came from a call a draft plan had
+            started before the planner wrote this task (``start``/``end`` are then that call's);
+            ``None`` when the task ran its own call (see ``LLMCompiler``'s ``drafter``).
     """
 
     idx: int
@@ -62,6 +103,7 @@ class TaskRecord:
     fused_with: tuple[int, ...] = ()
     after: frozenset[int] = frozenset()
     exclusive: str | None = None
+    speculative: SpeculativeHit | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,6 +151,68 @@ class RoundTimings:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SpeculativeCall:
+    """A tool call a draft plan started before the real planner wrote it.
+
+    Attributes:
+        round: the round whose draft it came from.
+        draft: its task number in the draft plan.
+        tool: the tool's name.
+        args: its arguments, references to draft tasks resolved.
+        line: the draft plan's line.
+        start: when it started (the event loop's clock).
+        end: when it ended, or was cancelled.
+        state: how it ended (``SpeculativeState``).
+        adopted_by: the real task that took its result (``hit``), else ``None``.
+        error: why it failed, for ``failed``.
+    """
+
+    round: int
+    draft: int
+    tool: str
+    args: dict[str, Any]
+    line: str
+    start: float
+    end: float
+    state: SpeculativeState
+    adopted_by: int | None = None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SpeculationSummary:
+    """What speculation did in one run (``RunResult.speculation``, with a ``drafter``).
+
+    Attributes:
+        drafter: the drafter model's name.
+        drafted: tool calls the drafts wrote (``join()`` not counted).
+        started: speculative calls started from them.
+        hits: real tasks that took a speculative call's result.
+        misses: speculative calls no real task took (``started - hits``): wasted calls.
+        cancelled: misses stopped while they ran.
+        time_saved_s: the sum of the hits' ``saved_s``.
+        calls: every speculative call, in the order started.
+        usage: the drafter's tokens (not in ``RunResult.usage``, which counts the planner
+            and the joiner).
+        cost_usd: the drafter's cost at list price; ``None`` when its price is unknown.
+        errors: what went wrong with a draft (the drafter raised, or wrote no plan); the run
+            went on as without it.
+    """
+
+    drafter: str
+    drafted: int = 0
+    started: int = 0
+    hits: int = 0
+    misses: int = 0
+    cancelled: int = 0
+    time_saved_s: float = 0.0
+    calls: list[SpeculativeCall] = dataclasses.field(default_factory=list)
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    cost_usd: float | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RunResult:
     """The outcome of one question.
 
@@ -125,6 +229,8 @@ class RunResult:
             ``ParallelToolCallAgent`` the text written beside tool calls.
         cost_usd: the model calls' cost at list price, or ``None`` when a model's price is
             unknown (local models, OpenAI-compatible servers, test doubles).
+        speculation: what speculative execution did, for an ``LLMCompiler`` with a ``drafter``;
+            ``None`` without one.
     """
 
     answer: str
@@ -137,6 +243,7 @@ class RunResult:
     plan_errors: list[str] = dataclasses.field(default_factory=list)
     thoughts: list[str] = dataclasses.field(default_factory=list)
     cost_usd: float | None = None
+    speculation: SpeculationSummary | None = None
 
     @property
     def total_s(self) -> float:

@@ -69,6 +69,10 @@ class Tool:
             calls it once per distinct arguments and reuses the result.
         compute_bound: a CPU-heavy sync function: it runs in a process pool sized to the cores
             instead of a thread, so it must be picklable (a module-level function).
+        speculative: calling it with arguments nobody asked for yet is harmless (it reads, it
+            changes nothing): an ``LLMCompiler`` with a ``drafter`` may start its calls from a
+            draft plan before the planner writes them. A ``pure`` tool is speculative too
+            (``speculation_safe``); no other tool is ever called from a draft.
         sequential: a barrier in plan order: a call of it starts after every earlier task of its
             round has finished (succeeded, failed or given up), and the tasks planned after it
             start after it has finished, whatever its outcome (only the tasks that use its
@@ -95,6 +99,7 @@ class Tool:
         "pure",
         "returns",
         "sequential",
+        "speculative",
     )
 
     def __init__(
@@ -111,6 +116,7 @@ class Tool:
         compute_bound: bool = False,
         sequential: bool = False,
         returns: Mapping[str, Any] | None = None,
+        speculative: bool = False,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -127,6 +133,7 @@ class Tool:
         self.pure = bool(pure)
         self.compute_bound = bool(compute_bound)
         self.sequential = bool(sequential)
+        self.speculative = bool(speculative)
         self.returns: Mapping[str, Any] | None = None if returns is None else dict(returns)
         if compute_bound:
             from llmcompiler._offload import check_offloadable
@@ -142,6 +149,11 @@ class Tool:
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
 
+    @property
+    def speculation_safe(self) -> bool:
+        """Whether a draft plan may call it before the planner does: ``pure`` or ``speculative``."""
+        return self.pure or self.speculative
+
     @classmethod
     def from_schema(
         cls,
@@ -156,6 +168,7 @@ class Tool:
         compute_bound: bool = False,
         sequential: bool = False,
         returns: Mapping[str, Any] | None = None,
+        speculative: bool = False,
     ) -> Tool:
         """Wrap any callable, sync or async, described by an explicit JSON Schema.
 
@@ -172,6 +185,7 @@ class Tool:
             sequential: a barrier in plan order (see ``Tool.sequential``).
             returns: the JSON Schema of the result (see ``Tool.returns``), loose type names
                 accepted as in ``parameters``.
+            speculative: harmless to call early, from a draft plan (see ``Tool.speculative``).
 
         Raises:
             UserError: a schema is not a valid JSON Schema (``parameters`` of type ``object``),
@@ -212,6 +226,7 @@ class Tool:
             compute_bound=compute_bound,
             sequential=sequential,
             returns=result,
+            speculative=speculative,
         )
 
     def with_limits(self, **changes: Unpack[ToolLimitsArgs]) -> Tool:
@@ -347,6 +362,7 @@ def tool(
     pure: bool = False,
     compute_bound: bool = False,
     sequential: bool = False,
+    speculative: bool = False,
     **limits: Unpack[ToolLimitsArgs],
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
@@ -361,6 +377,7 @@ def tool(
     pure: bool = False,
     compute_bound: bool = False,
     sequential: bool = False,
+    speculative: bool = False,
     **limits: Unpack[ToolLimitsArgs],
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a plain function, sync or async, into a ``Tool``.
@@ -380,6 +397,8 @@ def tool(
             (it must be a module-level function).
         sequential: a barrier in plan order: it starts after every earlier task of its round
             has finished, and the tasks after it start after it (see ``Tool.sequential``).
+        speculative: harmless to call early (it reads, it changes nothing): an ``LLMCompiler``
+            with a ``drafter`` may start its calls from a draft plan (see ``Tool.speculative``).
         **limits: the tool's own limits, any field of ``ToolLimits``: ``timeout`` (seconds one
             call may take), ``max_concurrency``, ``exclusive`` (a group's name: calls of the
             tools sharing it never overlap), ``rate_limit`` (calls per ``period`` seconds),
@@ -418,6 +437,7 @@ def tool(
             pure=pure,
             compute_bound=compute_bound,
             sequential=sequential,
+            speculative=speculative,
         )
 
     return build(fn) if fn is not None else build
@@ -433,6 +453,7 @@ def _from_function(
     pure: bool = False,
     compute_bound: bool = False,
     sequential: bool = False,
+    speculative: bool = False,
 ) -> Tool:
     if isinstance(fn, Tool):
         raise UserError(f"{fn!r} is already a Tool")
@@ -508,6 +529,7 @@ def _from_function(
         compute_bound=compute_bound,
         sequential=sequential,
         returns=_result_schema(sig.return_annotation),
+        speculative=speculative,
     )
 
 
