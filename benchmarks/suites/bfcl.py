@@ -20,6 +20,11 @@ every call a model emits): BFCL scores calls, not text, so the plan check is ``b
 the run's tasks, and the answer check is the same on a run that finished (the answer's text,
 "Done", is not read). A run that made the right calls and then failed (say, in the joiner) has
 a right plan and a wrong answer.
+
+Every tool is marked ``speculative=True``, so an ``LLMCompiler`` with a ``drafter`` may call it
+from a draft plan. That is an assumption of the benchmark: these stand-ins only wait and answer
+``"ok"``, but many real BFCL functions would write (book, send, order, set) and must not be
+called before the planner asks for them.
 """
 
 from __future__ import annotations
@@ -301,6 +306,7 @@ def _make_tool(spec: Mapping[str, Any], item_id: str, latency: LatencyModel) -> 
         description=spec.get("description", ""),
         parameters=spec.get("parameters", {"type": "object", "properties": {}}),
         fn=call,
+        speculative=True,
     )
 
 

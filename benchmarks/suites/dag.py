@@ -9,6 +9,9 @@ and returns ``(37 * k + sum(inputs)) % 1000``. The answer is the last node's val
 Answer check: the last number in the answer is the last node's value. Plan check:
 ``gold_plan_matches`` (every node's ``step`` call with its inputs' values, in order, among the
 successful calls; nothing else but repeats).
+
+``step`` is marked ``speculative=True`` (an ``LLMCompiler`` with a ``drafter`` may call it from a
+draft plan): it computes and changes nothing, an assumption of the benchmark that holds here.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def make_graph(width: int, depth: int, fan_in: int, rng: random.Random) -> list[
 
 
 def _make_tool(item_id: str, latency: LatencyModel) -> Tool:
-    @tool
+    @tool(speculative=True)
     async def step(node: int, inputs: list[int]) -> int:
         """Evaluate one node of the graph from the values of its input nodes.
 

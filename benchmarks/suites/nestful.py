@@ -49,6 +49,11 @@ and the local model's grammar offers paths into them: a plan needs the field nam
 ``$1.entityId``. Each item offers its gold calls' tools and ``DISTRACTORS`` other tools of its
 subset, in a seeded order.
 
+Every tool is marked ``speculative=True``, so an ``LLMCompiler`` with a ``drafter`` may call it
+from a draft plan. That is an assumption of the benchmark: the stand-ins compute values from a
+hash and change nothing, while some of the real APIs behind the specs would write (send,
+create, book) and must not be called before the planner asks for them.
+
 Checks (``Item.check``, ``Item.plan_check``, ``Item.scores``):
 
 - answer (``accuracy``): every entry of ``var_result`` shows in the answer: one of its values that
@@ -742,7 +747,9 @@ def _make_tool(spec: _Spec, schema: Mapping[str, Any], latency: LatencyModel) ->
         await sleeping(latency.delay(name, canonical(kwargs)))
         return produce(name, output, kwargs)
 
-    return Tool.from_schema(name=name, description=_description(spec), parameters=schema, fn=call, returns=output)
+    return Tool.from_schema(
+        name=name, description=_description(spec), parameters=schema, fn=call, returns=output, speculative=True
+    )
 
 
 # --------------------------------------------------------------------------- items

@@ -25,6 +25,10 @@ two readings of "the same arguments": ``distance_km`` is symmetric (the cities i
 and a ``math`` expression fits when it has the same numbers (as a multiset, within
 ``ARG_TOLERANCE``) and the same value as the gold's, so ``$1+$2`` fits ``$2 + $1`` and
 ``($1 / $2) / ($3 / $4)`` fits ``$1 / $2 / ($3 / $4)``.
+
+Every tool is marked ``speculative=True`` (an ``LLMCompiler`` with a ``drafter`` may call it from
+a draft plan): they only read a table and compute, so calling one early changes nothing. That is
+true of these stand-ins; it is an assumption of the benchmark, not a property of lookups in general.
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ def make_tools(rows: Sequence[Mapping[str, Any]], latency: LatencyModel) -> list
             raise ValueError(f"{city!r} is not the capital of a country in the data")
         return row
 
-    @tool
+    @tool(speculative=True)
     async def population(country: str) -> int:
         """The population of a country.
 
@@ -153,7 +157,7 @@ def make_tools(rows: Sequence[Mapping[str, Any]], latency: LatencyModel) -> list
         await sleeping(latency.delay("population", row["name"]))
         return int(row["population"])
 
-    @tool
+    @tool(speculative=True)
     async def area(country: str) -> int:
         """The area of a country in square kilometres.
 
@@ -164,7 +168,7 @@ def make_tools(rows: Sequence[Mapping[str, Any]], latency: LatencyModel) -> list
         await sleeping(latency.delay("area", row["name"]))
         return int(row["area_km2"])
 
-    @tool
+    @tool(speculative=True)
     async def capital(country: str) -> str:
         """The capital city of a country.
 
@@ -175,7 +179,7 @@ def make_tools(rows: Sequence[Mapping[str, Any]], latency: LatencyModel) -> list
         await sleeping(latency.delay("capital", row["name"]))
         return str(row["capital"])
 
-    @tool
+    @tool(speculative=True)
     async def distance_km(city_a: str, city_b: str) -> float:
         """The great-circle distance between two capital cities, in km (to 0.1 km).
 
@@ -190,7 +194,7 @@ def make_tools(rows: Sequence[Mapping[str, Any]], latency: LatencyModel) -> list
     # The demo's math tool, async: it answers at once on the event loop instead of in a worker
     # thread, so a run on a virtual clock (benchmarks.sweep) never waits on a thread. Its name,
     # description and schema are the demo tool's (tests/test_bench_sweep.py checks they match).
-    @tool(name="math", description=math_tool.description)
+    @tool(name="math", description=math_tool.description, speculative=True)
     async def math_now(expression: str) -> float:
         """Evaluate an arithmetic expression.
 
