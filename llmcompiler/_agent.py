@@ -14,9 +14,11 @@ from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, observations, render_history
 from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._speculation import Draft, SpeculationLog
 from llmcompiler._templates import load, render
 from llmcompiler._tools import ToolLike, ToolLimits
 from llmcompiler._types import ChatModel, Message, ModelRequest
+from llmcompiler.models._reading import model_name
 from llmcompiler.strategy import Strategy
 
 __all__ = ["LLMCompiler"]
@@ -266,6 +268,7 @@ class _Run:
         self.run = agent.new_run(on_event)
         self.executor = self.run.executor
         self.executor.share_limits(agent._gates)  # limits hold across every run of the agent
+        self.speculation = None if agent.drafter is None else SpeculationLog(model_name(agent.drafter))
 
     async def go(self) -> RunResult:
         """The run, inside its boundary (``Run.guard``)."""
@@ -307,6 +310,7 @@ class _Run:
                     round_timings=timings,
                     plan_errors=plan_errors,
                     thoughts=thoughts,
+                    speculation=None if self.speculation is None else self.speculation.summary(),
                 )
             if last_round:
                 raise ReplanLimitExceeded(agent.max_replans, decision.feedback, tasks=tasks)
@@ -340,7 +344,12 @@ class _Run:
             observations=observations(self.run.records()),
             first_task=self.next_idx(),
         )
-        return await self.executor.run_round(self.run.stream_text(agent.llm, request), round=round_no)
+        draft = None
+        if agent.drafter is not None and self.speculation is not None:
+            draft = Draft(
+                model=agent.drafter, request=request, log=self.speculation, max_speculative=agent.max_speculative
+            )
+        return await self.executor.run_round(self.run.stream_text(agent.llm, request), round=round_no, draft=draft)
 
     async def join(self, last_round: bool) -> JoinDecision:
         agent = self.agent

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 from llmcompiler._errors import really_cancelled
@@ -55,12 +55,36 @@ from llmcompiler._literals import resolve
 from llmcompiler._memo import Memo, memo_key
 from llmcompiler._offload import RemoteError
 from llmcompiler._ratelimit import RateLimiter
-from llmcompiler._records import TaskRecord
+from llmcompiler._records import SpeculativeHit, TaskRecord
 from llmcompiler._text import describe, error_text
 from llmcompiler._threads import Job, PoolExhausted, ThreadPool, ToolBaseException
 from llmcompiler._tools import Tool
 
-__all__ = ["DEFAULT_THREADS", "Calls", "Gates", "GroupStuck", "Host", "gates_for", "thread_pool"]
+__all__ = ["DEFAULT_THREADS", "Calls", "Failed", "Gates", "GroupStuck", "Host", "gates_for", "invoke", "thread_pool"]
+
+
+class Speculation(Protocol):
+    """What the call layer asks of a round's speculation (``_speculation.Speculator``)."""
+
+    def claim(self, node: Node, validated: Mapping[str, Any]) -> Claimed | None:
+        """The started speculative call that serves ready task ``node``, if any."""
+        ...
+
+    def leave(self, idx: int) -> None:
+        """Task ``idx`` will take no speculative call."""
+        ...
+
+    def adopted(self, entry: Any, idx: int, ready: float, error: str | None) -> SpeculativeHit | None:
+        """Task ``idx`` took ``entry``'s outcome: its hit, or ``None`` when the call failed."""
+        ...
+
+
+class Claimed(Protocol):
+    """A speculative call a task claimed: its outcome, and when it ran."""
+
+    outcome: asyncio.Future[tuple[Any, str | None]]
+    start: float | None
+    end: float | None
 
 
 class Host(Protocol):
@@ -253,7 +277,7 @@ def gates_for(
     return gates
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """One failed attempt of a tool call."""
 
     def __init__(self, started: float, message: str) -> None:
@@ -278,6 +302,7 @@ class Calls:
         self.first_dispatch: float | None = None
         self.records = executor.records
         self._direct: dict[str, bool] = {}  # per tool: no gate, timeout or batching to pass
+        self.spec: Speculation | None = None  # the round's speculation, with a drafter
         # The loop's clock: time.monotonic() on standard loops, and a test's fake clock under looptime.
         self.now = gates.loop.time
 
@@ -293,12 +318,37 @@ class Calls:
                 kwargs = {k: resolve(v, self._result_of) for k, v in kwargs.items()}
             validated = tool.validate(kwargs)
         except Exception as exc:  # bad arguments, or a result its dependents cannot use (ResolveError)
+            if self.spec is not None:
+                self.spec.leave(node.idx)
             return self.record(node, kwargs, None, f"invalid arguments for {tool.name}: {_reason(exc)}", None, None)
+        if self.spec is not None and tool.speculation_safe:
+            claimed = self.spec.claim(node, validated)
+            if claimed is not None:
+                adopted = await self._adopted(node, kwargs, validated, self.spec, claimed)
+                if adopted is not None:
+                    return adopted
         if tool.pure:
             key = memo_key(tool.name, validated)
             if key is not None:
                 return await self._memoised(node, kwargs, validated, self.ex.memo(), key)
         return await self._called(node, kwargs, validated)
+
+    async def _adopted(
+        self, node: Node, kwargs: dict[str, Any], validated: dict[str, Any], spec: Speculation, claimed: Claimed
+    ) -> TaskRecord | None:
+        """Take a speculative call's result (waiting for it if it still runs); ``None`` when it failed."""
+        ready = self._started(node)
+        outcome = claimed.outcome
+        # shield: a task that is cancelled must not cancel the call (the round sweeps it).
+        result, error = outcome.result() if outcome.done() else await asyncio.shield(outcome)
+        hit = spec.adopted(claimed, node.idx, ready, error)
+        if hit is None:
+            return None
+        if node.tool.pure:
+            key = memo_key(node.name, validated)
+            if key is not None:
+                self.ex.memo().keep(key, result)
+        return self.record(node, kwargs, result, None, claimed.start, claimed.end, attempts=1, speculative=hit)
 
     async def _called(self, node: Node, kwargs: dict[str, Any], validated: dict[str, Any]) -> TaskRecord:
         result, error, start, attempts = await self._attempts(node, validated)
@@ -355,7 +405,7 @@ class Calls:
                 else:
                     started, result = await self._guarded_attempt(node, tool, validated, lim, jobs)
                 return result, None, start if start is not None else started, attempts
-            except _Failed as failed:
+            except Failed as failed:
                 start = start if start is not None else failed.started
                 error = failed.message
             if attempts > lim.retries:
@@ -401,31 +451,12 @@ class Calls:
                 started = self._started(node)
                 return started, await self._invoke(tool, kwargs, started, lim.timeout, jobs)
         except GroupStuck as exc:
-            raise _Failed(self.now(), _failure(tool.name, exc)) from None
+            raise Failed(self.now(), _failure(tool.name, exc)) from None
 
     async def _invoke(
         self, tool: Tool, kwargs: dict[str, Any], started: float, timeout: float | None, jobs: list[Job] | None
     ) -> Any:
-        """The call itself, in its place; whatever the tool raises becomes ``_Failed`` except a
-        ``KeyboardInterrupt`` and a real cancellation."""
-        timer: asyncio.Timeout | None = None
-        try:
-            if timeout is None:
-                return await tool.call(kwargs, threads=self.gates.threads, jobs=jobs, isolate=True)
-            async with asyncio.timeout(timeout) as timer:
-                return await tool.call(kwargs, threads=self.gates.threads, jobs=jobs, isolate=True)
-        except TimeoutError as exc:
-            if timer is not None and timer.expired():
-                raise _Failed(started, f"{tool.name} timed out after {timeout:g}s") from None
-            raise _Failed(started, _failure(tool.name, exc)) from None  # the tool's own TimeoutError
-        except asyncio.CancelledError:
-            if really_cancelled():
-                raise
-            raise _Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            raise _Failed(started, _failure(tool.name, exc)) from None
+        return await invoke(tool, kwargs, started, timeout=timeout, threads=self.gates.threads, jobs=jobs)
 
     async def _fused_attempt(
         self, node: Node, tool: Tool, kwargs: dict[str, Any], lim: ToolLimits, jobs: list[Job]
@@ -448,10 +479,10 @@ class Calls:
                     got = await batcher.submit(self.ex, node.idx, kwargs, on_start, jobs)
         except TimeoutError:
             started = started_at[0] if started_at else arrived
-            raise _Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
+            raise Failed(started, f"{tool.name} timed out after {lim.timeout:g}s") from None
         except BatchFailed as exc:
             message = exc.message if exc.cause is None else _failure(tool.name, exc.cause)
-            raise _Failed(exc.started, message) from None
+            raise Failed(exc.started, message) from None
         node.batch_size = got.batch_size
         node.fused_with = got.fused_with
         return got.started, got.result
@@ -467,6 +498,7 @@ class Calls:
         *,
         attempts: int = 0,
         cached: bool = False,
+        speculative: SpeculativeHit | None = None,
     ) -> TaskRecord:
         """The record of a task that was called, served from the memo, or refused its arguments."""
         return TaskRecord(
@@ -487,7 +519,40 @@ class Calls:
             fused_with=() if cached else node.fused_with,
             after=node.after,
             exclusive=node.exclusive,  # None for a result from the memo: that task called nothing
+            speculative=speculative,
         )
+
+
+async def invoke(
+    tool: Tool,
+    kwargs: dict[str, Any],
+    started: float,
+    *,
+    timeout: float | None,
+    threads: ThreadPool,
+    jobs: list[Job] | None = None,
+) -> Any:
+    """One call of ``tool`` (in ``threads`` if it is sync), under ``timeout``, with its own copy
+    of ``kwargs``. Whatever the tool raises becomes ``Failed`` (naming the tool), except a
+    ``KeyboardInterrupt`` and a real cancellation of the caller."""
+    timer: asyncio.Timeout | None = None
+    try:
+        if timeout is None:
+            return await tool.call(kwargs, threads=threads, jobs=jobs, isolate=True)
+        async with asyncio.timeout(timeout) as timer:
+            return await tool.call(kwargs, threads=threads, jobs=jobs, isolate=True)
+    except TimeoutError as exc:
+        if timer is not None and timer.expired():
+            raise Failed(started, f"{tool.name} timed out after {timeout:g}s") from None
+        raise Failed(started, _failure(tool.name, exc)) from None  # the tool's own TimeoutError
+    except asyncio.CancelledError:
+        if really_cancelled():
+            raise
+        raise Failed(started, _failure(tool.name, asyncio.CancelledError())) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise Failed(started, _failure(tool.name, exc)) from None
 
 
 def _reason(exc: Exception) -> str:

@@ -48,9 +48,10 @@ from llmcompiler._memo import Memo
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, PlanEvent, PlanParser, TaskParsed, ThoughtParsed
 from llmcompiler._ratelimit import RateLimiter
 from llmcompiler._records import RoundTimings, TaskRecord
+from llmcompiler._speculation import Draft, Speculator
 from llmcompiler._text import describe, safe_text
 from llmcompiler._threads import ThreadPool
-from llmcompiler._tools import Tool, ToolLike, coerce_tools
+from llmcompiler._tools import Tool, ToolLike, bind_arguments, coerce_tools
 from llmcompiler._types import ToolCall
 
 __all__ = ["CallRound", "Executor", "Limits", "RoundOutcome", "execute_plan"]
@@ -139,13 +140,22 @@ class Executor:
             lim = self._tool_limits[tool.name] = self.limits.for_tool(tool.name, tool.limits)
         return lim
 
-    async def run_round(self, source: AsyncIterable[str], *, round: int = 1) -> RoundOutcome:
+    async def run_round(
+        self, source: AsyncIterable[str], *, round: int = 1, draft: Draft | None = None
+    ) -> RoundOutcome:
         """Parse a streamed plan and run its tasks as they arrive; return when all are done.
+
+        Args:
+            source: the plan's text as it streams.
+            round: the round number the records carry.
+            draft: a drafter and the planning request to send it: its draft plan's calls of
+                speculation-safe tools start early, and the real tasks take their results
+                (``llmcompiler._speculation`` has the rules). ``None``: no speculation.
 
         Raises:
             RunError: the stream failed; ``tasks`` holds every record finished by then.
         """
-        return await _Round(self, round).run(source)
+        return await _Round(self, round, draft).run(source)
 
     async def run_tasks(self, events: Iterable[PlanEvent], *, round: int = 1) -> list[TaskRecord]:
         """Run already-parsed tasks (``parse_plan``'s events) under the same limits and failure rules
@@ -330,8 +340,10 @@ class CallRound:
 class _Round:
     """One plan: read the stream, keep the graph, hand ready tasks to the call layer."""
 
-    def __init__(self, executor: Executor, round: int) -> None:
+    def __init__(self, executor: Executor, round: int, draft: Draft | None = None) -> None:
         self.ex = executor
+        self.draft = draft
+        self.spec: Speculator | None = None
         self.round = round
         self.records = executor.records
         self.graph = TaskGraph(executor.records)
@@ -357,6 +369,17 @@ class _Round:
         try:
             async with asyncio.TaskGroup() as tg:
                 self.tg = tg
+                if self.draft is not None:
+                    self.spec = self.calls.spec = Speculator(
+                        tools=self.ex.tools,
+                        limits_for=self.ex.limits_for,
+                        records=self.records,
+                        round=self.round,
+                        draft=self.draft,
+                        tg=tg,
+                        now=self.now,
+                        emit=self.ex._on_event,
+                    )
                 async with _closing(source) as chunks:
                     stream = aiter(chunks)
                     while True:
@@ -391,13 +414,20 @@ class _Round:
                             self.handle(event)
                         if plan_end is None and parser.ended:
                             plan_end = self.now()
+                            if self.spec is not None:
+                                self.spec.plan_ended()
                 if stream_error is None:
                     for event in parser.close(truncated=cut):
                         self.handle(event)
                 if plan_end is None:
                     plan_end = self.now()
+                if self.spec is not None:
+                    self.spec.plan_ended()
         except BaseExceptionGroup as group:
             failure = unwrap_group(group)
+        finally:
+            if self.spec is not None:
+                self.spec.close()
         if failure is not None:
             raise failure  # outside the except block: the group does not ride along as its context
         assert plan_end is not None
@@ -476,19 +506,24 @@ class _Round:
             self.fail(ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"{_where(ev)}: {reason}")
             return
         try:
-            kwargs = _bind(tool, ev.args, ev.kwargs)
+            kwargs = bind_arguments(tool, ev.args, ev.kwargs)
         except ArgumentError as exc:
             self.fail(ev.idx, ev.tool, _shown_args(ev), ev.deps, ev.thought, ev.line, f"{_where(ev)}: {exc}")
             return
         node = Node(
             idx=ev.idx, tool=tool, kwargs=kwargs, deps=ev.deps, thought=ev.thought, line=ev.line, round=self.round
         )
+        if self.spec is not None:
+            self.spec.expect(node)
         self.progress(self.graph.add(node))
 
     # -- scheduling
 
     def progress(self, progress: Progress) -> None:
         """Tell listeners of the tasks given up; start the tasks made ready."""
+        if progress.given_up and self.spec is not None:
+            for record in progress.given_up:
+                self.spec.leave(record.idx)
         if progress.given_up and self.ex._on_event is not None:
             for record in progress.given_up:
                 self.ex._on_event(TaskFinished(record=record))
@@ -502,6 +537,9 @@ class _Round:
     def finished(self, record: TaskRecord) -> list[Node]:
         """Store a record, tell listeners, and return the tasks it made ready (given-up ones told too)."""
         progress = self.graph.finish(record)
+        if progress.given_up and self.spec is not None:
+            for given_up in progress.given_up:
+                self.spec.leave(given_up.idx)
         if self.ex._on_event is not None:
             self.ex._on_event(TaskFinished(record=record))
             for given_up in progress.given_up:
@@ -552,24 +590,6 @@ class _Round:
             next_node = ready[0] if ready else None
             for other in ready[1:]:
                 self.start(other)
-
-
-def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Map positional arguments to parameter names, in the schema's order."""
-    if not args:
-        return kwargs
-    names = tool.param_names
-    if len(args) > len(names):
-        raise ArgumentError(
-            f"{tool.name} takes {len(names)} argument{'s' if len(names) != 1 else ''} "
-            f"({', '.join(names) or 'none'}) but {len(args)} were given"
-        )
-    bound = dict(zip(names, args, strict=False))
-    for key, value in kwargs.items():
-        if key in bound:
-            raise ArgumentError(f"argument {key!r} is given both by position and by name")
-        bound[key] = value
-    return bound
 
 
 def _call_task(idx: int, name: str, args: Mapping[str, Any], garbled: str | None) -> TaskParsed | ParseError:

@@ -102,6 +102,14 @@ class Memo:
         if not future.done():
             future.set_result((result, error))
 
+    def keep(self, key: Hashable, result: Any) -> None:
+        """Keep a result obtained another way (a speculative call's) for later equal calls,
+        unless a call for ``key`` is already kept or in flight."""
+        if key not in self._entries:
+            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            future.set_result((result, None))
+            self._entries[key] = future
+
     def abandon(self, key: Hashable, future: asyncio.Future[Outcome]) -> None:
         """The call was cancelled: its waiters fail, and the next equal call runs the tool."""
         self.settle(key, future, None, "the equal call it was waiting for was cancelled")

@@ -31,6 +31,7 @@ __all__ = [
     "ToolLike",
     "ToolLimits",
     "as_tool",
+    "bind_arguments",
     "coerce_tools",
     "isolated",
     "normalize_schema",
@@ -816,3 +817,25 @@ def _is_async_callable(fn: Callable[..., Any]) -> bool:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def bind_arguments(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A plan line's arguments by parameter name: positional ones mapped in the schema's order.
+
+    Raises:
+        ArgumentError: too many positional arguments, or one given both by position and by name.
+    """
+    if not args:
+        return kwargs
+    names = tool.param_names
+    if len(args) > len(names):
+        raise ArgumentError(
+            f"{tool.name} takes {len(names)} argument{'s' if len(names) != 1 else ''} "
+            f"({', '.join(names) or 'none'}) but {len(args)} were given"
+        )
+    bound = dict(zip(names, args, strict=False))
+    for key, value in kwargs.items():
+        if key in bound:
+            raise ArgumentError(f"argument {key!r} is given both by position and by name")
+        bound[key] = value
+    return bound

@@ -65,7 +65,7 @@ from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._executor import CallRound, Executor
 from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._prompts import describe_tools, observation_text
-from llmcompiler._records import RoundTimings, RunResult, TaskRecord
+from llmcompiler._records import RoundTimings, RunResult, SpeculationSummary, TaskRecord
 from llmcompiler._redact import scrub
 from llmcompiler._templates import fill as fill_template
 from llmcompiler._text import one_line
@@ -304,6 +304,7 @@ class Run:
         round_timings: Sequence[RoundTimings] = (),
         plan_errors: Sequence[str] = (),
         thoughts: Sequence[str] = (),
+        speculation: SpeculationSummary | None = None,
     ) -> RunResult:
         """The run's ``RunResult``, ending now, with the run's usage and cost.
 
@@ -314,6 +315,7 @@ class Run:
             round_timings: the phases of each round.
             plan_errors: model output that was no step (with the reason).
             thoughts: the model's reasoning worth keeping.
+            speculation: what speculative execution did (a ``SpeculationLog``'s summary), if any.
         """
         return RunResult(
             answer=answer,
@@ -326,6 +328,7 @@ class Run:
             plan_errors=list(plan_errors),
             thoughts=list(thoughts),
             cost_usd=self.cost_usd,
+            speculation=speculation,
         )
 
 
