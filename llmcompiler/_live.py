@@ -12,6 +12,14 @@ closing lines: the tools' own time one after another against their wall time in 
 those of tasks given up for a reason of their own (an unknown tool); a task given up because a
 dependency failed repeats that error, so its cell is enough.
 
+With a drafter (``LLMCompiler``'s ``drafter``), each speculative call is shown dim, below its
+round's tasks, as it starts (``~2 search "Paris" speculating``) and as it ends: ``hit → 1``,
+``missed``, ``cancelled`` or ``failed`` (plain lines: ``spec  ~ 2. search("Paris")`` and
+``spec  ~ 2. search → missed (result dropped)``). A task that took a speculative call's result
+is marked ``⚡ saved 300ms``, and the closing lines end with the speculation summary
+(``speculation_line``: hits of calls started, misses, cancelled, time saved, the drafter's
+tokens). Without a drafter nothing of this appears.
+
 Every text shown passes through ``scrub`` (API keys and authorisation headers never appear),
 ``safe_text`` (any result can be shown) and ``escape_controls``: a result or an answer holding
 terminal escape sequences, other control characters or bidirectional overrides is shown with
@@ -34,13 +42,22 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
+from llmcompiler._events import (
+    JoinerDecided,
+    PlanChunk,
+    RoundStarted,
+    RunEvent,
+    SpeculationEnded,
+    SpeculationStarted,
+    TaskFinished,
+    TaskStarted,
+)
 from llmcompiler._plan import JOIN, ParseError, PlanEnded, TaskParsed
-from llmcompiler._records import RunResult, TaskRecord
+from llmcompiler._records import RunResult, SpeculationSummary, SpeculativeCall, SpeculativeState, TaskRecord
 from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, one_line, safe_text
 
-__all__ = ["LiveView", "RowState", "closing_lines", "tool_times"]
+__all__ = ["LiveView", "RowState", "closing_lines", "speculation_line", "tool_times"]
 
 RowState = Literal["waiting", "running", "done", "failed", "skipped"]
 
@@ -75,6 +92,31 @@ class _Row:
     end: float | None = None
     outcome: str = ""
     error: str = ""  # the task's own whole error, shown under the table at the end (see _own_error)
+    hit: str = ""  # "⚡ saved 300ms" when its result came from a speculative call
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SpecRow:
+    """One speculative call as shown (dim, under its round's tasks); replaced on each event."""
+
+    key: int  # the order it started in
+    round: int
+    draft: int
+    tool: str
+    args: str
+    state: SpeculativeState | Literal["speculating"] = "speculating"
+    start: float | None = None
+    end: float | None = None
+    outcome: str = ""
+
+
+_SPEC_STYLES: dict[str, str] = {
+    "speculating": "dim yellow",
+    "hit": "dim green",
+    "missed": "dim",
+    "cancelled": "dim",
+    "failed": "dim red",
+}
 
 
 def _args_text(line: str, tool: str) -> str:
@@ -101,6 +143,17 @@ def shown_block(text: str) -> str:
 
 def _secs(t: float) -> str:
     return f"{t * 1000:.0f}ms" if t < 1 else f"{t:.2f}s"
+
+
+def _spec_outcome(call: SpeculativeCall) -> str:
+    """How a speculative call ended, in a few words: ``hit → 1``, ``missed (result dropped)``."""
+    if call.state == "hit":
+        return f"hit → task {call.adopted_by}" if call.adopted_by is not None else "hit"
+    if call.state == "missed":
+        return "missed (result dropped)"
+    if call.state == "cancelled":
+        return "cancelled"
+    return f"failed: {call.error or ''}".rstrip(": ")
 
 
 def _own_error(record: TaskRecord) -> bool:
@@ -174,6 +227,30 @@ def closing_lines(result: RunResult) -> tuple[str, str]:
     return tools, run
 
 
+def speculation_line(summary: SpeculationSummary) -> str:
+    """The closing line of a run with a drafter: hits of the speculative calls started, misses
+    (cancelled among them), the time saved, what was drafted by which model, its tokens and
+    cost, and the drafts that went wrong.
+
+    Example:
+        >>> speculation_line(SpeculationSummary(drafter="local", drafted=5, started=4, hits=3, misses=1,
+        ...     cancelled=1, time_saved_s=0.9))[:53]
+        'speculation: 3/4 hits, 1 missed (1 cancelled), saved'
+    """
+    usage = summary.usage
+    cost = "cost unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+    line = (
+        f"speculation: {summary.hits}/{summary.started} hits, {summary.misses} missed "
+        f"({summary.cancelled} cancelled), saved {summary.time_saved_s:.2f} s; "
+        f"{summary.drafted} call(s) drafted by {shown(summary.drafter, 80)}; "
+        f"drafter tokens {usage.prompt_tokens} in / {usage.completion_tokens} out; {cost}"
+    )
+    if summary.errors:
+        n = len(summary.errors)
+        line += f"; {n} draft error{'' if n == 1 else 's'} ({shown(summary.errors[0], 160)})"
+    return line
+
+
 class LiveView:
     """Shows a run as it happens.
 
@@ -212,6 +289,8 @@ class LiveView:
         self.clock = clock
         self.start: float | None = None
         self.rows: dict[int, _Row] = {}
+        self.specs: dict[int, _SpecRow] = {}  # the speculative calls, in the order they started
+        self._spec_keys: dict[tuple[int, int], int] = {}  # (round, draft task) -> its latest call
         self.round = 0
         self.plan_chunks: list[str] = []  # the current round's plan text
         self.plans: list[tuple[int, str]] = []  # the earlier rounds' plans (round, text), for the last frame
@@ -300,6 +379,7 @@ class LiveView:
             if rec.tool != JOIN:
                 outcome = shown(rec.result if rec.ok else (rec.error or ""), _CELL)
                 error = shown(rec.error or "", _FULL) if _own_error(rec) else ""
+                hit = "" if rec.speculative is None else f"⚡ saved {_secs(rec.speculative.saved_s)}"
                 old = self.rows.get(rec.idx)
                 self.rows[rec.idx] = _Row(
                     idx=rec.idx,
@@ -312,10 +392,22 @@ class LiveView:
                     end=rec.end,
                     outcome=outcome,
                     error=error,
+                    hit=hit,
                 )
                 style = _STYLES[rec.state]
                 text = f"{rec.idx}. {rec.tool} → {error or outcome}"
+                if rec.speculative is not None:
+                    text = (
+                        f"{rec.idx}. {rec.tool} ⚡ speculative hit, saved {_secs(rec.speculative.saved_s)} → {outcome}"
+                    )
                 self._line(now, f"[{style}]{_PLAIN_LABELS[rec.state]}[/]", text, _FULL if error else 300)
+        elif isinstance(event, SpeculationStarted):
+            self._spec_started(event)
+            self._line(now, "[dim]spec [/]", f"~ {event.line}")
+        elif isinstance(event, SpeculationEnded):
+            call = event.call
+            self._spec_ended(call)
+            self._line(now, "[dim]spec [/]", f"~ {call.draft}. {call.tool} → {_spec_outcome(call)}")
         elif isinstance(event, JoinerDecided):
             self.plan_done = True
             self.decided = True
@@ -329,6 +421,34 @@ class LiveView:
         if self._live is not None and not self.auto_refresh:
             self._live.refresh()
 
+    def _spec_started(self, event: SpeculationStarted) -> None:
+        key = len(self.specs) + 1
+        self._spec_keys[(event.round, event.draft)] = key
+        self.specs[key] = _SpecRow(
+            key=key,
+            round=event.round,
+            draft=event.draft,
+            tool=shown(event.tool, _CELL),
+            args=shown(_args_text(event.line, event.tool), _CELL),
+            start=event.time,
+        )
+
+    def _spec_ended(self, call: SpeculativeCall) -> None:
+        key = self._spec_keys.pop((call.round, call.draft), None)
+        if key is None:  # its start was not seen: show it all the same
+            key = len(self.specs) + 1
+        self.specs[key] = _SpecRow(
+            key=key,
+            round=call.round,
+            draft=call.draft,
+            tool=shown(call.tool, _CELL),
+            args=shown(_args_text(call.line, call.tool), _CELL),
+            state=call.state,
+            start=call.start,
+            end=call.end,
+            outcome=shown(_spec_outcome(call), _CELL),
+        )
+
     def _joining(self) -> bool:
         """Whether the joiner is reading the results: the plan ended and every task of it finished."""
         if not self.plan_done or self.decided:
@@ -340,8 +460,10 @@ class LiveView:
         return f"joiner reading {n} result{'' if n == 1 else 's'}…"
 
     def _time(self, event: RunEvent) -> float:
-        if isinstance(event, (PlanChunk, TaskStarted)):
+        if isinstance(event, (PlanChunk, TaskStarted, SpeculationStarted)):
             return event.time
+        if isinstance(event, SpeculationEnded):
+            return event.call.end
         if isinstance(event, TaskFinished) and event.record.end is not None:
             return event.record.end
         return self.clock()
@@ -366,11 +488,15 @@ class LiveView:
         tools, run = closing_lines(result)
         self.console.print(escape(tools), highlight=False, soft_wrap=not self.live)
         self.console.print(f"[dim]{escape(run)}[/]", highlight=False, soft_wrap=not self.live)
+        if result.speculation is not None:
+            line = speculation_line(result.speculation)
+            self.console.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=not self.live)
 
     # -- drawing
 
     def __rich__(self) -> RenderableType:
         rows = list(self.rows.values())  # one atomic copy: a refresh thread may draw while events arrive
+        specs = list(self.specs.values())
         now = self.clock()
         parts: list[RenderableType] = []
         current = "".join(list(self.plan_chunks))
@@ -391,7 +517,7 @@ class LiveView:
             status = "done" if self.plan_done else "streaming…"
             title = f"Plan · round {max(self.round, 1)} · {status}"
             parts.append(Panel(Text("\n".join(shown) or "waiting for the model…"), title=title, title_align="left"))
-        parts.append(self._table(rows, now))
+        parts.append(self._table(rows, specs, now))
         if self.final:
             for row in rows:
                 if row.error:  # whole, wrapped to the screen: the table's cell is cut
@@ -401,6 +527,10 @@ class LiveView:
             counts[row.state] += 1
         elapsed = 0.0 if self.start is None else max(0.0, now - self.start)
         summary = " · ".join(f"{n} {s}" for s, n in counts.items() if n)
+        if specs:
+            running = sum(1 for spec in specs if spec.state == "speculating")
+            hits = sum(1 for spec in specs if spec.state == "hit")
+            summary += f" · speculative: {len(specs)} started, {running} running, {hits} hit"
         status_line = Text(f"{elapsed:.1f}s · {summary or 'no tasks yet'}", style="dim")
         if self.joiner:
             status_line.append("\njoiner: " + "; ".join(self.joiner))
@@ -411,7 +541,7 @@ class LiveView:
             parts.append(Spinner("dots", Text(text, style="blue")))
         return Group(*parts)
 
-    def _table(self, rows: list[_Row], now: float) -> Table:
+    def _table(self, rows: list[_Row], specs: list[_SpecRow], now: float) -> Table:
         table = Table(expand=True, show_edge=False, pad_edge=False)
         table.add_column("#", justify="right", no_wrap=True)
         table.add_column("tool", no_wrap=True, max_width=24)
@@ -420,44 +550,73 @@ class LiveView:
         table.add_column("state", no_wrap=True)
         table.add_column("time", justify="right", no_wrap=True)
         table.add_column("result", no_wrap=True, overflow="ellipsis", ratio=4)
-        shown = rows if self.final else self._fit(rows)
-        hidden = len(rows) - len(shown)
+        entries: list[_Row | _SpecRow] = [*rows, *specs]
+        shown = entries if self.final else self._fit(entries)
+        hidden = len(rows) - sum(1 for row in shown if isinstance(row, _Row))
         last_round = 0
-        for row in shown:
-            if row.round != last_round and last_round:
-                table.add_section()
-            last_round = row.round
-            if row.start is None:
-                took = ""
-            elif row.end is None:
-                took = _secs(max(0.0, now - row.start))
-            else:
-                took = _secs(row.end - row.start)
-            style = _STYLES[row.state]
-            table.add_row(
-                str(row.idx),
-                Text(row.tool),
-                Text(row.args),
-                Text(", ".join(map(str, row.deps))),
-                Text(row.state, style=style),
-                took,
-                Text(row.outcome, style="red" if row.state in ("failed", "skipped") else ""),
-            )
+        rounds = sorted({row.round for row in shown})
+        for number in rounds:  # each round's tasks, then its speculative calls
+            for row in (r for r in shown if r.round == number):
+                if row.round != last_round and last_round:
+                    table.add_section()
+                last_round = row.round
+                took = _took(row.start, row.end, now)
+                if isinstance(row, _SpecRow):
+                    dim = _SPEC_STYLES[row.state]
+                    table.add_row(
+                        Text(f"~{row.draft}", style="dim"),
+                        Text(row.tool, style="dim"),
+                        Text(row.args, style="dim"),
+                        "",
+                        Text(row.state, style=dim),
+                        Text(took, style="dim"),
+                        Text(row.outcome, style="dim"),
+                    )
+                    continue
+                state = Text(row.state, style=_STYLES[row.state])
+                if row.hit:
+                    state.append(" " + row.hit, style="bold yellow")
+                table.add_row(
+                    str(row.idx),
+                    Text(row.tool),
+                    Text(row.args),
+                    Text(", ".join(map(str, row.deps))),
+                    state,
+                    took,
+                    Text(row.outcome, style="red" if row.state in ("failed", "skipped") else ""),
+                )
         if hidden:
             table.caption = f"{hidden} more task(s) not shown (finished ones first)"
         return table
 
-    def _fit(self, rows: list[_Row]) -> list[_Row]:
-        """The rows that fit the screen: finished ones drop out first, oldest first."""
+    def _fit(self, rows: list[_Row | _SpecRow]) -> list[_Row | _SpecRow]:
+        """The rows that fit the screen: ended speculative calls drop out first, then finished
+        tasks, oldest first."""
         room = max(5, self.console.size.height - _PLAN_LINES - 10)
         if len(rows) <= room:
             return rows
         drop = len(rows) - room
         dropped: set[int] = set()
-        for row in rows:
-            if len(dropped) == drop:
-                break
-            if row.state == "done":
-                dropped.add(row.idx)
-        kept = [r for r in rows if r.idx not in dropped]
+        for droppable in (_ended_spec, _done_task):
+            for n, row in enumerate(rows):
+                if len(dropped) == drop:
+                    break
+                if droppable(row):
+                    dropped.add(n)
+        kept = [r for n, r in enumerate(rows) if n not in dropped]
         return kept[-room:]
+
+
+def _ended_spec(row: _Row | _SpecRow) -> bool:
+    return isinstance(row, _SpecRow) and row.state != "speculating"
+
+
+def _done_task(row: _Row | _SpecRow) -> bool:
+    return isinstance(row, _Row) and row.state == "done"
+
+
+def _took(start: float | None, end: float | None, now: float) -> str:
+    """A row's time: its duration, or how long it has run so far."""
+    if start is None:
+        return ""
+    return _secs(max(0.0, now - start)) if end is None else _secs(end - start)

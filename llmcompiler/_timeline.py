@@ -9,11 +9,20 @@ that needed it (``class="dep"``); control dependencies (a sequential tool's barr
 group says so in its tooltip. Rounds are separated by a line. ``join()`` has no bar of its own: the joiner
 band shows it.
 
+A run with a drafter adds, under each round's tasks, one row per speculative call its draft
+started (``spec-K``, the K-th call of the run): an outlined, hatched bar from its start to its
+end, coloured by how it ended (``class="spec hit"``, ``missed``, ``cancelled`` or ``failed``),
+its tooltip saying what happened (``speculative call of draft task 2: hit, adopted by task 2,
+saved 0.41s``). A hit is linked to the task that adopted it by a green line
+(``class="spec-hit"``), and that task's row has a tick where the planner made it ready
+(``class="spec-ready"``): the bar left of the tick is the time speculation saved, which the
+task's tooltip states too. A trace without speculation draws as before.
+
 The picture is drawn from a trace (``trace_dict``), so it is scrubbed of secrets like the trace
-is, and a saved trace can be drawn again: every text of it is scrubbed again and escaped for
-both text and attributes (quotes included), so no field of a trace can add markup or attributes,
-and a malformed number is drawn as 0. Row height and text size shrink as the number of
-tasks grows, so 3 tasks and 300 both read well.
+is, and a saved trace can be drawn again: every text of it (speculative calls' included) is
+scrubbed again and escaped for both text and attributes (quotes included), so no field of a
+trace can add markup or attributes, and a malformed number is drawn as 0. Row height and text
+size shrink as the number of rows grows, so 3 tasks and 300 both read well.
 """
 
 from __future__ import annotations
@@ -31,10 +40,17 @@ from llmcompiler._redact import scrub
 from llmcompiler._text import one_line, safe_text
 from llmcompiler._trace import trace_dict
 
-__all__ = ["STATE_COLOURS", "render_timeline", "write_timeline"]
+__all__ = ["SPECULATION_COLOURS", "STATE_COLOURS", "render_timeline", "write_timeline"]
 
 STATE_COLOURS: dict[str, str] = {"done": "#43a047", "failed": "#e53935", "skipped": "#9e9e9e"}
 """Bar colour of each task state."""
+SPECULATION_COLOURS: dict[str, str] = {
+    "hit": "#43a047",
+    "missed": "#9e9e9e",
+    "cancelled": "#fb8c00",
+    "failed": "#e53935",
+}
+"""Outline colour of each way a speculative call ended (``SpeculativeCall.state``)."""
 _AFTER_COLOUR = "#9e9e9e"
 _PLAN_COLOUR = "#64b5f6"
 _JOIN_COLOUR = "#ba68c8"
@@ -70,7 +86,7 @@ def render_timeline(
 
     Returns:
         The document's text. Task bars have ids ``task-N``; plan and joiner bands
-        ``plan-R`` and ``join-R``.
+        ``plan-R`` and ``join-R``; speculative calls ``spec-K`` (the K-th call started).
 
     Example:
         >>> from llmcompiler import LLMCompiler, tool
@@ -169,9 +185,10 @@ def _nice_step(span: float, target: int = 8) -> float:
     return 10 * power  # pragma: no cover - the loop always returns
 
 
-def _call_text(task: Mapping[str, Any]) -> str:
-    """The task as the plan wrote it (``3. search($1)``), else rebuilt from its arguments."""
-    idx = _text(task.get("idx"))
+def _call_text(task: Mapping[str, Any], number: str = "idx") -> str:
+    """The task as the plan wrote it (``3. search($1)``), else rebuilt from its arguments;
+    ``number`` names its number's key (a speculative call's is ``draft``)."""
+    idx = _text(task.get(number))
     line = " ".join(_text(task.get("line") or "").split())
     if line:
         return line if line.startswith(idx) else f"{idx}. {line}"
@@ -193,6 +210,36 @@ def _tasks(trace: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [t for t in tasks if isinstance(t, Mapping) and t.get("tool") != "join"]
 
 
+def _speculation(trace: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The trace's speculation summary; ``None`` without one (no drafter, an older trace, damage)."""
+    spec = trace.get("speculation")
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _spec_calls(trace: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
+    """The speculative calls, numbered from 1 in the order they started (anything that is not a
+    call, in a damaged trace, is left out but keeps its number)."""
+    spec = _speculation(trace)
+    calls = spec.get("calls") if spec is not None else None
+    if not isinstance(calls, (list, tuple)):
+        return []
+    return [(k, c) for k, c in enumerate(calls, start=1) if isinstance(c, Mapping)]
+
+
+def _speculation_text(spec: Mapping[str, Any]) -> str:
+    """The summary's short form: ``speculation 3/4 hits, 1 cancelled, saved 0.90s``."""
+    text = f"speculation {_int(spec.get('hits'))}/{_int(spec.get('started'))} hits"
+    if _int(spec.get("cancelled")):
+        text += f", {_int(spec.get('cancelled'))} cancelled"
+    return text + f", saved {_secs(_num(spec.get('time_saved_s') or 0.0))}"
+
+
+def _hit(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A task's speculative hit (``TaskRecord.speculative``), if it had one."""
+    hit = task.get("speculative")
+    return hit if isinstance(hit, Mapping) else None
+
+
 def _summary(trace: Mapping[str, Any]) -> str:
     usage = trace.get("usage")
     usage = usage if isinstance(usage, Mapping) else {}
@@ -208,6 +255,9 @@ def _summary(trace: Mapping[str, Any]) -> str:
     parts.append(f"tokens {_int(usage.get('prompt_tokens'))} in / {_int(usage.get('completion_tokens'))} out")
     if trace.get("cost_usd") is not None:
         parts.append(f"${_num(trace['cost_usd']):.4f}")
+    spec = _speculation(trace)
+    if spec is not None:
+        parts.append(_speculation_text(spec))
     return " · ".join(parts)
 
 
@@ -219,11 +269,17 @@ class _Drawing:
         self.tasks = _tasks(trace)
         timings = trace.get("timings")
         self.timings = [t for t in timings if isinstance(t, Mapping)] if isinstance(timings, (list, tuple)) else []
+        self.specs = _spec_calls(trace)
         rounds = max(
-            [_int(trace.get("rounds") or 0), len(self.timings), *(_int(t.get("round") or 1) for t in self.tasks)]
+            [
+                _int(trace.get("rounds") or 0),
+                len(self.timings),
+                *(_int(t.get("round") or 1) for t in self.tasks),
+                *(_int(c.get("round") or 1) for _, c in self.specs),
+            ]
         )
         self.rounds = min(max(rounds, 1), _MAX_ROUNDS)
-        n_rows = len(self.tasks) + self.rounds
+        n_rows = len(self.tasks) + len(self.specs) + self.rounds
         if n_rows <= 30:
             self.row_h = 24.0
         elif n_rows <= 100:
@@ -240,6 +296,8 @@ class _Drawing:
             ends.extend(_num(t[k]) for k in ("start", "end") if t.get(k) is not None)
         for tm in self.timings:
             ends.extend(_num(v) for k, v in tm.items() if k != "round" and v is not None)
+        for _, c in self.specs:
+            ends.extend(_num(c[k]) for k in ("start", "end") if c.get(k) is not None)
         self.span = max(max(ends), 1e-3)
 
     def x(self, t: float) -> float:
@@ -261,6 +319,8 @@ class _Drawing:
             f'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="{_AFTER_COLOUR}"/></marker>'
             '<pattern id="skipped-hatch" width="4" height="4" patternUnits="userSpaceOnUse" '
             'patternTransform="rotate(45)"><rect width="2" height="4" fill="#9e9e9e"/></pattern>'
+            '<pattern id="spec-hatch" width="5" height="5" patternUnits="userSpaceOnUse" '
+            'patternTransform="rotate(-45)"><rect width="1.5" height="5" fill="#000000" opacity="0.18"/></pattern>'
             "</defs>"
         )
         out.append(f'<rect width="{_WIDTH}" height="{height:.0f}" fill="#ffffff"/>')
@@ -269,24 +329,34 @@ class _Drawing:
         out.extend(self.round_backgrounds(rows, height))
         out.extend(self.labels(rows))
         positions = self.positions(rows)
+        spec_positions = self.spec_positions(rows)
         out.append('<g id="arrows" fill="none" stroke="#555">')
         out.extend(self.arrows(positions))
         out.append("</g>")
         out.append('<g id="tasks">')
         out.extend(self.bars(positions))
         out.append("</g>")
+        if spec_positions:
+            out.append('<g id="speculation">')
+            out.extend(self.spec_bars(spec_positions, positions))
+            out.append("</g>")
         out.append("</svg>")
         return "\n".join(out)
 
     def layout(self) -> list[tuple[str, Any]]:
-        """Rows top to bottom: ``("round", R)`` lanes and ``("task", task)`` rows."""
+        """Rows top to bottom: ``("round", R)`` lanes, ``("task", task)`` rows, then the round's
+        ``("spec", (K, call))`` rows."""
         by_round: dict[int, list[Mapping[str, Any]]] = {}
         for t in self.tasks:
             by_round.setdefault(_int(t.get("round") or 1), []).append(t)
+        specs_by_round: dict[int, list[tuple[int, Mapping[str, Any]]]] = {}
+        for k, c in self.specs:
+            specs_by_round.setdefault(_int(c.get("round") or 1), []).append((k, c))
         rows: list[tuple[str, Any]] = []
         for r in range(1, self.rounds + 1):
             rows.append(("round", r))
             rows.extend(("task", t) for t in sorted(by_round.get(r, ()), key=lambda t: _int(t["idx"])))
+            rows.extend(("spec", kc) for kc in specs_by_round.get(r, ()))
         return rows
 
     def header(self) -> list[str]:
@@ -300,6 +370,14 @@ class _Drawing:
         legend += list(STATE_COLOURS.items())
         for name, colour in legend:
             out.append(f'<rect x="{x:g}" y="52" width="12" height="10" fill="{colour}"/>')
+            out.append(f'<text x="{x + 16:g}" y="61" font-size="10">{escape(name)}</text>')
+            x += 26 + 6.2 * len(name)
+        if self.specs:
+            name = "speculative (outlined)"
+            out.append(
+                f'<rect x="{x:g}" y="52" width="12" height="10" fill="url(#spec-hatch)" stroke="#555" '
+                'stroke-dasharray="3 2"/>'
+            )
             out.append(f'<text x="{x + 16:g}" y="61" font-size="10">{escape(name)}</text>')
             x += 26 + 6.2 * len(name)
         out.append(f'<text x="{x:g}" y="61" font-size="10" fill="#555">→ dependency</text>')
@@ -374,6 +452,9 @@ class _Drawing:
             y = self.top + (i + 0.5) * self.row_h + self.font * 0.35
             if kind == "round":
                 out.append(f'<text x="8" y="{y:.1f}" font-weight="bold">round {item}: plan · join</text>')
+            elif kind == "spec":
+                text = one_line("~ draft " + _call_text(item[1], "draft"), limit)
+                out.append(f'<text class="spec-label" x="8" y="{y:.1f}" fill="#666">{escape(text)}</text>')
             else:
                 text = one_line(_call_text(item), limit)
                 out.append(f'<text x="8" y="{y:.1f}">{escape(text)}</text>')
@@ -397,6 +478,64 @@ class _Drawing:
                 xb = xa
             pos[_int(task["idx"])] = (xa, xb, y, task)
         return pos
+
+    def spec_positions(
+        self, rows: Sequence[tuple[str, Any]]
+    ) -> dict[int, tuple[float, float, float, Mapping[str, Any]]]:
+        """Each speculative call's bar: x start, x end, row centre."""
+        pos: dict[int, tuple[float, float, float, Mapping[str, Any]]] = {}
+        for i, (kind, item) in enumerate(rows):
+            if kind != "spec":
+                continue
+            k, call = item
+            start = _num(call.get("start") or 0.0)
+            end = _num(call["end"]) if call.get("end") is not None else start
+            pos[k] = (self.x(start), self.x(max(start, end)), self.top + (i + 0.5) * self.row_h, call)
+        return pos
+
+    def spec_bars(
+        self,
+        specs: Mapping[int, tuple[float, float, float, Mapping[str, Any]]],
+        tasks: Mapping[int, tuple[float, float, float, Mapping[str, Any]]],
+    ) -> list[str]:
+        """The speculative calls' outlined bars, each hit's link to the task that adopted it, and
+        that task's tick where the planner made it ready."""
+        out: list[str] = []
+        bar_h = self.row_h * 0.7
+        for k, (xa, xb, y, call) in specs.items():
+            state = _text(call.get("state") or "")
+            colour = SPECULATION_COLOURS.get(state, "#607d8b")
+            width = max(xb - xa, 2.0)
+            adopted = _adopter(call, tasks)
+            if adopted is not None:
+                tx, _, ty, task = tasks[adopted]
+                out.append(
+                    f'<path class="spec-hit" data-from="spec-{k}" data-to="{adopted}" '
+                    f'd="M {xa:.1f} {y:.1f} L {tx:.1f} {ty:.1f}" fill="none" stroke="{colour}" '
+                    'stroke-width="1.2" stroke-dasharray="2 2"/>'
+                )
+                hit = _hit(task)
+                if hit is not None and hit.get("ready") is not None:
+                    xr = self.x(_num(hit["ready"]))
+                    saved = _secs(_num(hit.get("saved_s") or 0.0))
+                    tip = f"task {adopted} ready to run here: speculation saved {saved}"
+                    out.append(
+                        f'<line class="spec-ready" data-to="{adopted}" x1="{xr:.1f}" y1="{ty - bar_h / 2 - 2:.1f}" '
+                        f'x2="{xr:.1f}" y2="{ty + bar_h / 2 + 2:.1f}" stroke="#1b5e20" stroke-width="1.5">'
+                        f"<title>{escape(tip)}</title></line>"
+                    )
+            out.append(
+                f'<rect id="spec-{k}" class="spec {escape(state)}" x="{xa:.1f}" y="{y - bar_h / 2:.1f}" '
+                f'width="{width:.1f}" height="{bar_h:.1f}" fill="url(#spec-hatch)" stroke="{colour}" '
+                f'stroke-width="1.5" stroke-dasharray="3 2"><title>{escape(_spec_tooltip(call, tasks))}</title></rect>'
+            )
+            if self.show_durations and call.get("start") is not None and call.get("end") is not None:
+                took = max(0.0, _num(call["end"]) - _num(call["start"]))
+                out.append(
+                    f'<text x="{xa + width + 4:.1f}" y="{y + self.font * 0.35:.1f}" font-size="{self.font - 1:g}" '
+                    f'fill="#888">{_secs(took)} {escape(state)}</text>'
+                )
+        return out
 
     def arrows(self, pos: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> list[str]:
         out: list[str] = []
@@ -443,8 +582,54 @@ class _Drawing:
         return out
 
 
+def _adopter(call: Mapping[str, Any], tasks: Mapping[int, Any]) -> int | None:
+    """The task that took a speculative call's result, if it is a hit and that task is drawn."""
+    if call.get("state") != "hit":
+        return None
+    adopted = call.get("adopted_by")
+    if not isinstance(adopted, (int, float)) or isinstance(adopted, bool) or _num(adopted) != adopted:
+        return None
+    return int(adopted) if int(adopted) in tasks else None
+
+
+def _spec_tooltip(call: Mapping[str, Any], tasks: Mapping[int, tuple[float, float, float, Mapping[str, Any]]]) -> str:
+    """What happened to a speculative call (``speculative call of draft task 2: hit, adopted by
+    task 2, saved 410ms``), then its line, arguments and times."""
+    state = _text(call.get("state") or "")
+    if state == "hit":
+        what = f"hit, adopted by task {_text(call.get('adopted_by'))}"
+        task_idx = _adopter(call, tasks)
+        hit = _hit(tasks[task_idx][3]) if task_idx is not None else None
+        if hit is not None:
+            what += f", saved {_secs(_num(hit.get('saved_s') or 0.0))}"
+    elif state == "missed":
+        what = "missed: no task of the plan matched it, its result was dropped"
+    elif state == "cancelled":
+        what = "cancelled: no task of the plan could match it"
+    elif state == "failed":
+        what = "failed: " + one_line(_text(call.get("error") or ""), 300)
+    else:
+        what = state
+    lines = [f"speculative call of draft task {_text(call.get('draft'))}: {what}"]
+    lines.append(one_line(_call_text(call, "draft"), 300))
+    if call.get("args"):
+        lines.append("args: " + one_line(_args_text(call), 300))
+    if call.get("start") is not None:
+        start = _num(call["start"])
+        end = _num(call["end"]) if call.get("end") is not None else start
+        lines.append(f"{_secs(start)} → {_secs(end)} ({_secs(max(0.0, end - start))})")
+    return "\n".join(lines)
+
+
 def _tooltip(task: Mapping[str, Any]) -> str:
     lines = [one_line(_call_text(task), 300)]
+    hit = _hit(task)
+    if hit is not None:
+        how = "joined the call in flight" if hit.get("joined") else "its result was ready"
+        lines.append(
+            f"speculative hit from draft task {_text(hit.get('draft'))}, "
+            f"saved {_secs(_num(hit.get('saved_s') or 0.0))} ({how})"
+        )
     if task.get("args"):
         lines.append("args: " + one_line(_args_text(task), 300))
     state = task.get("state")
@@ -498,6 +683,7 @@ def _html(trace: Mapping[str, Any]) -> str:
             f"<td>{escape(one_line(_text(outcome), 300))}</td></tr>"
         )
     colours = "".join(f"tr.{s} td:nth-child(3){{color:{c}}}" for s, c in STATE_COLOURS.items())
+    spec_table = _spec_table(trace)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -511,5 +697,39 @@ def _html(trace: Mapping[str, Any]) -> str:
         f"<p><b>Answer:</b> {escape(trace.get('answer') or trace.get('error') or '')}</p>\n"
         f"{svg}\n"
         "<table><thead><tr><th>#</th><th>tool</th><th>state</th><th>start</th><th>end</th><th>deps</th><th>after</th>"
-        "<th>result or error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</body></html>\n"
+        "<th>result or error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n"
+        f"{spec_table}</body></html>\n"
+    )
+
+
+def _spec_table(trace: Mapping[str, Any]) -> str:
+    """The speculative calls as a table (empty without speculation)."""
+    spec = _speculation(trace)
+    if spec is None:
+        return ""
+    rows = []
+    for k, c in _spec_calls(trace):
+        start = "" if c.get("start") is None else _secs(_num(c["start"]))
+        end = "" if c.get("end") is None else _secs(_num(c["end"]))
+        adopted = "" if c.get("adopted_by") is None else _text(c["adopted_by"])
+        rows.append(
+            f'<tr class="spec {escape(c.get("state"))}"><td>{k}</td><td>{escape(c.get("round"))}</td>'
+            f"<td>{escape(one_line(_call_text(c, 'draft'), 300))}</td><td>{escape(c.get('state'))}</td>"
+            f"<td>{start}</td><td>{end}</td><td>{escape(adopted)}</td>"
+            f"<td>{escape(one_line(_text(c.get('error') or ''), 300))}</td></tr>"
+        )
+    errors = spec.get("errors")
+    notes = [one_line(_text(e), 300) for e in errors] if isinstance(errors, (list, tuple)) else []
+    drafter = _text(spec.get("drafter") or "")
+    usage = spec.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    head = (
+        f"{_speculation_text(spec)} · drafter {drafter}, {_int(spec.get('drafted'))} calls drafted, "
+        f"tokens {_int(usage.get('prompt_tokens'))} in / {_int(usage.get('completion_tokens'))} out"
+    )
+    return (
+        f'<p><b>Speculative calls</b></p>\n<p class="speculation">{escape(head)}</p>\n'
+        + "".join(f'<p class="draft-error">draft error: {escape(n)}</p>\n' for n in notes)
+        + "<table><thead><tr><th>#</th><th>round</th><th>draft line</th><th>state</th><th>start</th><th>end</th>"
+        "<th>adopted by</th><th>error</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n"
     )

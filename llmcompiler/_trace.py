@@ -2,7 +2,11 @@
 
 A trace holds the question, the model, the answer, every task (arguments, dependencies,
 thought, result or error, state, start and end in seconds from the run's start), the token
-usage, the cost and the phases of each round. ``write_trace`` writes one; ``trace_dict``
+usage, the cost and the phases of each round. A run with a drafter adds what speculation did:
+each task adopted from a speculative call says so (``speculative``), and ``speculation`` holds
+the summary and every speculative call (arguments scrubbed like a task's, times on the same
+clock). A trace written before speculation existed lacks both keys; readers take a missing key
+as no speculation. ``write_trace`` writes one; ``trace_dict``
 gives the same as a dict; ``render_timeline`` draws either.
 
 Secrets never reach a trace: every string of it, keys included, is scrubbed, and a value
@@ -22,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from llmcompiler._literals import Ref, Template
-from llmcompiler._records import RunResult, TaskRecord
+from llmcompiler._records import RunResult, SpeculationSummary, SpeculativeCall, SpeculativeHit, TaskRecord
 from llmcompiler._redact import REDACTED, is_secret_entry, scrubber
 from llmcompiler._text import MAX_INT_DIGITS, int_summary, safe_text
+from llmcompiler._types import Usage
 
 __all__ = ["TRACE_VERSION", "to_json_safe", "trace_dict", "write_trace"]
 
@@ -139,6 +144,63 @@ def _task(record: TaskRecord, origin: float, json: _Json) -> dict[str, Any]:
         "fused_with": list(record.fused_with),
         "after": sorted(record.after),
         "exclusive": json.text(record.exclusive),
+        "speculative": _hit(record.speculative, origin),
+    }
+
+
+def _hit(hit: SpeculativeHit | None, origin: float) -> dict[str, Any] | None:
+    if hit is None:
+        return None
+    return {
+        "draft": hit.draft,
+        "started": _rel(hit.started, origin),
+        "ready": _rel(hit.ready, origin),
+        "saved_s": round(hit.saved_s, 6),
+        "joined": hit.joined,
+        "outcome": hit.outcome,
+    }
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "calls": usage.calls,
+    }
+
+
+def _call(call: SpeculativeCall, origin: float, json: _Json) -> dict[str, Any]:
+    return {
+        "round": call.round,
+        "draft": call.draft,
+        "tool": json.text(call.tool),
+        "args": json.value(call.args, 0),
+        "line": json.text(call.line),
+        "state": call.state,
+        "start": _rel(call.start, origin),
+        "end": _rel(call.end, origin),
+        "duration": round(call.end - call.start, 6),
+        "adopted_by": call.adopted_by,
+        "error": json.text(call.error),
+    }
+
+
+def _speculation(summary: SpeculationSummary | None, origin: float, json: _Json) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "drafter": json.text(summary.drafter),
+        "drafted": summary.drafted,
+        "started": summary.started,
+        "hits": summary.hits,
+        "misses": summary.misses,
+        "cancelled": summary.cancelled,
+        "time_saved_s": round(summary.time_saved_s, 6),
+        "calls": [_call(c, origin, json) for c in summary.calls],
+        "usage": _usage(summary.usage),
+        "cost_usd": summary.cost_usd,
+        "errors": [json.text(e) for e in summary.errors],
     }
 
 
@@ -163,8 +225,16 @@ def trace_dict(
         ``version``, ``question``, ``model``, ``answer``, ``error``, ``rounds``, ``total_s``,
         ``sequential_s``, ``usage``, ``cost_usd``, ``tasks`` (idx, tool, args, deps, thought,
         line, state, result, error, start, end, duration, round, attempts, cached, batch_size,
-        fused_with, after, exclusive; times in seconds from the run's start), ``timings`` (one
-        dict per round, same clock), ``plan_errors`` and ``thoughts``.
+        fused_with, after, exclusive, speculative; times in seconds from the run's start),
+        ``timings`` (one dict per round, same clock), ``plan_errors``, ``thoughts`` and
+        ``speculation``.
+
+        A task's ``speculative`` is ``None``, or for a task that took a speculative call's
+        result: ``draft``, ``started``, ``ready``, ``saved_s``, ``joined``, ``outcome``.
+        ``speculation`` is ``None`` without a drafter, else the ``SpeculationSummary``:
+        ``drafter``, ``drafted``, ``started``, ``hits``, ``misses``, ``cancelled``,
+        ``time_saved_s``, ``calls`` (round, draft, tool, args, line, state, start, end, duration,
+        adopted_by, error), ``usage`` (the drafter's tokens), ``cost_usd`` and ``errors``.
     """
     scrub = scrubber(secrets)  # the environment read once for the whole trace: linear in its size
     json = _Json(lambda text: scrub(safe_text(text)))
@@ -173,7 +243,6 @@ def trace_dict(
         {"round": n, **{f.name: _rel(getattr(t, f.name), origin) for f in dataclasses.fields(t)}}
         for n, t in enumerate(result.round_timings, start=1)
     ]
-    usage = result.usage
     trace: dict[str, Any] = {
         "version": TRACE_VERSION,
         "question": json.text(question),
@@ -183,17 +252,13 @@ def trace_dict(
         "rounds": result.rounds,
         "total_s": round(result.total_s, 6),
         "sequential_s": round(result.sequential_s, 6),
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-            "calls": usage.calls,
-        },
+        "usage": _usage(result.usage),
         "cost_usd": result.cost_usd,
         "tasks": [_task(r, origin, json) for r in result.tasks],
         "timings": timings,
         "plan_errors": json.value(list(result.plan_errors), 0),
         "thoughts": json.value(list(result.thoughts), 0),
+        "speculation": _speculation(result.speculation, origin, json),
     }
     return trace
 
