@@ -93,6 +93,10 @@ class LLMCompiler(Strategy):
     ) -> None:
         if max_replans < 0:
             raise UserError(f"max_replans must be 0 or more, got {max_replans}")
+        if drafter is not None and drafter is llm:
+            raise UserError(
+                "the drafter is the planner itself: its draft would only repeat the plan; pass a faster model"
+            )
         if isinstance(max_speculative, bool) or not isinstance(max_speculative, int) or max_speculative < 1:
             raise UserError(f"max_speculative must be an integer of 1 or more, got {max_speculative!r}")
         super().__init__(
