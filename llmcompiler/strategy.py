@@ -14,6 +14,10 @@ code). It decides which model calls and which tool calls to make; the engine doe
   exception, never an exception group.
 - ``CallRound``: the calls of an ``Executor.call_round`` block, each started as it arrives.
 - ``run_sync``: a strategy's ``arun`` from sync code (``Strategy.run``).
+- ``Draft`` and ``SpeculationLog``: speculative execution for a strategy of your own: pass
+  ``Draft(model=drafter, request=the planning request, log=SpeculationLog(name))`` to
+  ``Executor.run_round`` and put ``log.summary()`` in ``Run.result(speculation=...)``
+  (``LLMCompiler``'s ``drafter`` does this).
 - Prompt text: ``describe_tools`` (the tools as a prompt lists them), ``observation_text``
   (a finished task as a model reads it: cut, safe, secrets taken out), ``fill_template``
   (``{{placeholders}}`` filled with scrubbed values).
@@ -67,6 +71,7 @@ from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, SpeculationSummary, TaskRecord
 from llmcompiler._redact import scrub
+from llmcompiler._speculation import Draft, SpeculationLog
 from llmcompiler._templates import fill as fill_template
 from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, coerce_tools
@@ -82,6 +87,9 @@ __all__ = [
     "ReplyCut",
     "CallRound",
     "run_sync",
+    # speculative execution (``Executor.run_round``'s ``draft``)
+    "Draft",
+    "SpeculationLog",
     # prompt text
     "describe_tools",
     "observation_text",

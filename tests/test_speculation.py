@@ -642,3 +642,28 @@ def test_any_draft_leaves_the_real_run_as_it_is(draft: str) -> None:
     assert spec.started == len(spec.calls)
     assert spec.hits + spec.misses == spec.started
     assert result.total_s <= without.total_s + 1e-9
+
+
+def test_a_strategy_of_its_own_speculates_through_executor_run_round() -> None:
+    from llmcompiler import Executor
+    from llmcompiler.strategy import Draft, SpeculationLog
+
+    tools = Tools()
+    plan = '1. search("alpha")\n2. join()'
+    request = ModelRequest(messages=(), purpose="plan", first_task=1)
+
+    async def source() -> AsyncIterator[str]:
+        await asyncio.sleep(0.5)
+        yield plan
+
+    async def main() -> SpeculationLog:
+        log = SpeculationLog("drafter")
+        outcome = await Executor(tools.all).run_round(
+            source(), draft=Draft(model=drafter(plan), request=request, log=log)
+        )
+        assert outcome.records[0].speculative is not None
+        return log
+
+    summary = run_virtual(main).summary()
+    assert (summary.started, summary.hits) == (1, 1)
+    assert tools.count("search") == 1
