@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "Installing into $(VENV). The first time, pip compiles llama.cpp (llama-cpp-python) from source:"
 	@echo "about 6 minutes on 2 cores, while pip shows 'Building wheel for llama-cpp-python ...'."
-	$(PY) -m pip install -e '.[dev,local,ray,bench]'
+	$(PY) -m pip install -e '.[dev,local,ray,bench,mcp,otel]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its extras
