@@ -1,7 +1,15 @@
 """The ``llmcompiler`` command.
 
 ``llmcompiler run QUESTION [--model M] [--base-url URL] [--tools module:attr] [--max-replans N]
-[--trace FILE.json] [--timeline FILE.svg|FILE.html] [--quiet]``, ``llmcompiler --version``.
+[--drafter M] [--max-speculative N] [--trace FILE.json] [--timeline FILE.svg|FILE.html] [--quiet]``,
+``llmcompiler --version``.
+
+``--drafter M`` gives the planner a drafter (``LLMCompiler``'s ``drafter``: speculative tool
+execution), written as ``--model`` is (``local``, ``openai:MODEL``, ...); ``--base-url`` serves
+an ``openai:``/``anthropic:`` drafter too, never a local one, and a drafter written as the
+``--model`` is that same model, loaded once. ``--max-speculative N`` (1 or more, only with
+``--drafter``) bounds the speculative calls running at once. The live view shows the
+speculative calls, and the closing lines, the trace and the timeline what speculation did.
 
 On a terminal it shows the plan as it streams and a table of tasks updating in place, and a
 spinner while the joiner reads the results; in a pipe or a CI log, plain lines, never wrapped.
@@ -62,7 +70,7 @@ from llmcompiler._redact import scrub
 from llmcompiler._text import escape_controls, safe_text
 from llmcompiler._timeline import write_timeline
 from llmcompiler._trace import trace_dict
-from llmcompiler._types import Usage
+from llmcompiler._types import ChatModel, Usage
 
 __all__ = ["main"]
 
@@ -198,6 +206,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many times the model may plan again after seeing the results (default: 2)",
     )
+    run.add_argument(
+        "--drafter",
+        default=None,
+        metavar="M",
+        help=(
+            "a fast model that drafts each plan while --model writes it, so that calls of speculation-safe "
+            "tools start early (speculative execution); written as --model is, e.g. local"
+        ),
+    )
+    run.add_argument(
+        "--max-speculative",
+        type=int,
+        default=None,
+        metavar="N",
+        help="speculative calls running at once, 1 or more (default: 2); needs --drafter",
+    )
     run.add_argument("--trace", default=None, metavar="FILE.json", help="write the run's trace as JSON")
     run.add_argument(
         "--timeline", default=None, metavar="FILE.svg|FILE.html", help="draw the run's timeline as SVG or HTML"
@@ -261,6 +285,13 @@ def _check_args(args: argparse.Namespace) -> None:
     """Refuse what would fail only after the run, before anything is loaded."""
     if not args.question.strip():
         raise _UsageError('the question is blank: write one, e.g. llmcompiler run "What time is it in Oslo?"')
+    if args.max_speculative is not None:
+        if args.drafter is None:
+            raise _UsageError("--max-speculative needs --drafter MODEL (without a drafter nothing is speculative)")
+        if args.max_speculative < 1:
+            raise _UsageError(f"--max-speculative must be 1 or more, got {args.max_speculative}")
+    if args.drafter is not None and not args.drafter.strip():
+        raise _UsageError("--drafter is blank: name a model, e.g. --drafter local")
     if args.timeline is not None and not args.timeline.lower().endswith(_TIMELINE_SUFFIXES):
         raise _UsageError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
     paths = {
@@ -297,11 +328,28 @@ _FLAG_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def _cli_wording(text: str) -> str:
-    """A library message as the command line's: ``--base-url`` for ``base_url=``, and so on."""
+def _cli_wording(text: str, model_flag: str = "--model") -> str:
+    """A library message as the command line's: ``--base-url`` for ``base_url=``, and so on;
+    ``model_flag`` is the flag that named the model (``--drafter`` for the drafter's)."""
     for pattern, replacement in _FLAG_WORDING:
         text = pattern.sub(replacement, text)
-    return text
+    return text if model_flag == "--model" else text.replace("--model", model_flag)
+
+
+def _load_drafter(spec: str | None, model: str | None, llm: ChatModel, base_url: str | None) -> ChatModel | None:
+    """The ``--drafter`` model: ``None`` without one; the planner's own when written as ``--model``
+    is (loaded once); ``--base-url`` only for a drafter on a server (not a local one)."""
+    if spec is None:
+        return None
+    from llmcompiler.models._loader import DEFAULT_MODEL, load_model
+
+    if (spec.strip() or DEFAULT_MODEL) == ((model or "").strip() or DEFAULT_MODEL):
+        return llm
+    local = spec.strip().partition(":")[0].strip().lower() == "local"
+    try:
+        return load_model(spec, base_url=None if local else base_url)
+    except UserError as exc:  # its message names --model; this model came from --drafter
+        raise UserError(_cli_wording(safe_text(exc), "--drafter")) from None
 
 
 def _error_line(exc: BaseException) -> str:
@@ -323,7 +371,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         tools = _load_tools(args.tools)
         llm = load_model(args.model, base_url=args.base_url)
-        agent = LLMCompiler(llm=llm, tools=tools, max_replans=args.max_replans)
+        drafter = _load_drafter(args.drafter, args.model, llm, args.base_url)
+        speculation: dict[str, Any] = {}
+        if drafter is not None:
+            speculation["drafter"] = drafter
+            if args.max_speculative is not None:
+                speculation["max_speculative"] = args.max_speculative
+        agent = LLMCompiler(llm=llm, tools=tools, max_replans=args.max_replans, **speculation)
         view = None if args.quiet else LiveView(console)
         outcome = asyncio.run(_run(agent, args.question, view))
     except KeyboardInterrupt:

@@ -13,12 +13,13 @@ those of tasks given up for a reason of their own (an unknown tool); a task give
 dependency failed repeats that error, so its cell is enough.
 
 With a drafter (``LLMCompiler``'s ``drafter``), each speculative call is shown dim, below its
-round's tasks, as it starts (``~2 search "Paris" speculating``) and as it ends: ``hit → 1``,
-``missed``, ``cancelled`` or ``failed`` (plain lines: ``spec  ~ 2. search("Paris")`` and
-``spec  ~ 2. search → missed (result dropped)``). A task that took a speculative call's result
-is marked ``⚡ saved 300ms``, and the closing lines end with the speculation summary
-(``speculation_line``: hits of calls started, misses, cancelled, time saved, the drafter's
-tokens). Without a drafter nothing of this appears.
+round's tasks, numbered by its draft task (``~2``), as it starts (``speculating``) and as it
+ends: ``hit`` (``adopted by task 1``), ``missed``, ``cancelled`` or ``failed`` with its error;
+in plain lines ``spec  ~ 2. search("Paris")`` and ``spec  ~ 2. search → missed (result
+dropped)``. A task that took a speculative call's result is marked ``⚡ saved 300ms``, and the
+closing lines end with the speculation summary (``speculation_line``: hits of the calls started,
+misses, cancelled, time saved, the drafter's tokens and cost, draft errors). Without a
+drafter nothing of this appears.
 
 Every text shown passes through ``scrub`` (API keys and authorisation headers never appear),
 ``safe_text`` (any result can be shown) and ``escape_controls``: a result or an answer holding
@@ -153,7 +154,18 @@ def _spec_outcome(call: SpeculativeCall) -> str:
         return "missed (result dropped)"
     if call.state == "cancelled":
         return "cancelled"
-    return f"failed: {call.error or ''}".rstrip(": ")
+    return f"failed: {call.error}" if call.error else "failed"
+
+
+def _spec_detail(call: SpeculativeCall) -> str:
+    """The result cell of a speculative call that ended (its state has a cell of its own)."""
+    if call.state == "hit":
+        return f"adopted by task {call.adopted_by}" if call.adopted_by is not None else "adopted"
+    if call.state == "missed":
+        return "no task matched it: result dropped"
+    if call.state == "cancelled":
+        return "no task could match it"
+    return call.error or ""
 
 
 def _own_error(record: TaskRecord) -> bool:
@@ -234,8 +246,8 @@ def speculation_line(summary: SpeculationSummary) -> str:
 
     Example:
         >>> speculation_line(SpeculationSummary(drafter="local", drafted=5, started=4, hits=3, misses=1,
-        ...     cancelled=1, time_saved_s=0.9))[:53]
-        'speculation: 3/4 hits, 1 missed (1 cancelled), saved'
+        ...     cancelled=1, time_saved_s=0.9)).split(";")[0]
+        'speculation: 3/4 hits, 1 missed (1 cancelled), saved 0.90 s'
     """
     usage = summary.usage
     cost = "cost unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
@@ -446,7 +458,7 @@ class LiveView:
             state=call.state,
             start=call.start,
             end=call.end,
-            outcome=shown(_spec_outcome(call), _CELL),
+            outcome=shown(_spec_detail(call), _CELL),
         )
 
     def _joining(self) -> bool:

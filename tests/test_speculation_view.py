@@ -3,6 +3,7 @@ speculative calls did, keep secrets out of it, and show nothing new without a dr
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -10,13 +11,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from llmcompiler import LLMCompiler, _cli, tool
+from llmcompiler._events import RoundStarted, SpeculationEnded, SpeculationStarted, TaskFinished, TaskStarted
 from llmcompiler._live import LiveView, speculation_line
+from llmcompiler._plan import TaskParsed
 from llmcompiler._records import RunResult, SpeculationSummary, SpeculativeCall, SpeculativeHit, TaskRecord
 from llmcompiler._timeline import SPECULATION_COLOURS, render_timeline
 from llmcompiler._trace import trace_dict, write_trace
 from llmcompiler._types import Usage
+from llmcompiler.models import _loader
+from llmcompiler.testing import ScriptedLLM, run_virtual
 
 SVG = "{http://www.w3.org/2000/svg}"
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
@@ -320,3 +327,281 @@ def test_the_closing_lines_say_nothing_of_speculation_without_a_drafter() -> Non
     console, out = _plain_console()
     LiveView(console, live=False).finish(plain_run())
     assert "speculat" not in out.getvalue()
+
+
+def _events() -> list[Any]:
+    """A round as the engine reports it: draft calls 1 and 2 start, the planner writes task 1,
+    which joins draft call 1 (a hit), draft call 2 is cancelled when the plan ends."""
+    run = speculative_run()
+    assert run.speculation is not None
+    hit_call, missed_call = run.speculation.calls[0], run.speculation.calls[2]
+    return [
+        RoundStarted(round=1, feedback=None),
+        SpeculationStarted(round=1, draft=1, tool="search", line=hit_call.line, time=T0 + 0.1),
+        SpeculationStarted(round=1, draft=3, tool="fetch", line=missed_call.line, time=T0 + 0.2),
+        TaskParsed(
+            idx=1, tool="search", args=("Tokyo",), kwargs={}, deps=frozenset(), thought=None, line="1. search('Tokyo')"
+        ),
+        TaskStarted(idx=1, tool="search", time=T0 + 0.4),
+        SpeculationEnded(call=hit_call),
+        TaskFinished(record=run.tasks[0]),
+        TaskParsed(idx=2, tool="join", args=(), kwargs={}, deps=frozenset(), thought=None, line="2. join()"),
+        SpeculationEnded(call=missed_call),
+    ]
+
+
+def test_plain_lines_show_speculative_calls_and_the_hit() -> None:
+    console, out = _plain_console()
+    view = LiveView(console, live=False)
+    for event in _events():
+        view.handle(event)
+    lines = [line.split(" ", 1)[1].strip() for line in out.getvalue().splitlines()]
+    assert "spec  ~ 1. search('Tokyo')" in lines
+    assert "spec  ~ 1. search → hit → task 1" in lines
+    assert "done  1. search ⚡ speculative hit, saved 300ms → search result" in lines
+    assert "spec  ~ 3. fetch → cancelled" in lines
+    assert "FAKEKEY" not in out.getvalue()  # the cancelled call's line held a key
+
+
+def test_the_table_shows_speculative_calls_dim_under_their_round() -> None:
+    clock = [T0 + 0.3]
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: clock[0])
+    events = _events()
+    for event in events[:4]:
+        view.handle(event)
+    frame = _frame(view)
+    running = [line for line in frame.splitlines() if line.lstrip().startswith(("~1 ", "~3 "))]
+    assert len(running) == 2 and all("speculating" in line for line in running)
+    assert "200ms" in running[0]  # the running time counts on the view's clock
+    assert "speculative: 2 started, 2 running, 0 hit" in frame
+    for event in events[4:]:
+        view.handle(event)
+    frame = _frame(view)
+    rows = frame.splitlines()
+    task = next(line for line in rows if line.lstrip().startswith("1 "))
+    assert "done ⚡ saved 300ms" in task
+    spec_rows = [line for line in rows if line.lstrip().startswith("~")]
+    assert "hit" in spec_rows[0] and "adopted by task 1" in spec_rows[0] and "cancelled" in spec_rows[1]
+    assert rows.index(task) < rows.index(spec_rows[0])  # under the round's tasks
+    assert "FAKEKEY" not in frame
+
+
+def _terminal() -> Console:
+    return Console(record=True, force_terminal=True, width=140, height=40, color_system=None, file=io.StringIO())
+
+
+def _frame(view: LiveView) -> str:
+    snap = _terminal()
+    snap.print(view)
+    return snap.export_text()
+
+
+def test_ended_speculative_calls_leave_the_screen_before_any_task() -> None:
+    view = LiveView(
+        Console(force_terminal=True, width=120, height=30, file=io.StringIO()), live=True, auto_refresh=False
+    )
+    view.handle(RoundStarted(round=1, feedback=None))
+    for i in range(1, 11):
+        view.handle(
+            TaskParsed(idx=i, tool="work", args=(), kwargs={}, deps=frozenset(), thought=None, line=f"{i}. work()")
+        )
+    for d in range(1, 11):
+        call = _call(d, "work", {}, 0.0, 0.1, "missed")
+        view.handle(SpeculationStarted(round=1, draft=d, tool="work", line=call.line, time=call.start))
+        view.handle(SpeculationEnded(call=call))
+    frame = _frame(view)
+    tasks = [line for line in frame.splitlines() if "│ work" in line and line.lstrip().startswith(tuple("0123456789"))]
+    assert len(tasks) == 10
+    assert "more task(s) not shown" not in frame
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _tools(calls: list[str]) -> list[Any]:
+    @tool(speculative=True)
+    async def search(q: str) -> str:
+        """Search the web."""
+        calls.append(q)
+        await asyncio.sleep(1.0)
+        return f"result of {q}"
+
+    return [search]
+
+
+PLAN = '1. search("alpha")\n2. search("beta")\n3. join()'
+DRAFT = f'1. search("alpha")\n2. search("gamma {FAKE_KEY}")\n3. join()'
+
+
+def _planner() -> ScriptedLLM:
+    return ScriptedLLM([PLAN, "Action: Finish(done)"], ttft=0.5, token_delay=0.05, name="planner")
+
+
+def _drafter() -> ScriptedLLM:
+    return ScriptedLLM([DRAFT], ttft=0.01, token_delay=0.001, name="drafter")
+
+
+def test_a_run_with_a_drafter_shows_in_the_trace_timeline_and_live_view() -> None:
+    calls: list[str] = []
+    console, out = _plain_console()
+    agent = LLMCompiler(llm=_planner(), tools=_tools(calls), drafter=_drafter())
+
+    async def main() -> RunResult:
+        result: RunResult | None = None
+        with LiveView(console, live=False) as view:
+            async for item in agent.astream("q"):
+                if isinstance(item, RunResult):
+                    result = item
+                else:
+                    view.handle(item)
+            assert result is not None
+            view.finish(result)
+        return result
+
+    result = run_virtual(main)
+    spec = result.speculation
+    assert spec is not None and spec.hits == 1 and spec.started == 2
+    alpha = result.tasks[0]
+    assert alpha.speculative is not None
+
+    text = out.getvalue()
+    assert 'spec  ~ 1. search("alpha")' in text
+    assert "⚡ speculative hit" in text
+    assert "speculation: 1/2 hits" in text
+    assert "FAKEKEY" not in text
+
+    data = trace_dict(result, question="q", model="planner")
+    assert data["speculation"]["hits"] == 1 and data["speculation"]["drafter"] == "drafter"
+    assert data["tasks"][0]["speculative"]["draft"] == 1
+    assert data["tasks"][0]["speculative"]["saved_s"] == round(alpha.speculative.saved_s, 6)
+    states = [c["state"] for c in data["speculation"]["calls"]]
+    assert states[0] == "hit" and states[1] in ("missed", "cancelled")
+    assert "FAKEKEY" not in json.dumps(data)
+
+    root = ET.fromstring(render_timeline(result))
+    links = [el for el in root.iter(f"{SVG}path") if el.attrib.get("class") == "spec-hit"]
+    assert [(el.attrib["data-from"], el.attrib["data-to"]) for el in links] == [("spec-1", "1")]
+    assert "FAKEKEY" not in render_timeline(result, format="html")
+
+
+def test_without_a_drafter_the_live_view_shows_nothing_of_speculation() -> None:
+    console, out = _plain_console()
+    agent = LLMCompiler(llm=_planner(), tools=_tools([]))
+
+    async def main() -> RunResult:
+        with LiveView(console, live=False) as view:
+            async for item in agent.astream("q"):
+                if isinstance(item, RunResult):
+                    view.finish(item)
+                    return item
+                view.handle(item)
+        raise AssertionError("no result")
+
+    result = run_virtual(main)
+    assert result.speculation is None
+    assert "spec" not in out.getvalue() and "⚡" not in out.getvalue()
+    assert 'class="spec' not in render_timeline(result)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def cli_models(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str | None, str | None]]:
+    """``--model big`` is the slow planner, ``--drafter small`` the fast drafter, the tools one
+    speculative search, and the run on virtual time. Yields the (spec, base_url) of each load."""
+    loads: list[tuple[str | None, str | None]] = []
+    models = {"big": _planner(), "small": _drafter()}
+
+    def load(spec: str | None, base_url: str | None = None) -> Any:
+        loads.append((spec, base_url))
+        return models[spec or "big"]
+
+    monkeypatch.setattr("llmcompiler.models._loader.load_model", load)
+    monkeypatch.setattr(_cli, "_load_tools", lambda spec: _tools([]))
+    monkeypatch.setattr("asyncio.run", lambda coro: run_virtual(lambda: coro))  # the CLI's run, on virtual time
+    return loads
+
+
+def test_the_cli_runs_with_a_drafter_and_shows_speculation(
+    cli_models: list[tuple[str | None, str | None]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    trace, svg = tmp_path / "t.json", tmp_path / "t.svg"
+    argv = ["run", "q", "--model", "big", "--drafter", "small", "--max-speculative", "3"]
+    assert _cli.main([*argv, "--trace", str(trace), "--timeline", str(svg)]) == 0
+    assert cli_models == [("big", None), ("small", None)]
+    out = capsys.readouterr().out
+    assert 'spec  ~ 1. search("alpha")' in out
+    assert "⚡ speculative hit" in out
+    assert "speculation: 1/2 hits" in out and "drafted by drafter" in out
+    assert "FAKEKEY" not in out
+    data = json.loads(trace.read_text(encoding="utf-8"))
+    assert data["speculation"]["hits"] == 1 and data["tasks"][0]["speculative"] is not None
+    assert "FAKEKEY" not in trace.read_text(encoding="utf-8")
+    root = ET.fromstring(svg.read_text(encoding="utf-8"))
+    assert [el.attrib["class"] for el in root.iter() if el.attrib.get("id") == "spec-1"] == ["spec hit"]
+
+
+def test_the_cli_without_a_drafter_loads_one_model(
+    cli_models: list[tuple[str | None, str | None]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli.main(["run", "q", "--model", "big"]) == 0
+    assert cli_models == [("big", None)]
+    out = capsys.readouterr().out
+    assert "Answer: done" in out and "spec" not in out
+
+
+def test_a_drafter_written_as_the_model_is_that_model() -> None:
+    planner = _planner()
+    assert _cli._load_drafter("big", " big ", planner, None) is planner
+    assert _cli._load_drafter(None, "big", planner, None) is None
+
+
+def test_a_local_drafter_takes_no_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[tuple[str | None, str | None]] = []
+    monkeypatch.setattr(
+        "llmcompiler.models._loader.load_model", lambda spec, base_url=None: loads.append((spec, base_url))
+    )
+    _cli._load_drafter("local", "openai:big", _planner(), "http://server/v1")
+    _cli._load_drafter("openai:small", "openai:big", _planner(), "http://server/v1")
+    assert loads == [("local", None), ("openai:small", "http://server/v1")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-speculative", "0", "--drafter", "small"], "error: --max-speculative must be 1 or more, got 0"),
+        (["--max-speculative", "2"], "error: --max-speculative needs --drafter MODEL"),
+        (["--drafter", " "], "error: --drafter is blank"),
+    ],
+)
+def test_bad_speculation_options_are_refused_before_loading_anything(
+    argv: list[str], message: str, cli_models: list[tuple[str | None, str | None]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli.main(["run", "q", "--model", "big", *argv]) == 2
+    assert cli_models == []
+    assert message in capsys.readouterr().err
+
+
+def test_a_max_speculative_that_is_not_a_number_is_argparses_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _cli.main(["run", "q", "--drafter", "small", "--max-speculative", "many"])
+    assert caught.value.code == 2
+    assert "--max-speculative: invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_a_bad_drafter_names_the_drafter_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_cli, "_load_tools", lambda spec: _tools([]))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    planner = _planner()
+    real_load = _loader.load_model
+    monkeypatch.setattr(
+        "llmcompiler.models._loader.load_model",
+        lambda spec, base_url=None: planner if spec == "big" else real_load(spec, base_url=base_url),
+    )
+    assert _cli.main(["run", "q", "--model", "big", "--drafter", "openai:"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: --drafter 'openai:' names no model" in err
