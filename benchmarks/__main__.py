@@ -6,6 +6,8 @@ Usage::
         [--model local] [--local-option NAME=on|off ...] [--profile gpt-4o] [--limit N]
         [--json FILE] [--out-dir DIR]
     python -m benchmarks run --suite wikigold --mode {oracle,model} [--profile ...] [--limit N]
+    python -m benchmarks run --suite {parallelqa,bfcl,nestful} --mode oracle --drafter {local,perfect}
+    python -m benchmarks drafts --suite {parallelqa,bfcl,nestful,all} [--limit N]  # loads the model
     python -m benchmarks fetch     # download the BFCL data once (the bfcl-eval wheel, into a cache)
     python -m benchmarks sweep ... # time to first token x decode speed (benchmarks/sweep.py, its --help)
 
@@ -26,6 +28,12 @@ the document's ``token_counter``).
 ``Extractor`` strategies ``extract_parallel``, ``extract_sequential`` and ``extract_native`` over
 Wikigold's articles, scored by entity-level precision, recall and F1; it writes
 ``wikigold-<tag>.json`` and a table, no pictures. ``all`` runs the four agent suites only.
+
+``--drafter`` (oracle mode) adds the system ``llmcompiler_speculative``: LLMCompiler with a drafter,
+the recorded drafts of the real local model replayed at their recorded times (``local``, from
+``drafts-local-<suite>.json``, recorded by ``drafts``) or the gold plan at once (``perfect``); the
+results file (``<suite>-oracle-speculative-<drafter>.json``) gets a ``speculation`` object
+(``benchmarks.speculation``). Questions with no recorded draft are left out of every system.
 
 ``--local-option NAME=on|off`` (repeatable, only with ``--model local`` or ``local:<path>``)
 passes ``NAME=True`` or ``False`` to ``llmcompiler.models._llamacpp.LlamaCppChat``, e.g.
@@ -52,10 +60,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks._machine import machine_info
+from benchmarks.drafts import DRAFT_SUITES, Draft, drafts_path, record_drafts
 from benchmarks.ideal import IdealBound
 from benchmarks.oracle import PROFILES, Profile, levels
 from benchmarks.report import plot_latency, plot_timeline, print_table
-from benchmarks.runner import SYSTEMS, Outcome, ideal_bounds, oracle_factory, run_items, summarize
+from benchmarks.runner import (
+    SPECULATIVE,
+    SYSTEMS,
+    LLMFactory,
+    Outcome,
+    ideal_bounds,
+    oracle_factory,
+    run_items,
+    summarize,
+)
+from benchmarks.speculation import DRAFTERS, drafter_factory, load_recording, speculation_section
 from benchmarks.suites import SUITES, Item, load_suite
 from llmcompiler import RunResult, Usage
 from llmcompiler.models import ChatModel
@@ -213,6 +232,7 @@ async def run_suite(
     concurrency: int = 1,
     progress: Progress | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    drafter_for: LLMFactory | None = None,
 ) -> tuple[dict[str, Any], list[Outcome]]:
     """Run ``systems`` over ``items`` and return the results document and the runs.
 
@@ -226,6 +246,7 @@ async def run_suite(
         concurrency: runs at once.
         progress: a rich progress display to advance.
         on_done: called with each run as it finishes.
+        drafter_for: a new drafter per ``llmcompiler_speculative`` run (``benchmarks.speculation``).
     """
     ideal: dict[str, IdealBound] = {}
     untraced: dict[str, str] = {}
@@ -271,7 +292,14 @@ async def run_suite(
 
     started = time.monotonic()
     outcomes = await run_items(
-        items, systems, llm_for, concurrency=concurrency, cost=cost, on_done=advance, ideal=ideal
+        items,
+        systems,
+        llm_for,
+        concurrency=concurrency,
+        cost=cost,
+        on_done=advance,
+        ideal=ideal,
+        drafter_for=drafter_for,
     )
     wall = time.monotonic() - started
     summary = summarize(outcomes, systems)
@@ -440,6 +468,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, default=None, help="results file (one suite only)")
     run.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where results go by default")
     run.add_argument("--no-plots", action="store_true")
+    run.add_argument(
+        "--drafter",
+        default=None,
+        choices=DRAFTERS,
+        help=f"oracle mode: add {SPECULATIVE} with this drafter (local: the recorded drafts of "
+        "benchmarks/results/drafts-local-<suite>.json replayed; perfect: the gold plan at once)",
+    )
+    run.add_argument("--drafts", type=Path, default=None, help="the recorded drafts file (one suite only)")
+    drafts = sub.add_parser(
+        "drafts", help="record a real drafter's draft plans (round 1) for the speculation benchmark (loads the model)"
+    )
+    drafts.add_argument("--suite", required=True, choices=[*DRAFT_SUITES, "all"])
+    drafts.add_argument("--model", default="local", help="the drafter's model string (default: local)")
+    drafts.add_argument("--base-url", default=None, help="an OpenAI-compatible server for --model openai:<name>")
+    drafts.add_argument("--limit", type=int, default=None, help="the first N questions of each suite")
+    drafts.add_argument("--seed", type=int, default=0)
+    drafts.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where the recordings go")
     sub.add_parser("fetch", help="download the BFCL data (the bfcl-eval wheel) into the cache")
     # Its options are benchmarks/sweep.py's own (``_main_sweep``), read when the command runs.
     sub.add_parser(
@@ -457,9 +502,95 @@ def _main_sweep(rest: Sequence[str]) -> int:
     return status
 
 
+def _draft_line(console: Console, suite: str, total: int) -> Callable[[Draft], None]:
+    """A line per recorded draft: how long it took and its tokens."""
+    count = 0
+
+    def on_done(draft: Draft) -> None:
+        nonlocal count
+        count += 1
+        console.print(
+            f"{suite} {count}/{total} {draft.item}: {draft.end_s:.2f} s, {draft.usage.completion_tokens} tokens"
+            + (f" ERROR {draft.error}" if draft.error else ""),
+            highlight=False,
+        )
+
+    return on_done
+
+
+async def _main_drafts(args: argparse.Namespace, console: Console) -> int:
+    """``drafts``: record the drafter's round-1 draft of each item, one model call at a time."""
+    from llmcompiler.models import load_model
+
+    suites = list(DRAFT_SUITES) if args.suite == "all" else [args.suite]
+    model = load_model(args.model, base_url=args.base_url)
+    load = getattr(model, "load", None)
+    if callable(load):
+        console.print(f"loading {model.model_name} ...")
+        await load(("plan",))
+    for suite in suites:
+        items = load_suite(suite, seed=args.seed)
+        if args.limit is not None:
+            items = items[: args.limit]
+        path = drafts_path(args.out_dir, suite, model.model_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+
+        def save(doc: dict[str, Any], path: Path = path, began: float = began) -> None:
+            doc["command"] = "python -m benchmarks " + " ".join(sys.argv[1:])
+            doc["limit"] = args.limit
+            doc["seed"] = args.seed
+            doc["wall_s"] = time.monotonic() - began
+            path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+        await record_drafts(suite, items, model, on_done=_draft_line(console, suite, len(items)), save=save)
+        console.print(f"wrote {path} ({time.monotonic() - began:.0f} s)")
+    return 0
+
+
+def _speculative_setup(
+    args: argparse.Namespace, suite: str, items: list[Item], console: Console
+) -> tuple[list[Item], LLMFactory | None, dict[str, Any]] | None:
+    """With ``--drafter``: the items that have a draft, the drafter factory, and what
+    ``speculation_section`` needs; without, the items unchanged. ``None``: no recording."""
+    if not args.drafter:
+        return items, None, {}
+    if args.drafter == "perfect":
+        return items, drafter_factory("perfect"), {}
+    path = args.drafts or drafts_path(RESULTS_DIR, suite)
+    try:
+        recording, drafts = load_recording(path)
+    except FileNotFoundError:
+        console.print(f"[red]no recorded drafts at {path}: record them with python -m benchmarks drafts[/red]")
+        return None
+    kept = [item for item in items if item.id in drafts]
+    console.print(f"{suite}: {len(kept)} of {len(items)} questions have a recorded draft ({path})")
+    spec_args: dict[str, Any] = {
+        "drafts": drafts,
+        "recording": recording | {"path": str(path)},
+        "items_without_draft": len(items) - len(kept),
+    }
+    return kept, drafter_factory("local", drafts, model=str(recording.get("model", "local"))), spec_args
+
+
+def _print_speculation(console: Console, spec: dict[str, Any]) -> None:
+    timing = spec["timing"]
+    console.print(
+        f"speculation ({spec['drafter']}): hit rate {_number(spec['hit_rate'])} (engine "
+        f"{_number(spec['engine_hit_rate'])}), latency saved {_number(spec['latency_saved_mean_s'])} s/question "
+        f"over {spec['paired_items']} paired, wasted calls {_number(spec['wasted_calls_per_question'])}/question, "
+        f"drafter tokens {_number(spec['drafter_tokens_per_question'])}/question; plan "
+        f"{_number(timing['planner_plan_s_mean'])} s vs draft end {_number(timing['draft_end_s_mean'])} s; "
+        f"{spec['items_without_draft']} questions without a draft left out",
+        highlight=False,
+    )
+
+
 def _default_json(out_dir: Path, suite: str, mode: str, args: argparse.Namespace) -> Path:
     if mode == "oracle":
         tag = "oracle" if args.profile == DEFAULT_PROFILE else f"oracle-{args.profile}"
+        if getattr(args, "drafter", None):
+            tag += f"-speculative-{args.drafter}"
     else:
         tag = f"model-{_slug(args.model)}{_options_tag(local_options(args.local_option))}"
     return out_dir / f"{suite}-{tag}.json"
@@ -611,10 +742,22 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
     if args.json is not None and len(suites) > 1:
         console.print("[red]--json names one file: use it with one suite, or --out-dir with --suite all[/red]")
         return 2
-    setup = await _setup(args, console, SYSTEMS, slots=("plan", "join", "react"))
+    known = (*SYSTEMS, SPECULATIVE) if args.drafter else SYSTEMS
+    if args.drafter and args.mode != "oracle":
+        console.print("[red]--drafter needs --mode oracle (the planner is the oracle; the drafter is replayed)[/red]")
+        return 2
+    if args.drafter == "local" and any(s not in DRAFT_SUITES for s in suites):
+        console.print(f"[red]--drafter local: drafts are recorded for {', '.join(DRAFT_SUITES)} only[/red]")
+        return 2
+    if args.drafts is not None and len(suites) > 1:
+        console.print("[red]--drafts names one file: use it with one suite[/red]")
+        return 2
+    setup = await _setup(args, console, known, slots=("plan", "join", "react"))
     if setup is None:
         return 2
     systems, options, llm = setup
+    if args.drafter:
+        systems = list(dict.fromkeys(["llmcompiler", *systems, SPECULATIVE]))
     concurrency = args.concurrency or (8 if args.mode == "oracle" else 1)
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     status = 0
@@ -622,6 +765,10 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         items = load_suite(suite, seed=args.seed)
         if args.limit is not None:
             items = items[: args.limit]
+        speculative = _speculative_setup(args, suite, items, console)
+        if speculative is None:
+            return 2
+        items, drafter_for, spec_args = speculative
         on_done = None if console.is_terminal else _progress_lines(console, suite, len(items) * len(systems))
         with Progress(
             TextColumn("{task.description}"),
@@ -641,7 +788,10 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
                 concurrency=concurrency,
                 progress=progress,
                 on_done=on_done,
+                drafter_for=drafter_for,
             )
+        if args.drafter:
+            doc["speculation"] = await speculation_section(args.drafter, items, outcomes, **spec_args)
         doc["command"] = command
         doc["limit"] = args.limit
         doc["seed"] = args.seed
@@ -650,6 +800,8 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         doc["machine"] = machine_info()
         doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         print_table(console, f"{suite} · {args.mode} · {doc['model']} · {len(items)} questions", doc["systems"])
+        if "speculation" in doc:
+            _print_speculation(console, doc["speculation"])
         if args.mode == "oracle":
             ideal = (doc.get("ideal") or {}).get("mean") or {}
             bound = f"mean ideal bound {ideal['total_s']:.2f} s" if ideal.get("total_s") else "no ideal bound"
@@ -692,6 +844,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         console.print(f"BFCL data: {fetch()}")
         return 0
+    if args.command == "drafts":
+        return asyncio.run(_main_drafts(args, console))
     return asyncio.run(_main_run(args, console))
 
 

@@ -5,6 +5,10 @@ Systems:
 - ``llmcompiler``: ``llmcompiler.LLMCompiler`` (streamed plan, parallel execution, joiner).
 - ``react``: ``planners.ReActAgent`` (one tool call per model turn).
 - ``parallel_fc``: ``planners.ParallelToolCallAgent`` (native parallel tool calls per turn).
+- ``llmcompiler_speculative`` (only with a drafter, ``run_items(drafter_for=...)``): ``llmcompiler``
+  with a ``drafter`` whose draft plans start speculation-safe calls early (``benchmarks.drafts``
+  gives the recorded and the perfect drafter). Its runs also keep what speculation did
+  (``Outcome.speculation``).
 
 Metrics per system: latency (mean, p50, p95 of the runs that finished), speedup against ReAct
 and against native parallel calling (the other system's mean latency over this system's, on the
@@ -66,6 +70,7 @@ from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskPars
 from llmcompiler.models import ChatModel
 
 __all__ = [
+    "SPECULATIVE",
     "SYSTEMS",
     "Outcome",
     "call_labels",
@@ -82,6 +87,8 @@ __all__ = [
 ]
 
 SYSTEMS = ("llmcompiler", "react", "parallel_fc")
+SPECULATIVE = "llmcompiler_speculative"
+"""LLMCompiler with a drafter: a system only when the run has one."""
 
 
 class _Agent(Protocol):
@@ -112,12 +119,20 @@ class Outcome:
     plan_correct: bool | None = None
     calls: list[str] = dataclasses.field(default_factory=list)
     scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    speculation: dict[str, Any] | None = None
 
 
-def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
-    """The agent of ``system`` for ``item``, with turn limits that leave room beyond the gold calls."""
+def make_agent(system: str, llm: ChatModel, item: Item, drafter: ChatModel | None = None) -> _Agent:
+    """The agent of ``system`` for ``item``, with turn limits that leave room beyond the gold calls.
+
+    ``llmcompiler_speculative`` needs ``drafter``.
+    """
     if system == "llmcompiler":
         return LLMCompiler(llm=llm, tools=item.tools)
+    if system == SPECULATIVE:
+        if drafter is None:
+            raise ValueError(f"{SPECULATIVE} needs a drafter")
+        return LLMCompiler(llm=llm, tools=item.tools, drafter=drafter)
     if system == "react":
         from planners import ReActAgent
 
@@ -128,7 +143,7 @@ def make_agent(system: str, llm: ChatModel, item: Item) -> _Agent:
 
         native: _Agent = ParallelToolCallAgent(llm=llm, tools=item.tools, max_turns=max(10, len(levels(item.gold)) + 3))
         return native
-    raise ValueError(f"unknown system {system!r}: choose from {', '.join(SYSTEMS)}")
+    raise ValueError(f"unknown system {system!r}: choose from {', '.join((*SYSTEMS, SPECULATIVE))}")
 
 
 def executor_bound(result: RunResult, arrivals: Mapping[tuple[int, int], float]) -> float:
@@ -213,11 +228,39 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def speculation_of(result: RunResult) -> dict[str, Any] | None:
+    """What speculation did in a run, for its ``Outcome`` (``None`` without a drafter)."""
+    spec = result.speculation
+    if spec is None:
+        return None
+    return {
+        "drafter": spec.drafter,
+        "drafted": spec.drafted,
+        "started": spec.started,
+        "hits": spec.hits,
+        "misses": spec.misses,
+        "cancelled": spec.cancelled,
+        "time_saved_s": spec.time_saved_s,
+        "drafter_prompt_tokens": spec.usage.prompt_tokens,
+        "drafter_completion_tokens": spec.usage.completion_tokens,
+        "errors": list(spec.errors),
+        "calls": [
+            {"tool": c.tool, "draft": c.draft, "state": c.state, "adopted_by": c.adopted_by, "round": c.round}
+            for c in spec.calls
+        ],
+    }
+
+
 async def run_one(
-    system: str, item: Item, llm: ChatModel, *, cost: Callable[[Usage, RunResult], float | None]
+    system: str,
+    item: Item,
+    llm: ChatModel,
+    *,
+    cost: Callable[[Usage, RunResult], float | None],
+    drafter: ChatModel | None = None,
 ) -> Outcome:
-    """Run ``system`` on ``item`` once and score it."""
-    agent = make_agent(system, llm, item)
+    """Run ``system`` on ``item`` once and score it (``drafter``: for ``llmcompiler_speculative``)."""
+    agent = make_agent(system, llm, item, drafter)
     loop = asyncio.get_running_loop()
     arrivals: dict[tuple[int, int], float] = {}
     round_no = 0
@@ -277,6 +320,7 @@ async def run_one(
         plan_correct=plan_correct(item, result.tasks),
         calls=call_labels(result.tasks),
         scores=suite_scores(item, result.tasks),
+        speculation=speculation_of(result),
     )
 
 
@@ -322,15 +366,18 @@ async def run_items(
     cost: Callable[[Usage, RunResult], float | None],
     on_done: Callable[[Outcome], None] | None = None,
     ideal: Mapping[str, IdealBound] | None = None,
+    drafter_for: LLMFactory | None = None,
 ) -> list[Outcome]:
     """Run every system on every item, ``concurrency`` runs at a time, systems interleaved.
 
-    ``ideal`` (by item id, from ``ideal_bounds``) gives each run its item's ``ideal_bound_s``.
+    ``ideal`` (by item id, from ``ideal_bounds``) gives each run its item's ``ideal_bound_s``;
+    ``drafter_for`` a new drafter per ``llmcompiler_speculative`` run.
     """
     bounds = ideal or {}
 
     async def one(system: str, item: Item) -> Outcome:
-        outcome = await run_one(system, item, llm_for(item), cost=cost)
+        drafter = drafter_for(item) if drafter_for is not None and system == SPECULATIVE else None
+        outcome = await run_one(system, item, llm_for(item), cost=cost, drafter=drafter)
         if item.id in bounds:
             outcome.ideal_bound_s = bounds[item.id].total_s
         return outcome
