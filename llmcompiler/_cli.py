@@ -6,10 +6,11 @@
 
 ``--drafter M`` gives the planner a drafter (``LLMCompiler``'s ``drafter``: speculative tool
 execution), written as ``--model`` is (``local``, ``openai:MODEL``, ...); ``--base-url`` serves
-an ``openai:``/``anthropic:`` drafter too, never a local one, and a drafter written as the
-``--model`` is that same model, loaded once. ``--max-speculative N`` (1 or more, only with
-``--drafter``) bounds the speculative calls running at once. The live view shows the
-speculative calls, and the closing lines, the trace and the timeline what speculation did.
+an ``openai:``/``anthropic:`` drafter too, never a local one; a drafter written as the
+``--model`` is refused (the planner drafting its own plan would only repeat it).
+``--max-speculative N`` (1 or more, only with ``--drafter``) bounds the speculative calls
+running at once. The live view shows the speculative calls, and the closing lines, the trace
+and the timeline what speculation did.
 
 On a terminal it shows the plan as it streams and a table of tasks updating in place, and a
 spinner while the joiner reads the results; in a pipe or a CI log, plain lines, never wrapped.
@@ -292,6 +293,14 @@ def _check_args(args: argparse.Namespace) -> None:
             raise _UsageError(f"--max-speculative must be 1 or more, got {args.max_speculative}")
     if args.drafter is not None and not args.drafter.strip():
         raise _UsageError("--drafter is blank: name a model, e.g. --drafter local")
+    if args.drafter is not None:
+        from llmcompiler.models._loader import DEFAULT_MODEL
+
+        if args.drafter.strip() == ((args.model or "").strip() or DEFAULT_MODEL):
+            raise _UsageError(
+                f"--drafter {args.drafter.strip()!r} is the planner's own model: its draft would only repeat "
+                "the plan; name a faster model (e.g. --drafter local with a hosted --model)"
+            )
     if args.timeline is not None and not args.timeline.lower().endswith(_TIMELINE_SUFFIXES):
         raise _UsageError(f"--timeline writes .svg or .html files, got {args.timeline!r}")
     paths = {
@@ -336,15 +345,13 @@ def _cli_wording(text: str, model_flag: str = "--model") -> str:
     return text if model_flag == "--model" else text.replace("--model", model_flag)
 
 
-def _load_drafter(spec: str | None, model: str | None, llm: ChatModel, base_url: str | None) -> ChatModel | None:
-    """The ``--drafter`` model: ``None`` without one; the planner's own when written as ``--model``
-    is (loaded once); ``--base-url`` only for a drafter on a server (not a local one)."""
+def _load_drafter(spec: str | None, base_url: str | None) -> ChatModel | None:
+    """The ``--drafter`` model: ``None`` without one; ``--base-url`` only for a drafter on a server
+    (not a local one)."""
     if spec is None:
         return None
-    from llmcompiler.models._loader import DEFAULT_MODEL, load_model
+    from llmcompiler.models._loader import load_model
 
-    if (spec.strip() or DEFAULT_MODEL) == ((model or "").strip() or DEFAULT_MODEL):
-        return llm
     local = spec.strip().partition(":")[0].strip().lower() == "local"
     try:
         return load_model(spec, base_url=None if local else base_url)
@@ -371,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         tools = _load_tools(args.tools)
         llm = load_model(args.model, base_url=args.base_url)
-        drafter = _load_drafter(args.drafter, args.model, llm, args.base_url)
+        drafter = _load_drafter(args.drafter, args.base_url)
         speculation: dict[str, Any] = {}
         if drafter is not None:
             speculation["drafter"] = drafter

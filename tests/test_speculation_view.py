@@ -551,10 +551,10 @@ def test_the_cli_without_a_drafter_loads_one_model(
     assert "Answer: done" in out and "spec" not in out
 
 
-def test_a_drafter_written_as_the_model_is_that_model() -> None:
-    planner = _planner()
-    assert _cli._load_drafter("big", " big ", planner, None) is planner
-    assert _cli._load_drafter(None, "big", planner, None) is None
+def test_a_drafter_written_as_the_default_model_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["run", "q", "--drafter", " local "]) == 2
+    assert "error: --drafter 'local' is the planner's own model" in capsys.readouterr().err
+    assert _cli._load_drafter(None, None) is None
 
 
 def test_a_local_drafter_takes_no_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -562,8 +562,8 @@ def test_a_local_drafter_takes_no_base_url(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(
         "llmcompiler.models._loader.load_model", lambda spec, base_url=None: loads.append((spec, base_url))
     )
-    _cli._load_drafter("local", "openai:big", _planner(), "http://server/v1")
-    _cli._load_drafter("openai:small", "openai:big", _planner(), "http://server/v1")
+    _cli._load_drafter("local", "http://server/v1")
+    _cli._load_drafter("openai:small", "http://server/v1")
     assert loads == [("local", None), ("openai:small", "http://server/v1")]
 
 
@@ -573,6 +573,7 @@ def test_a_local_drafter_takes_no_base_url(monkeypatch: pytest.MonkeyPatch) -> N
         (["--max-speculative", "0", "--drafter", "small"], "error: --max-speculative must be 1 or more, got 0"),
         (["--max-speculative", "2"], "error: --max-speculative needs --drafter MODEL"),
         (["--drafter", " "], "error: --drafter is blank"),
+        (["--model", "big", "--drafter", "big"], "error: --drafter 'big' is the planner's own model"),
     ],
 )
 def test_bad_speculation_options_are_refused_before_loading_anything(
