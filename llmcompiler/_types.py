@@ -198,11 +198,25 @@ class Message:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
-    """Tokens a model call, or a whole run, used."""
+    """Tokens a model call, or a whole run, used.
+
+    Attributes:
+        prompt_tokens: every prompt token, cached or not.
+        completion_tokens: tokens the model wrote.
+        calls: model calls.
+        cached_tokens: prompt tokens read from the provider's prompt cache (OpenAI's
+            ``prompt_tokens_details.cached_tokens``, Anthropic's ``cache_read_input_tokens``);
+            included in ``prompt_tokens``, and charged at the cheaper cached rate.
+        cache_write_tokens: prompt tokens written to the prompt cache (Anthropic's
+            ``cache_creation_input_tokens``); included in ``prompt_tokens``, and charged at the
+            cache-write rate.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -214,6 +228,8 @@ class Usage:
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             calls=self.calls + other.calls,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

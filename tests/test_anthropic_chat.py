@@ -95,7 +95,7 @@ async def test_text_deltas_stream_then_usage_from_start_and_delta(llm: Anthropic
     assert sent["model"] == "claude-test"
     assert sent["stream"] is True
     assert sent["max_tokens"] == 4096
-    assert sent["system"] == "You plan."
+    assert sent["system"] == [{"type": "text", "text": "You plan.", "cache_control": {"type": "ephemeral"}}]
     assert sent["stop_sequences"] == ["<END_OF_PLAN>"]
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
     assert "tools" not in sent
@@ -182,7 +182,7 @@ async def test_tool_results_go_back_as_one_user_message_of_tool_result_blocks(
     )
     await _collect(llm, _request(*history, tools=(play, add), native=True))
     sent = script.bodies()[0]
-    assert sent["system"] == "You plan."
+    assert sent["system"] == [{"type": "text", "text": "You plan.", "cache_control": {"type": "ephemeral"}}]
     assert sent["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
         {

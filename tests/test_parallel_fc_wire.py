@@ -159,8 +159,9 @@ async def test_anthropic_parallel_tool_use_round_trip(anthropic_llm: AnthropicCh
     _check_records(result.tasks)
 
     first, second = anthropic_script.bodies()
-    assert first["system"] == DEFAULT_SYSTEM_PROMPT
+    assert first["system"] == [{"type": "text", "text": DEFAULT_SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}]
     assert [t["name"] for t in first["tools"]] == ["spotify-play", "weather"]
+    assert first["tools"][-1]["cache_control"] == {"type": "ephemeral"}  # the static prefix is cached
     question, assistant, results = second["messages"]
     assert question == {"role": "user", "content": [{"type": "text", "text": QUESTION}]}
     assert assistant["role"] == "assistant"

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from llmcompiler.models._llamacpp import LlamaCppChat
     from llmcompiler.models._loader import load_model
     from llmcompiler.models._openai import OpenAIChat
-    from llmcompiler.models._pricing import PRICES, PRICES_AS_OF, cost_usd, price_of
+    from llmcompiler.models._pricing import CACHE_PRICES, PRICES, PRICES_AS_OF, cache_price_of, cost_usd, price_of
 
 __all__ = [
+    "CACHE_PRICES",
     "PRICES",
     "PRICES_AS_OF",
     "AnthropicChat",
@@ -49,6 +50,7 @@ __all__ = [
     "ToolSpec",
     "Truncated",
     "Usage",
+    "cache_price_of",
     "cost_usd",
     "load_model",
     "price_of",
@@ -60,8 +62,10 @@ _LAZY = {
     "LlamaCppChat": "_llamacpp",
     "OpenAIChat": "_openai",
     "load_model": "_loader",
+    "CACHE_PRICES": "_pricing",
     "PRICES": "_pricing",
     "PRICES_AS_OF": "_pricing",
+    "cache_price_of": "_pricing",
     "cost_usd": "_pricing",
     "price_of": "_pricing",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import anthropic
@@ -22,6 +22,9 @@ PROVIDER = "anthropic"
 # The stop reasons of a reply cut by a token limit (``max_tokens``, or the context window):
 # what the model wrote is only the start of its reply.
 CUT_REASONS = frozenset({"max_tokens", "model_context_window_exceeded"})
+
+# Where a cacheable prefix ends (a 5-minute breakpoint): on the system block and the last tool.
+CACHE_MARKER: Mapping[str, str] = {"type": "ephemeral"}
 
 _ANTHROPIC = SdkProvider(
     name=PROVIDER,
@@ -61,6 +64,17 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
     tool block gives its text instead, for the caller to parse (and fail on) as it is.
     Tool blocks after the first are dropped.
 
+    Prompt caching: the static prefix of every request is marked for Anthropic's prompt cache
+    with ``cache_control: {"type": "ephemeral"}`` (5 minutes): the system prompt (sent as one
+    text block carrying the marker) and, with native tool calling, the last tool definition
+    (Anthropic's cached prefix runs tools, system, messages: that marker caches the tool list).
+    The agent's prompts keep what never changes there and the question in the user turn.
+    Prompt tokens read from the cache and written to it come back as ``Usage.cached_tokens``
+    and ``Usage.cache_write_tokens`` (``cache_read_input_tokens``,
+    ``cache_creation_input_tokens``), both counted in ``prompt_tokens``. A prefix shorter than
+    the model's minimum (1024 tokens for most models) is not cached, and costs nothing more
+    for the marker.
+
     Args:
         model: the model id, e.g. ``"claude-sonnet-4-5"``.
         base_url: another endpoint (a proxy or a compatible server); default ``ANTHROPIC_BASE_URL``.
@@ -68,6 +82,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         max_tokens: the most tokens a reply may have (the API requires a bound).
         max_retries: retries of a failed request.
         timeout: seconds per request (connect, read and write each).
+        cache_prompt: mark the static prefix for the prompt cache (above); ``False`` sends no marker.
         **params: more message parameters, e.g. ``temperature=0``.
 
     Raises:
@@ -83,6 +98,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         max_tokens: int = 4096,
         max_retries: int = 2,
         timeout: float = 120.0,
+        cache_prompt: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(
@@ -96,6 +112,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
             problems=[f"max_tokens must be at least 1, got {max_tokens}"] if max_tokens < 1 else [],
         )
         self.max_tokens = max_tokens
+        self.cache_prompt = cache_prompt
 
     @property
     def model_name(self) -> str:
@@ -113,7 +130,10 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
             "stream": True,
         }
         if system:
-            body["system"] = system
+            block: dict[str, Any] = {"type": "text", "text": system}
+            if self.cache_prompt:
+                block["cache_control"] = dict(CACHE_MARKER)
+            body["system"] = [block]
         if request.stop:
             body["stop_sequences"] = list(request.stop)
         if request.native_tools and request.tools:
@@ -121,6 +141,8 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                 {"name": names.to_wire(t.name), "description": t.description, "input_schema": json_schema(t.parameters)}
                 for t in request.tools
             ]
+            if self.cache_prompt:  # the last definition's marker caches them all
+                body["tools"][-1]["cache_control"] = dict(CACHE_MARKER)
         body.update(self.params)
         if request.response_schema is not None:  # the forced tool replaces any tools: the reply is its input
             name = wire_name(request.response_name or "response")
@@ -153,8 +175,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
         # Errors are raised outside the ``except`` block: the SDK's exception (whose text may
         # quote the key back) must not ride along as ``__context__``.
         failure: ModelError | None = None
-        prompt_tokens = 0
-        completion_tokens = 0
+        tokens = _Tokens()
         stopped = False
         stop_reason: str | None = None
         blocks: dict[int, _ToolUse] = {}
@@ -169,8 +190,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                 async for event in events:
                     kind = event.type
                     if kind == "message_start":
-                        prompt_tokens = _input_tokens(event.message.usage)
-                        completion_tokens = event.message.usage.output_tokens or 0
+                        tokens.update(event.message.usage)
                     elif kind == "content_block_start":
                         block = event.content_block
                         if schema_name is not None:
@@ -205,9 +225,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
                     elif kind == "message_delta":
                         stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
                         if event.usage is not None:
-                            completion_tokens = event.usage.output_tokens or completion_tokens
-                            if getattr(event.usage, "input_tokens", None):
-                                prompt_tokens = _input_tokens(event.usage)
+                            tokens.update(event.usage)
                     elif kind == "message_stop":
                         stopped = True
             except Exception as exc:
@@ -222,17 +240,41 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
             raise ModelError(PROVIDER, f"{self.model}: a tool_use block never ended; the reply is incomplete")
         if schema_name is not None and answer is None and held:
             yield "".join(held)  # no forced tool block: the text, for the caller to parse as it is
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, calls=1)
+        yield tokens.usage()
         if stop_reason is not None and stop_reason in CUT_REASONS:
             yield Truncated(stop_reason)
 
 
-def _input_tokens(usage: Any) -> int:
-    """Input tokens, counting cached ones (written or read) too."""
-    total = usage.input_tokens or 0
-    total += getattr(usage, "cache_creation_input_tokens", None) or 0
-    total += getattr(usage, "cache_read_input_tokens", None) or 0
-    return int(total)
+@dataclasses.dataclass
+class _Tokens:
+    """The token counts of one streamed reply, as ``message_start`` and then ``message_delta``
+    report them (cumulative: a count present in a later event replaces the earlier one)."""
+
+    input: int = 0  # excludes the cached tokens, read or written
+    read: int = 0
+    written: int = 0
+    output: int = 0
+
+    def update(self, usage: Any) -> None:
+        for field, key in (
+            ("input", "input_tokens"),
+            ("read", "cache_read_input_tokens"),
+            ("written", "cache_creation_input_tokens"),
+            ("output", "output_tokens"),
+        ):
+            value = getattr(usage, key, None)
+            if value:
+                setattr(self, field, int(value))
+
+    def usage(self) -> Usage:
+        """Anthropic's ``input_tokens`` excludes the cached tokens: the prompt is all three."""
+        return Usage(
+            prompt_tokens=self.input + self.read + self.written,
+            completion_tokens=self.output,
+            calls=1,
+            cached_tokens=self.read,
+            cache_write_tokens=self.written,
+        )
 
 
 def _messages(messages: Sequence[Message], names: ToolNames) -> tuple[str, list[dict[str, Any]]]:

@@ -74,8 +74,11 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
     """A chat model served by OpenAI or by any OpenAI-compatible server (vLLM, NIM, Ollama, llama.cpp).
 
     Replies stream as chat-completion chunks; usage comes from the final usage chunk
-    (``stream_options={"include_usage": True}``). 429s, 5xx and timeouts are retried by the
-    SDK with backoff, honouring ``Retry-After``, up to ``max_retries`` times.
+    (``stream_options={"include_usage": True}``), with the prompt tokens OpenAI served from its
+    prompt cache (``prompt_tokens_details.cached_tokens``) as ``Usage.cached_tokens``. OpenAI
+    caches a prompt's stable prefix by itself; the agent's prompts put theirs first. 429s, 5xx
+    and timeouts are retried by the SDK with backoff, honouring ``Retry-After``, up to
+    ``max_retries`` times.
 
     A request with a ``response_schema`` (structured extraction) is sent with structured
     outputs, ``response_format={"type": "json_schema", ...}`` (``response_format``), strict
@@ -174,11 +177,7 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
             try:
                 async for chunk in chunks:
                     if chunk.usage is not None:
-                        usage = Usage(
-                            prompt_tokens=chunk.usage.prompt_tokens or 0,
-                            completion_tokens=chunk.usage.completion_tokens or 0,
-                            calls=1,
-                        )
+                        usage = _usage(chunk.usage)
                     for choice in chunk.choices[:1]:
                         delta = choice.delta
                         if delta is not None:
@@ -209,6 +208,21 @@ class OpenAIChat(SdkChat[AsyncOpenAI]):
         yield usage or Usage(calls=1)
         if finish is not None and finish in CUT_REASONS:
             yield Truncated(finish)
+
+
+def _usage(reported: Any) -> Usage:
+    """One call's ``Usage`` from a chunk's ``usage``: the cached part of the prompt is
+    ``prompt_tokens_details.cached_tokens`` (OpenAI writes its cache at no extra charge, so
+    nothing counts as written)."""
+    details = getattr(reported, "prompt_tokens_details", None)
+    prompt = reported.prompt_tokens or 0
+    cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=reported.completion_tokens or 0,
+        calls=1,
+        cached_tokens=max(0, min(int(cached), prompt)),
+    )
 
 
 def response_format(schema: Mapping[str, Any], name: str | None) -> dict[str, Any]:

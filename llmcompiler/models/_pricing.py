@@ -1,9 +1,16 @@
 """What a model call costs, from a table of list prices.
 
-Prices are USD per million tokens (input, output), standard tier, no batch or cache
-discounts, short-context rates. They were written down from the providers' public price
-pages as remembered in late 2025 (``PRICES_AS_OF``); they are not fetched and may be out of
-date. Check them before quoting a cost, or pass your own table to ``cost_usd``.
+Prices are USD per million tokens (input, output), standard tier, no batch discounts,
+short-context rates. They were written down from the providers' public price pages as
+remembered in late 2025 (``PRICES_AS_OF``); they are not fetched and may be out of date.
+Check them before quoting a cost, or pass your own tables to ``cost_usd``.
+
+Prompt caching has its own rates (``CACHE_PRICES``: cache read, cache write), from the same
+memory of the same pages: OpenAI bills cached prompt tokens at its per-model cached-input
+price (half, a quarter or a tenth of the input price, by model generation) and charges
+nothing extra to write the cache; Anthropic bills a cache read at 0.1x the input price and a
+5-minute cache write at 1.25x. A model with no row there (the models that predate caching)
+pays its input price for every prompt token.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Mapping
 
 from llmcompiler._types import Usage
 
-__all__ = ["PRICES", "PRICES_AS_OF", "cost_usd", "price_of"]
+__all__ = ["CACHE_PRICES", "PRICES", "PRICES_AS_OF", "cache_price_of", "cost_usd", "price_of"]
 
 PRICES_AS_OF = "2025-11 (from memory of the providers' price pages; verify before relying on it)"
 
@@ -53,10 +60,58 @@ PRICES: Mapping[str, tuple[float, float]] = {
 }
 """USD per million (input, output) tokens, by model id without its date suffix."""
 
+CACHE_PRICES: Mapping[str, tuple[float, float]] = {
+    # OpenAI: the cached-input price; writing the cache costs the input price (no surcharge).
+    "gpt-5": (0.125, 1.25),
+    "gpt-5-mini": (0.025, 0.25),
+    "gpt-5-nano": (0.005, 0.05),
+    "gpt-4.1": (0.50, 2.00),
+    "gpt-4.1-mini": (0.10, 0.40),
+    "gpt-4.1-nano": (0.025, 0.10),
+    "gpt-4o": (1.25, 2.50),
+    "gpt-4o-mini": (0.075, 0.15),
+    "o1": (7.50, 15.00),
+    "o1-mini": (0.55, 1.10),
+    "o3": (0.50, 2.00),
+    "o3-mini": (0.55, 1.10),
+    "o4-mini": (0.275, 1.10),
+    # Anthropic: a cache hit at 0.1x the input price, a 5-minute cache write at 1.25x
+    # (Claude 3 Haiku's page rounds them: $0.03 and $0.30).
+    "claude-opus-4-5": (0.50, 6.25),
+    "claude-opus-4-1": (1.50, 18.75),
+    "claude-opus-4": (1.50, 18.75),
+    "claude-sonnet-4-5": (0.30, 3.75),
+    "claude-sonnet-4": (0.30, 3.75),
+    "claude-haiku-4-5": (0.10, 1.25),
+    "claude-3-7-sonnet": (0.30, 3.75),
+    "claude-3-5-sonnet": (0.30, 3.75),
+    "claude-3-5-haiku": (0.08, 1.00),
+    "claude-3-opus": (1.50, 18.75),
+    "claude-3-haiku": (0.03, 0.30),
+}
+"""USD per million (cache read, cache write) prompt tokens, by the ``PRICES`` id they go with."""
+
 # Providers whose model ids the table prices; others (local, OpenAI-compatible servers) cost nothing known.
 _PRICED_PROVIDERS = frozenset({"openai", "anthropic", "langchain"})
 # What may follow a table id in a full model id: a release date or an alias.
 _SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|-preview)?")
+
+
+def _base_id(model_name: str, prices: Mapping[str, tuple[float, float]]) -> str | None:
+    """The ``prices`` id ``model_name`` is priced as, or ``None``."""
+    provider, sep, model = model_name.partition(":")
+    if not sep:
+        model = provider
+    elif provider not in _PRICED_PROVIDERS:
+        return None
+    model = model.strip().lower()
+    if model in prices:
+        return model
+    best: str | None = None
+    for base in prices:
+        if model.startswith(base) and _SUFFIX.fullmatch(model[len(base) :]) and (best is None or len(base) > len(best)):
+            best = base
+    return best
 
 
 def price_of(model_name: str, prices: Mapping[str, tuple[float, float]] = PRICES) -> tuple[float, float] | None:
@@ -65,32 +120,61 @@ def price_of(model_name: str, prices: Mapping[str, tuple[float, float]] = PRICES
     ``model_name`` is a model id (``"gpt-4o-mini-2024-07-18"``) or an adapter's name
     (``"openai:gpt-4o-mini"``); a dated or ``-latest`` id takes the price of its base id.
     """
-    provider, sep, model = model_name.partition(":")
-    if not sep:
-        model = provider
-    elif provider not in _PRICED_PROVIDERS:
+    base = _base_id(model_name, prices)
+    return None if base is None else prices[base]
+
+
+def cache_price_of(
+    model_name: str,
+    prices: Mapping[str, tuple[float, float]] = PRICES,
+    cache_prices: Mapping[str, tuple[float, float]] = CACHE_PRICES,
+) -> tuple[float, float] | None:
+    """The (cache read, cache write) USD per million prompt tokens of ``model_name``, or ``None``
+    when its price is unknown.
+
+    The model id is matched against ``prices`` as ``price_of`` matches it, and that id's row of
+    ``cache_prices`` gives the rates; a priced model without such a row (one that predates
+    caching, or a table of one's own) pays its input price for cached and written tokens alike.
+
+    Example:
+        >>> cache_price_of("openai:gpt-4o-2024-08-06")
+        (1.25, 2.5)
+        >>> cache_price_of("anthropic:claude-sonnet-4-5-20250929")
+        (0.3, 3.75)
+    """
+    base = _base_id(model_name, prices)
+    if base is None:
         return None
-    model = model.strip().lower()
-    if model in prices:
-        return prices[model]
-    best: str | None = None
-    for base in prices:
-        if model.startswith(base) and _SUFFIX.fullmatch(model[len(base) :]) and (best is None or len(base) > len(best)):
-            best = base
-    return prices[best] if best is not None else None
+    return cache_prices.get(base, (prices[base][0], prices[base][0]))
 
 
-def cost_usd(model_name: str, usage: Usage, prices: Mapping[str, tuple[float, float]] = PRICES) -> float | None:
+def cost_usd(
+    model_name: str,
+    usage: Usage,
+    prices: Mapping[str, tuple[float, float]] = PRICES,
+    cache_prices: Mapping[str, tuple[float, float]] = CACHE_PRICES,
+) -> float | None:
     """What ``usage`` cost in USD at list price, or ``None`` for an unknown or local model.
+
+    Prompt tokens read from the provider's cache (``usage.cached_tokens``) are charged at the
+    cache-read rate and those written to it (``usage.cache_write_tokens``) at the cache-write
+    rate (``cache_price_of``); the other prompt tokens at the input price.
 
     Example:
         >>> cost_usd("openai:gpt-4o-mini", Usage(prompt_tokens=1_000_000, completion_tokens=0))
         0.15
+        >>> cost_usd("openai:gpt-4o", Usage(prompt_tokens=2_000_000, cached_tokens=1_000_000))
+        3.75
         >>> cost_usd("local", Usage(prompt_tokens=10)) is None
         True
     """
-    price = price_of(model_name, prices)
-    if price is None:
+    base = _base_id(model_name, prices)
+    if base is None:
         return None
-    per_input, per_output = price
-    return (usage.prompt_tokens * per_input + usage.completion_tokens * per_output) / 1_000_000
+    per_input, per_output = prices[base]
+    per_read, per_write = cache_prices.get(base, (per_input, per_input))
+    cached = max(0, min(usage.cached_tokens, usage.prompt_tokens))
+    written = max(0, min(usage.cache_write_tokens, usage.prompt_tokens - cached))
+    uncached = usage.prompt_tokens - cached - written
+    total = uncached * per_input + cached * per_read + written * per_write + usage.completion_tokens * per_output
+    return total / 1_000_000
