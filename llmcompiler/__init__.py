@@ -23,6 +23,7 @@ from llmcompiler._errors import (
     UserError,
 )
 from llmcompiler._events import (
+    AnswerChunk,
     EventHandler,
     JoinerDecided,
     PlanChunk,
@@ -129,6 +130,7 @@ __all__ = [
     "TaskStarted",
     "TaskFinished",
     "JoinerDecided",
+    "AnswerChunk",
     "SpeculationStarted",
     "SpeculationEnded",
     # structured extraction

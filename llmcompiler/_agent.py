@@ -7,9 +7,9 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Literal, overload
 
 from llmcompiler._errors import ReplanLimitExceeded, RunError, UserError
-from llmcompiler._events import EventHandler, JoinerDecided, RoundStarted, RunEvent
+from llmcompiler._events import AnswerChunk, EventHandler, JoinerDecided, RoundStarted, RunEvent
 from llmcompiler._executor import Executor, RoundOutcome
-from llmcompiler._joiner import Finish, JoinDecision, parse_join_reply
+from llmcompiler._joiner import AnswerStream, Finish, JoinDecision, parse_join_reply
 from llmcompiler._many import run_many
 from llmcompiler._plan import END_OF_PLAN
 from llmcompiler._prompts import describe_tools, observations, render_history
@@ -59,6 +59,11 @@ class LLMCompiler(Strategy):
     joiner sees only the real tasks. A drafter that fails, stalls or writes garbage changes
     nothing but its own effort. ``RunResult.speculation`` says what happened, with the
     drafter's tokens (kept out of ``RunResult.usage``).
+
+    The answer as it is written: while the joiner writes ``Finish(...)``, its answer reaches
+    ``on_event`` and ``astream`` as ``AnswerChunk`` events; joined, they are exactly the
+    answer. A ``Replan`` is never sent as answer text, and the answer is whole once
+    ``JoinerDecided`` follows (see ``AnswerChunk`` for a reply that fails half-way).
 
     Every run raises only ``RunError`` (with the finished records in ``tasks``; a failing or
     cut-short model is a ``ModelError``), ``UserError``, or an ``on_event`` handler's own
@@ -375,12 +380,21 @@ class _Run:
             observations=observations(records),
             may_replan=not last_round,
         )
+        # The answer streams out as AnswerChunks while the reply is written (only for a listener).
+        answer = AnswerStream() if self.run.listening else None
+        on_text = None if answer is None else lambda piece: self.send(answer.feed(piece))
         # A reply cut at the token limit is a ModelError: a cut "Finish(" would answer with half a sentence.
-        reply = await self.run.reply(agent.joiner_llm, request)
+        reply = await self.run.reply(agent.joiner_llm, request, on_text=on_text)
         decision = parse_join_reply(reply.text)
+        if answer is not None and isinstance(decision, Finish):
+            self.send(answer.finish(decision.answer))
         text = decision.answer if isinstance(decision, Finish) else decision.feedback
         self.run.emit(JoinerDecided(action=decision.action, text=text, thought=decision.thought))
         return decision
+
+    def send(self, text: str) -> None:
+        if text:
+            self.run.emit(AnswerChunk(text=text))
 
     def next_idx(self) -> int:
         return max(self.executor.records, default=0) + 1

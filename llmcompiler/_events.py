@@ -15,6 +15,7 @@ from llmcompiler._plan import PlanEvent
 from llmcompiler._records import SpeculativeCall, TaskRecord
 
 __all__ = [
+    "AnswerChunk",
     "EventHandler",
     "JoinerDecided",
     "PlanChunk",
@@ -74,6 +75,26 @@ class JoinerDecided:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerChunk:
+    """A piece of the answer, as the joiner writes its ``Finish(...)``: show it as it comes.
+
+    The pieces of a run that answers, joined, are exactly its answer (``RunResult.answer``,
+    and the ``JoinerDecided`` that follows them): the ``Thought``, the ``Action: Finish(``
+    label, the closing ``)`` and quotes the answer loses are never sent, and what might still
+    turn out not to be answer (trailing spaces or ``)``, an opening quote) is held back until
+    it is known. A ``Replan`` is never sent as answer text.
+
+    The answer is whole only when ``JoinerDecided(action="finish")`` arrives. When the
+    joiner's reply fails after some pieces were sent (the model raised, its stream broke, it
+    was cut at its token limit), no ``JoinerDecided`` follows, the held-back rest is never
+    sent, and the run raises its ``ModelError``: a listener drops the pieces it showed.
+    """
+
+    text: str
+    kind: Literal["answer"] = "answer"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class SpeculationStarted:
     """A draft plan's call of a speculation-safe tool starts before the planner wrote it
     (``LLMCompiler``'s ``drafter``)."""
@@ -102,6 +123,7 @@ RunEvent = (
     | TaskStarted
     | TaskFinished
     | JoinerDecided
+    | AnswerChunk
     | SpeculationStarted
     | SpeculationEnded
 )

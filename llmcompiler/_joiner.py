@@ -5,6 +5,9 @@ parentheses and quotes inside the answer survive (``Finish(Paris (France))`` ans
 ``Paris (France)``), the ``Thought`` and even the ``Action:`` label may be missing, text may
 surround it; but only an ``Action`` names the decision (a "Replan" elsewhere in the text does
 not trigger one), and a reply with neither action, or an empty answer, is an error.
+
+``AnswerStream`` reads the reply as it streams and gives out the ``Finish(...)`` answer as it
+is written, never a word ``parse_join_reply`` would not keep (the ``AnswerChunk`` events).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Literal
 
 from llmcompiler._errors import JoinParseError
 
-__all__ = ["Finish", "JoinDecision", "Replan", "parse_join_reply"]
+__all__ = ["AnswerStream", "Finish", "JoinDecision", "Replan", "parse_join_reply"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,3 +101,112 @@ def _unquote(body: str) -> str:
         if body[0] not in inner:
             return inner
     return body
+
+
+class AnswerStream:
+    """The answer of a joiner's reply as it streams: ``feed`` each piece of the reply, and
+    ``finish`` with the parsed ``Finish``'s answer once the reply is whole.
+
+    What ``feed`` and ``finish`` return, joined, is exactly the answer ``parse_join_reply``
+    reads from the whole reply, for any reply and any way of cutting it into pieces (a
+    property test holds it to that). So ``feed`` gives out only text that is answer whatever
+    comes next:
+
+    - nothing before the action is known for sure: an ``Action: Finish(`` at a line's start
+      (as ``parse_join_reply`` looks first); after one only met mid-line, a later line could
+      still hold the action that counts, so the whole answer waits for ``finish``;
+    - nothing of a ``Replan(...)``;
+    - the answer's leading spaces never, its trailing spaces and ``)`` only once more text
+      follows them (they may be the end: stripped, or the closing bracket);
+    - an answer that opens with a quote waits until the quotes are known to stay (the same
+      quote is met again before its end); else it may lose them, so it waits for ``finish``.
+
+    Example:
+        >>> stream = AnswerStream()
+        >>> [stream.feed(p) for p in ["Thought: ok.\\nAction: Fin", "ish(Paris ", "(France)", ")"]]
+        ['', 'Paris', ' (France', ')']
+        >>> stream.finish(parse_join_reply("Thought: ok.\\nAction: Finish(Paris (France))").answer)
+        ''
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._scan = 0  # where a line-start action may still begin (the last line's start)
+        self._start: int | None = None  # where the Finish argument begins
+        self._depth = 1
+        self._seen = 0  # argument characters counted so far (brackets)
+        self._done = False  # the answer is known (its bracket closed), or it is no Finish
+        self._sent = ""
+        self._quoted = False  # the answer's opening quote is known to stay
+
+    @property
+    def sent(self) -> str:
+        """The answer text given out so far."""
+        return self._sent
+
+    def feed(self, piece: str) -> str:
+        """Read one more piece of the reply; return the answer text it makes certain (often ``""``)."""
+        if self._done or not piece:
+            return ""
+        self._text += piece
+        text = self._text
+        if self._start is None:
+            match = _ACTION.search(text, self._scan)
+            if match is None:
+                newline = max(text.rfind("\n", self._scan), text.rfind("\r", self._scan))
+                if newline >= 0:
+                    self._scan = newline + 1
+                return ""
+            if match.group(1).lower() != "finish":
+                self._done = True  # a Replan: nothing of it is answer
+                return ""
+            self._start = self._seen = match.end()
+        start = self._start
+        for i in range(self._seen, len(text)):
+            c = text[i]
+            if c == "(":
+                self._depth += 1
+            elif c == ")":
+                self._depth -= 1
+                if self._depth == 0:
+                    # The bracket closed: the answer is known whatever follows.
+                    self._done = True
+                    return self._give(_unquote(text[start:i].strip()))
+        self._seen = len(text)
+        return self._give(self._certain(text, start))
+
+    def finish(self, answer: str) -> str:
+        """The rest of ``answer`` (the parsed reply's ``Finish.answer``) not given out yet.
+
+        Call it only for a reply that parsed as a ``Finish``; after a failed reply, call nothing
+        (the rest is never given out)."""
+        self._done = True
+        if not answer.startswith(self._sent):  # pragma: no cover - ruled out by the property test
+            return ""
+        return self._give(answer)
+
+    def _certain(self, text: str, start: int) -> str:
+        """The longest text the answer surely starts with, the argument still open."""
+        begin = start
+        end = len(text)
+        while begin < end and text[begin].isspace():
+            begin += 1
+        if begin == end:
+            return ""
+        # Trailing spaces and ")" may end up outside the answer (stripped, or a closing bracket).
+        while end > begin and (text[end - 1].isspace() or text[end - 1] == ")"):
+            end -= 1
+        quote = text[begin]
+        # An answer that opens with a quote may lose it (and its closing one): it waits until the
+        # same quote is met again before its last character, so inside the answer: then they stay.
+        if quote in _QUOTES and not self._quoted and text.find(quote, begin + 1, end - 1) < 0:
+            return ""
+        self._quoted = True
+        return text[begin:end]
+
+    def _give(self, answer: str) -> str:
+        if len(answer) <= len(self._sent) or not answer.startswith(self._sent):
+            return ""
+        new = answer[len(self._sent) :]
+        self._sent = answer
+        return new

@@ -14,6 +14,8 @@ code). It decides which model calls and which tool calls to make; the engine doe
   exception, never an exception group.
 - ``CallRound``: the calls of an ``Executor.call_round`` block, each started as it arrives.
 - ``run_sync``: a strategy's ``arun`` from sync code (``Strategy.run``).
+- ``AnswerStream``: a joiner's reply read as it streams, giving out its ``Finish(...)``
+  answer as it is written (feed it from ``Run.reply``'s ``on_text``; emit ``AnswerChunk``s).
 - ``Draft`` and ``SpeculationLog``: speculative execution for a strategy of your own: pass
   ``Draft(model=drafter, request=the planning request, log=SpeculationLog(name))`` to
   ``Executor.run_round`` and put ``log.summary()`` in ``Run.result(speculation=...)``
@@ -67,6 +69,7 @@ from llmcompiler._boundary import RunBoundary
 from llmcompiler._errors import ModelError, ReplyCut, RunError, UserError
 from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._executor import CallRound, Executor
+from llmcompiler._joiner import AnswerStream
 from llmcompiler._limits import Limits, ToolLimits
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, SpeculationSummary, TaskRecord
@@ -87,6 +90,8 @@ __all__ = [
     "ReplyCut",
     "CallRound",
     "run_sync",
+    # the answer as it is written
+    "AnswerStream",
     # speculative execution (``Executor.run_round``'s ``draft``)
     "Draft",
     "SpeculationLog",
@@ -209,6 +214,7 @@ class Run:
         *,
         step: str | None = None,
         on_call: Callable[[ToolCall], object] | None = None,
+        on_text: Callable[[str], object] | None = None,
     ) -> ModelReply:
         """Call ``llm`` and read its whole reply: text, native tool calls and usage.
 
@@ -222,6 +228,11 @@ class Run:
                 it there and then; see ``Executor.call_round``). What it raises ends the reply
                 and leaves ``reply`` as itself. The errors below can come after it was called:
                 a stream that breaks, or is cut at the token limit, after some calls.
+            on_text: called with each piece of the reply's text the moment it arrives, while the
+                rest still streams (``LLMCompiler`` feeds an ``AnswerStream`` to send the answer
+                as ``AnswerChunk`` events). What it raises ends the reply and leaves ``reply`` as
+                itself. A reply that then fails (the errors below) was partly seen: whatever was
+                shown of it is to be taken back.
 
         Raises:
             ModelError: the model raised (its exception is the ``__cause__``); it made a native
@@ -243,6 +254,8 @@ class Run:
                         if first is None:
                             first = now()
                         text.append(event)
+                        if on_text is not None:
+                            on_text(event)
                 elif isinstance(event, ToolCall):
                     if not request.native_tools:
                         raise self._text_only(name, request, event)
