@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-sweep bench-reliability clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-sweep bench-reliability bench-speculation bench-drafts clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -66,6 +66,19 @@ bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a mi
 
 bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token x decode speed (virtual clock, ~3 min)
 	$(PY) -m benchmarks sweep --clock-check 3
+
+SPEC_LIMIT ?= 30
+
+bench-speculation: $(STAMP)  ## speculation: llmcompiler with/without a drafter (recorded local drafts replayed, perfect drafter), gpt-4o oracle, virtual clock; no model loaded
+	$(PY) -m benchmarks fetch
+	for suite in parallelqa bfcl nestful; do \
+	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter local --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
+	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter perfect --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
+	done
+
+bench-drafts: $(STAMP)  ## record the local model's draft plans for bench-speculation (loads the model; about an hour on 2 cores)
+	$(PY) -m benchmarks fetch
+	$(PY) -m benchmarks drafts --suite all --limit $(SPEC_LIMIT)
 
 bench: bench-engine bench-reliability bench-local bench-scale bench-suites bench-sweep  ## every benchmark
 

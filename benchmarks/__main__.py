@@ -476,6 +476,13 @@ def _parser() -> argparse.ArgumentParser:
         "benchmarks/results/drafts-local-<suite>.json replayed; perfect: the gold plan at once)",
     )
     run.add_argument("--drafts", type=Path, default=None, help="the recorded drafts file (one suite only)")
+    run.add_argument(
+        "--clock",
+        default="real",
+        choices=["real", "virtual"],
+        help="oracle mode: real time, or a virtual clock (model, tool and replayed draft delays exact, "
+        "the engine's own CPU time not counted)",
+    )
     drafts = sub.add_parser(
         "drafts", help="record a real drafter's draft plans (round 1) for the speculation benchmark (loads the model)"
     )
@@ -795,6 +802,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         doc["command"] = command
         doc["limit"] = args.limit
         doc["seed"] = args.seed
+        doc["clock"] = args.clock
         if args.mode == "model" and _is_local(args):
             doc["local_options"] = options
         doc["machine"] = machine_info()
@@ -846,7 +854,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "drafts":
         return asyncio.run(_main_drafts(args, console))
+    if args.clock == "virtual":
+        return _run_virtual(args, console)
     return asyncio.run(_main_run(args, console))
+
+
+def _run_virtual(args: argparse.Namespace, console: Console) -> int:
+    """``run --clock virtual``: the runs on a ``VirtualClockLoop`` (oracle mode only); refused when
+    a callback came from another thread (its times would be wrong)."""
+    from llmcompiler.testing import VirtualClockLoop, run_virtual
+
+    if args.mode != "oracle" or args.suite == "wikigold":
+        console.print("[red]--clock virtual needs --mode oracle and an agent suite[/red]")
+        return 2
+
+    async def main_() -> int:
+        status = await _main_run(args, console)
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, VirtualClockLoop) and loop.thread_callbacks:
+            console.print(
+                f"[red]{loop.thread_callbacks} callbacks came from other threads on the virtual clock: "
+                "the times are not to be trusted[/red]"
+            )
+            return 1
+        return status
+
+    return run_virtual(main_)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def test_a_replayed_draft_scores_its_hits_misses_and_tokens() -> None:
     assert doc["systems"][SPECULATIVE]["accuracy"] == 1.0  # a miss never reaches the joiner
 
 
+@pytest.mark.allow_blocking  # the command reads its files on the (virtual) loop, as the CLI does
 def test_the_cli_leaves_questions_without_a_draft_out_of_both_systems(tmp_path: Path) -> None:
     first, second = _items(2)
     recording = {"suite": "parallelqa", "model": "local:fake", "items": 1, "drafts": [_draft(first.id, "").to_json()]}
@@ -116,6 +117,8 @@ def test_the_cli_leaves_questions_without_a_draft_out_of_both_systems(tmp_path: 
             "--json",
             str(out),
             "--no-plots",
+            "--clock",
+            "virtual",
         ]
     )
     doc = json.loads(out.read_text(encoding="utf-8"))
@@ -127,6 +130,7 @@ def test_the_cli_leaves_questions_without_a_draft_out_of_both_systems(tmp_path: 
     spec = doc["speculation"]
     assert (spec["items_without_draft"], spec["hit_rate"], spec["drafter"]) == (1, 0.0, "local (replayed: local:fake)")
     assert spec["recording"]["model"] == "local:fake"
+    assert doc["clock"] == "virtual"
 
 
 def test_the_cli_refuses_a_drafter_outside_oracle_mode() -> None:
