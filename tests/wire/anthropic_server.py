@@ -44,8 +44,17 @@ def event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
 
-def message_start(input_tokens: int, output_tokens: int = 1) -> str:
-    """The first event: the message shell and the input token count."""
+def message_start(
+    input_tokens: int, output_tokens: int = 1, *, cache_read: int | None = None, cache_write: int | None = None
+) -> str:
+    """The first event: the message shell and the input token count (``input_tokens`` excludes
+    the cached ones: ``cache_read`` and ``cache_write`` are ``cache_read_input_tokens`` and
+    ``cache_creation_input_tokens``)."""
+    usage: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if cache_read is not None:
+        usage["cache_read_input_tokens"] = cache_read
+    if cache_write is not None:
+        usage["cache_creation_input_tokens"] = cache_write
     return event(
         "message_start",
         {
@@ -57,7 +66,7 @@ def message_start(input_tokens: int, output_tokens: int = 1) -> str:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+                "usage": usage,
             }
         },
     )
@@ -101,13 +110,15 @@ def tool_use_block(index: int, tool_id: str, name: str, json_pieces: Sequence[st
     return frames
 
 
-def message_delta(stop_reason: str, output_tokens: int, stop_sequence: str | None = None) -> str:
-    """The stop reason and the cumulative output token count."""
+def message_delta(stop_reason: str, output_tokens: int, stop_sequence: str | None = None, **input_usage: int) -> str:
+    """The stop reason and the cumulative output token count; ``input_usage`` adds cumulative
+    input counts as newer servers send them (``input_tokens``, ``cache_read_input_tokens``,
+    ``cache_creation_input_tokens``)."""
     return event(
         "message_delta",
         {
             "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-            "usage": {"output_tokens": output_tokens},
+            "usage": {"output_tokens": output_tokens, **input_usage},
         },
     )
 
@@ -123,11 +134,18 @@ def text_stream(
     usage: tuple[int, int] = (12, 6),
     stop: bool = True,
     stop_reason: str = "end_turn",
+    cache: tuple[int, int] | None = None,
 ) -> list[str | Gate]:
     """A whole text reply: start, ping, one text block, message_delta, message_stop.
 
-    ``stop_reason="max_tokens"`` makes it a reply cut by the token limit."""
-    frames: list[str | Gate] = [message_start(usage[0]), ping(), *text_block(0, pieces)]
+    ``stop_reason="max_tokens"`` makes it a reply cut by the token limit; ``cache`` is
+    (cache read, cache write) input tokens, besides ``usage``'s uncached input."""
+    read, write = cache if cache is not None else (None, None)
+    frames: list[str | Gate] = [
+        message_start(usage[0], cache_read=read, cache_write=write),
+        ping(),
+        *text_block(0, pieces),
+    ]
     if stop:
         frames += [message_delta(stop_reason, usage[1]), message_stop()]
     return frames

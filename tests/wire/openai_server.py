@@ -56,8 +56,16 @@ def chunk(delta: dict[str, Any] | None = None, *, finish: str | None = None) -> 
     )
 
 
-def usage_chunk(prompt_tokens: int, completion_tokens: int) -> str:
-    """The last chunk when ``include_usage`` is set: no choices, the usage."""
+def usage_chunk(prompt_tokens: int, completion_tokens: int, cached: int | None = None) -> str:
+    """The last chunk when ``include_usage`` is set: no choices, the usage (with ``cached``:
+    ``prompt_tokens_details.cached_tokens``, the part of the prompt served from the cache)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
     return frame(
         {
             "id": "chatcmpl-test",
@@ -65,11 +73,7 @@ def usage_chunk(prompt_tokens: int, completion_tokens: int) -> str:
             "created": 1_700_000_000,
             "model": MODEL,
             "choices": [],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
     )
 
@@ -80,25 +84,27 @@ def text_stream(
     usage: tuple[int, int] | None = (10, 5),
     finish: str | None = "stop",
     done: bool = True,
+    cached: int | None = None,
 ) -> list[str | Gate]:
-    """Frames of a text reply: a role delta, one content delta per piece, the finish, usage, [DONE]."""
+    """Frames of a text reply: a role delta, one content delta per piece, the finish, usage
+    (``cached``: its cached prompt tokens), [DONE]."""
     frames: list[str | Gate] = [chunk({"role": "assistant", "content": ""})]
     frames.extend(p if isinstance(p, Gate) else chunk({"content": p}) for p in pieces)
     if finish is not None:
         frames.append(chunk({}, finish=finish))
     if usage is not None:
-        frames.append(usage_chunk(*usage))
+        frames.append(usage_chunk(*usage, cached=cached))
     if done:
         frames.append(DONE)
     return frames
 
 
-def text_reply(text: str, *, usage: tuple[int, int] = (10, 5), finish: str = "stop") -> SSE:
+def text_reply(text: str, *, usage: tuple[int, int] = (10, 5), finish: str = "stop", cached: int | None = None) -> SSE:
     """A streamed text reply, split into word-sized deltas; ``finish="length"`` makes it a reply
-    cut by the token limit."""
+    cut by the token limit; ``cached``: the usage's cached prompt tokens."""
     words = text.split(" ")
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-    return SSE(text_stream(pieces, usage=usage, finish=finish))
+    return SSE(text_stream(pieces, usage=usage, finish=finish, cached=cached))
 
 
 def tool_stream(
