@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import mcp
     import mcp_types
 
-__all__ = ["INSTALL_HINT", "MCPServerError", "MCPToolError", "ServerSpec", "mcp_tools"]
+__all__ = ["INSTALL_HINT", "MCPServerError", "MCPToolError", "ServerSpec", "Speculative", "mcp_tools", "plan_name"]
 
 INSTALL_HINT = "pip install 'llmcompiler[mcp]'"
 
@@ -112,7 +112,7 @@ async def mcp_tools(
         connect_timeout: seconds each server has to start, connect and list its tools.
         close_timeout: seconds to wait for the sessions to close on exit before cancelling them.
         errlog: where the stderr of the servers run as commands goes; ``None``: a temporary
-            file whose end is quoted when a server cannot connect.
+            file per server, whose end is quoted when the server cannot connect.
 
     Yields:
         The tools of every server, in the servers' order.
@@ -128,20 +128,17 @@ async def mcp_tools(
     if not connect_timeout > 0 or not close_timeout > 0:
         raise UserError("connect_timeout and close_timeout must be positive")
     _check_speculative(speculative)
-    with contextlib.ExitStack() as files:
-        if errlog is None:
-            errlog = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
-        conns = [_Connection(_resolve(spec), errlog) for spec in servers]
-        try:
-            await _connect_all(conns, connect_timeout)
-            tools = _build_tools(conns, prefix=prefix, speculative=speculative)
-        except BaseException as exc:
-            await _close_all(conns, close_timeout)
-            raise unwrap_group(exc) from None
-        try:
-            yield tools
-        finally:
-            await _close_all(conns, close_timeout)
+    conns = [_Connection(_resolve(spec), errlog) for spec in servers]
+    try:
+        await _connect_all(conns, connect_timeout)
+        tools = _build_tools(conns, prefix=prefix, speculative=speculative)
+    except BaseException as exc:
+        await _close_all(conns, close_timeout)
+        raise unwrap_group(exc) from None
+    try:
+        yield tools
+    finally:
+        await _close_all(conns, close_timeout)
 
 
 # ---------------------------------------------------------------- servers
@@ -184,10 +181,10 @@ class _Connection:
     """One server's session, entered and left in a task of its own (the SDK's task groups must
     be exited by the task that entered them, and the servers connect concurrently)."""
 
-    def __init__(self, target: _Target, errlog: TextIO) -> None:
+    def __init__(self, target: _Target, errlog: TextIO | None) -> None:
         self.target = target
         self.errlog = errlog
-        self.errlog_start = _tell(errlog)
+        self.own_log: TextIO | None = None  # the temporary file its stderr goes to when errlog is None
         self.client: mcp.Client | None = None
         self.tools: list[mcp_types.Tool] = []
         self.server_name: str | None = None
@@ -206,12 +203,8 @@ class _Connection:
     async def run(self) -> None:
         mcp = _import_mcp()
         try:
-            arg = self.target.client_arg
-            if self.target.stdio is not None:
-                from mcp.client.stdio import stdio_client
-
-                arg = stdio_client(self.target.stdio, errlog=self.errlog)
-            async with mcp.Client(arg) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                client = await stack.enter_async_context(mcp.Client(await self._transport(stack)))
                 self.tools = await _list_tools(client)
                 info = client.server_info
                 self.server_name = info.name if info is not None and info.name else None
@@ -226,15 +219,39 @@ class _Connection:
             self.client = None
             self.ready.set()
 
+    async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+        """What ``mcp.Client`` is given: our own stdio transport (its stderr to ``errlog``), our
+        own HTTP client (made in a thread: loading the TLS certificates blocks), or the spec."""
+        target = self.target
+        if target.stdio is not None:
+            from mcp.client.stdio import stdio_client
+
+            errlog = self.errlog
+            if errlog is None:
+                errlog = self.own_log = await asyncio.to_thread(_temporary_file)
+            return stdio_client(target.stdio, errlog=errlog)
+        if isinstance(target.client_arg, str):
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            def make() -> httpx2.AsyncClient:
+                # The SDK's defaults: 30 s to connect, write or wait for the pool; 300 s to read a stream.
+                return httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=300.0))
+
+            http = await stack.enter_async_context(await asyncio.to_thread(make))
+            return streamable_http_client(target.client_arg, http_client=http)
+        return target.client_arg
+
     def stderr_tail(self) -> str:
-        try:
-            self.errlog.flush()
-            self.errlog.seek(self.errlog_start)
-            text = self.errlog.read()
-            self.errlog.seek(0, 2)
-        except (OSError, ValueError, AttributeError):  # a stream of the caller's that cannot be read back
+        """The end of what the server wrote to its stderr (blocking: call it in a thread)."""
+        log = self.own_log
+        if log is None:
             return ""
-        text = text.strip()
+        try:
+            log.seek(0)
+            text = log.read().strip()
+        except (OSError, ValueError):
+            return ""
         return text if len(text) <= _STDERR_TAIL else "…" + text[-_STDERR_TAIL:]
 
     def gone(self) -> MCPServerError:
@@ -242,12 +259,8 @@ class _Connection:
         return MCPServerError(f"MCP server {self.label} is not connected any more{why}")
 
 
-def _tell(stream: TextIO) -> int:
-    try:
-        stream.seek(0, 2)
-        return stream.tell()
-    except (OSError, ValueError, AttributeError):
-        return 0
+def _temporary_file() -> TextIO:
+    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
 
 
 async def _list_tools(client: mcp.Client) -> list[mcp_types.Tool]:
@@ -279,7 +292,7 @@ async def _connect_all(conns: Sequence[_Connection], timeout: float) -> None:
             why = f"could not connect: {describe(conn.error)}"
         else:
             why = "closed before it was ready"
-        tail = conn.stderr_tail() if conn.target.stdio is not None else ""
+        tail = await asyncio.to_thread(conn.stderr_tail)
         failures.append(f"MCP server {conn.label} {why}" + (f"\nits stderr ends with:\n{tail}" if tail else ""))
     if failures:
         raise UserError("\n".join(failures))
@@ -300,6 +313,9 @@ async def _close_all(conns: Sequence[_Connection], timeout: float) -> None:
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: a session that ended badly was reported by its calls
+    logs = [conn.own_log for conn in conns if conn.own_log is not None]
+    if logs:
+        await asyncio.to_thread(lambda: [log.close() for log in logs])
 
 
 # ---------------------------------------------------------------- tools
@@ -400,7 +416,7 @@ async def _call(conn: _Connection, client: mcp.Client, name: str, arguments: dic
         result = await client.call_tool(name, arguments)
     except MCPError as exc:
         if exc.code == CONNECTION_CLOSED:
-            raise MCPServerError(f"MCP server {conn.label} closed the connection: {exc.message}") from None
+            raise MCPServerError(f"MCP server {conn.label} is gone: {exc.message}") from None
         raise MCPToolError(exc.message) from None
     except (ConnectionError, EOFError) as exc:
         raise MCPServerError(f"MCP server {conn.label}: {describe(exc)}") from None

@@ -62,6 +62,11 @@ def build(name: str) -> MCPServer:
         raise ToolError(message)
 
     @server.tool()
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
+
+    @server.tool()
     def die() -> str:
         """The server process exits at once."""
         os._exit(3)
