@@ -69,10 +69,11 @@ bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token
 
 SPEC_LIMIT ?= 30
 
-bench-speculation: $(STAMP)  ## speculation: llmcompiler with/without a drafter (recorded local drafts replayed, perfect drafter), gpt-4o oracle, virtual clock; no model loaded
+bench-speculation: $(STAMP)  ## speculation: llmcompiler with/without a drafter (recorded local drafts replayed as recorded and at idle speed, perfect drafter), gpt-4o oracle, virtual clock; no model loaded
 	$(PY) -m benchmarks fetch
 	for suite in parallelqa bfcl nestful; do \
 	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter local --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
+	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter local-idle --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
 	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter perfect --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
 	done
 

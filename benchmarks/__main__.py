@@ -6,7 +6,7 @@ Usage::
         [--model local] [--local-option NAME=on|off ...] [--profile gpt-4o] [--limit N]
         [--json FILE] [--out-dir DIR]
     python -m benchmarks run --suite wikigold --mode {oracle,model} [--profile ...] [--limit N]
-    python -m benchmarks run --suite {parallelqa,bfcl,nestful} --mode oracle --drafter {local,perfect}
+    python -m benchmarks run --suite {parallelqa,bfcl,nestful} --mode oracle --drafter {local,local-idle,perfect}
     python -m benchmarks drafts --suite {parallelqa,bfcl,nestful,all} [--limit N]  # loads the model
     python -m benchmarks fetch     # download the BFCL data once (the bfcl-eval wheel, into a cache)
     python -m benchmarks sweep ... # time to first token x decode speed (benchmarks/sweep.py, its --help)
@@ -473,7 +473,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         choices=DRAFTERS,
         help=f"oracle mode: add {SPECULATIVE} with this drafter (local: the recorded drafts of "
-        "benchmarks/results/drafts-local-<suite>.json replayed; perfect: the gold plan at once)",
+        "benchmarks/results/drafts-local-<suite>.json replayed; local-idle: the same drafts retimed at the "
+        "local model's idle speed; perfect: the gold plan at once)",
     )
     run.add_argument("--drafts", type=Path, default=None, help="the recorded drafts file (one suite only)")
     run.add_argument(
@@ -577,7 +578,7 @@ def _speculative_setup(
         "recording": recording | {"path": str(path)},
         "items_without_draft": len(items) - len(kept),
     }
-    return kept, drafter_factory("local", drafts, model=str(recording.get("model", "local"))), spec_args
+    return kept, drafter_factory(args.drafter, drafts, model=str(recording.get("model", "local"))), spec_args
 
 
 def _print_speculation(console: Console, spec: dict[str, Any]) -> None:
@@ -753,7 +754,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
     if args.drafter and args.mode != "oracle":
         console.print("[red]--drafter needs --mode oracle (the planner is the oracle; the drafter is replayed)[/red]")
         return 2
-    if args.drafter == "local" and any(s not in DRAFT_SUITES for s in suites):
+    if args.drafter in ("local", "local-idle") and any(s not in DRAFT_SUITES for s in suites):
         console.print(f"[red]--drafter local: drafts are recorded for {', '.join(DRAFT_SUITES)} only[/red]")
         return 2
     if args.drafts is not None and len(suites) > 1:

@@ -136,6 +136,32 @@ class Draft:
         """When the first text chunk came, from the call's start."""
         return next((t for t, e in self.events if isinstance(e, str)), None)
 
+    def retimed(self, first_token_s: float, tokens_per_s: float) -> Draft:
+        """The same draft (text chunks, usage reports, cut, error) on another schedule: text chunk
+        ``k`` (from 1) at ``first_token_s + (k - 1) / tokens_per_s``, each usage report at the time
+        of the chunk after it (the local model reports tokens just before the text they made),
+        the end at the last chunk. For a what-if at a speed measured elsewhere (the local model
+        on an idle machine), where the recording's own times were taken under load."""
+        if tokens_per_s <= 0 or first_token_s < 0:
+            raise ValueError("the first token at 0 s or later, and a positive speed")
+        times: list[float] = []
+        k = 0
+        for _, event in self.events:
+            if isinstance(event, str):
+                k += 1
+                times.append(first_token_s + (k - 1) / tokens_per_s)
+            else:
+                times.append(-1.0)  # filled from the next chunk below
+        last = first_token_s + max(k - 1, 0) / tokens_per_s if k else 0.0
+        following = last
+        for i in range(len(times) - 1, -1, -1):
+            if times[i] < 0:
+                times[i] = following
+            else:
+                following = times[i]
+        events = tuple((t, e) for t, (_, e) in zip(times, self.events, strict=True))
+        return dataclasses.replace(self, events=events, end_s=last)
+
     def to_json(self) -> dict[str, Any]:
         """The draft as the recording file holds it."""
         return {

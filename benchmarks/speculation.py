@@ -8,6 +8,8 @@ drafter per item (``drafter_factory``):
   ``benchmarks/results/drafts-local-<suite>.json``), replayed at its recorded times
   (``benchmarks.drafts.ReplayDrafter``). Items with no recorded draft are left out of every
   system of the run (``items_without_draft`` says how many).
+- ``local-idle``: the same recorded drafts (text, tokens), retimed at the local model's speed
+  measured on an idle machine (the ``local`` profile); a what-if for recordings taken under load.
 - ``perfect``: the item's gold plan, written at once (``benchmarks.drafts.PerfectDrafter``): the
   ceiling of the idea.
 
@@ -29,15 +31,28 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.drafts import Draft, PerfectDrafter, ReplayDrafter, draft_hits, gold_results, load_drafts
-from benchmarks.oracle import render_plan
+from benchmarks.oracle import PROFILES, render_plan
 from benchmarks.runner import SPECULATIVE, LLMFactory, Outcome
 from benchmarks.suites import Item
 from llmcompiler.models import ChatModel
 
-__all__ = ["DRAFTERS", "drafter_factory", "load_recording", "speculation_section"]
+__all__ = [
+    "DRAFTERS",
+    "IDLE_FIRST_TOKEN_S",
+    "IDLE_TOKENS_PER_S",
+    "drafter_factory",
+    "idle_drafts",
+    "load_recording",
+    "speculation_section",
+]
 
-DRAFTERS = ("local", "perfect")
+DRAFTERS = ("local", "local-idle", "perfect")
 """The ``--drafter`` choices."""
+
+IDLE_FIRST_TOKEN_S = PROFILES["local"].ttft_s
+IDLE_TOKENS_PER_S = PROFILES["local"].decode_tokens_per_s
+"""``local-idle`` replays the recorded drafts at the local model's speed measured on an idle
+machine (the ``local`` profile: benchmarks/results/local_model.json), not at their recorded times."""
 
 
 def load_recording(path: Path) -> tuple[dict[str, Any], dict[str, Draft]]:
@@ -53,16 +68,21 @@ def drafter_factory(kind: str, drafts: Mapping[str, Draft] | None = None, *, mod
     """
     if kind == "perfect":
         return PerfectDrafter
-    if kind == "local":
+    if kind in ("local", "local-idle"):
         if drafts is None:
             raise ValueError("the local drafter replays recorded drafts: give them")
-        recorded = drafts
+        recorded = drafts if kind == "local" else idle_drafts(drafts)
 
         def replay(item: Item) -> ChatModel:
             return ReplayDrafter(recorded[item.id], model_name=f"replay:{model}")
 
         return replay
     raise ValueError(f"unknown drafter {kind!r}: choose from {', '.join(DRAFTERS)}")
+
+
+def idle_drafts(drafts: Mapping[str, Draft]) -> dict[str, Draft]:
+    """The drafts retimed at the local model's idle speed (``IDLE_FIRST_TOKEN_S``, ``IDLE_TOKENS_PER_S``)."""
+    return {k: d.retimed(IDLE_FIRST_TOKEN_S, IDLE_TOKENS_PER_S) for k, d in drafts.items()}
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -77,6 +97,18 @@ def _plan_s(outcome: Outcome) -> float | None:
         if part["label"] == "model 1":
             return float(part["end"]) - float(part["start"])
     return None
+
+
+def _drafter_label(kind: str, recording: Mapping[str, Any] | None) -> str:
+    model = (recording or {}).get("model", "local")
+    if kind == "local":
+        return f"local (replayed: {model})"
+    if kind == "local-idle":
+        return (
+            f"local-idle (the recorded drafts of {model} retimed at {IDLE_FIRST_TOKEN_S:g} s to the first token "
+            f"and {IDLE_TOKENS_PER_S:g} tokens/s, the local profile's idle speed)"
+        )
+    return kind
 
 
 async def speculation_section(
@@ -120,10 +152,11 @@ async def speculation_section(
     ]
     saved = [b - s for b, s in paired if b is not None and s is not None]
     base_mean = _mean([b for b, _ in paired if b is not None])
-    drafts_used = [drafts[i.id] for i in items] if kind == "local" and drafts else []
+    replayed = idle_drafts(drafts) if kind == "local-idle" and drafts else drafts
+    drafts_used = [replayed[i.id] for i in items] if kind != "perfect" and replayed else []
     plan_times = [t for o in base.values() if (t := _plan_s(o)) is not None]
     section: dict[str, Any] = {
-        "drafter": kind if kind == "perfect" else f"local (replayed: {(recording or {}).get('model', 'local')})",
+        "drafter": _drafter_label(kind, recording),
         "items": len(items),
         "items_without_draft": items_without_draft,
         "hit_rate": hits_total / gold_total if gold_total else None,

@@ -199,3 +199,19 @@ def test_the_replay_drafter_ends_at_the_recorded_end_with_the_recorded_cut_or_er
 def test_the_perfect_drafter_writes_the_gold_plan_at_once() -> None:
     item = _item("capital_distance-0")
     assert _replayed(PerfectDrafter(item)) == [(0.0, render_plan(item.gold)), (0.0, Usage(calls=1))]
+
+
+def test_a_retimed_draft_keeps_its_events_on_the_new_schedule() -> None:
+    draft = Draft(
+        item="x",
+        text="ab",
+        events=((3.0, Usage(prompt_tokens=9, calls=1)), (3.0, "a"), (7.0, Usage(completion_tokens=2)), (9.0, "b")),
+        usage=Usage(prompt_tokens=9, completion_tokens=2, calls=1),
+        end_s=9.5,
+    )
+    fast = draft.retimed(0.5, 4.0)
+    assert [t for t, _ in fast.events] == [0.5, 0.5, 0.75, 0.75]
+    assert [e for _, e in fast.events] == [e for _, e in draft.events]
+    assert (fast.end_s, fast.text, fast.usage) == (0.75, "ab", draft.usage)
+    with pytest.raises(ValueError):
+        draft.retimed(0.5, 0.0)
