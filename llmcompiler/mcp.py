@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 from llmcompiler._errors import UserError, really_cancelled, unwrap_group
+from llmcompiler._redact import scrub
 from llmcompiler._text import describe, error_text
 from llmcompiler._tools import _NAME, RESERVED_NAMES, Tool
 
@@ -172,7 +173,8 @@ def _resolve(spec: ServerSpec) -> _Target:
     if isinstance(spec, mcp.StdioServerParameters):
         argv = [spec.command, *spec.args]
         stem = re.sub(r"\.\w+$", "", argv[-1].rsplit("/", 1)[-1])
-        return _Target(label=shlex.join(argv), fallback_name=stem or "server", client_arg=None, stdio=spec)
+        # A command line may carry a key (``--api-key ...``): the label, shown in errors, is scrubbed.
+        return _Target(label=scrub(shlex.join(argv)), fallback_name=stem or "server", client_arg=None, stdio=spec)
     name = getattr(spec, "name", None) or type(spec).__name__
     return _Target(label=str(name), fallback_name=str(name), client_arg=spec)
 
@@ -295,13 +297,15 @@ async def _connect_all(conns: Sequence[_Connection], timeout: float) -> None:
         tail = await asyncio.to_thread(conn.stderr_tail)
         failures.append(f"MCP server {conn.label} {why}" + (f"\nits stderr ends with:\n{tail}" if tail else ""))
     if failures:
-        raise UserError("\n".join(failures))
+        raise UserError(scrub("\n".join(failures)))
 
 
 async def _close_all(conns: Sequence[_Connection], timeout: float) -> None:
     tasks = [conn.task for conn in conns if conn.task is not None]
     for conn in conns:
         conn.stop.set()
+        if conn.task is not None and not conn.ready.is_set():
+            conn.task.cancel()  # still connecting: nothing to close politely
     if not tasks:
         return
     _, pending = await asyncio.wait(tasks, timeout=timeout)

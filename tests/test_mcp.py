@@ -179,10 +179,12 @@ async def test_a_call_past_its_timeout_fails_alone_and_leaving_stops_the_server(
 # ---------------------------------------------------------------- servers that cannot connect
 
 
-async def test_a_command_that_does_not_exist_is_a_user_error_naming_it() -> None:
-    with pytest.raises(UserError, match=r"no-such-mcp-server.*could not connect"):
-        async with mcp_tools("/nonexistent/no-such-mcp-server --flag", connect_timeout=CONNECT):
+async def test_a_command_that_does_not_exist_is_a_user_error_naming_it_without_its_key() -> None:
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2
+    with pytest.raises(UserError, match=r"no-such-mcp-server --api-key .*could not connect") as info:
+        async with mcp_tools(f"/nonexistent/no-such-mcp-server --api-key {key}", connect_timeout=CONNECT):
             pass
+    assert key not in str(info.value)
 
 
 async def test_a_server_that_exits_at_start_is_named_with_its_stderr() -> None:
