@@ -131,6 +131,19 @@ async def test_usage_metadata_is_summed_and_stop_is_passed() -> None:
     assert model.stops == [["<END_OF_PLAN>"]]
 
 
+async def test_cached_prompt_tokens_come_from_input_token_details() -> None:
+    usage = _usage(1500, 0)
+    usage["input_token_details"] = {"cache_read": 1024, "cache_creation": 300}
+    chunks = [
+        AIMessageChunk(content="ok", usage_metadata=usage),
+        AIMessageChunk(content="", usage_metadata=_usage(0, 2)),
+    ]
+    events = await _collect(LangChainChat(ChunkChatModel(replies=[chunks])), _request(USER))
+    assert events[-1] == Usage(
+        prompt_tokens=1500, completion_tokens=2, calls=1, cached_tokens=1024, cache_write_tokens=300
+    )
+
+
 async def test_messages_are_converted_to_langchain_messages() -> None:
     model = ChunkChatModel(replies=[[AIMessageChunk(content="ok")]])
     history = (

@@ -38,7 +38,8 @@ class LangChainChat:
 
     Text chunks pass through as they arrive (cut before the first stop sequence, even when
     the model ignores ``stop``); usage comes from the chunks' ``usage_metadata`` when the
-    model reports it; native tool calls go through ``bind_tools``. A reply whose chunks'
+    model reports it (cached prompt tokens from its ``input_token_details``: ``cache_read``,
+    ``cache_creation``); native tool calls go through ``bind_tools``. A reply whose chunks'
     ``response_metadata`` says it hit the token limit (``finish_reason="length"``,
     ``stop_reason="max_tokens"``, ...) ends with ``Truncated``.
 
@@ -126,12 +127,22 @@ class LangChainChat:
                 raise ModelError(PROVIDER, f"{self._name}: invalid tool call {name!r}: {bad.get('error')}")
             for call in message.tool_calls:
                 yield ToolCall(name=names.from_wire(call["name"]), args=dict(call["args"]), id=call.get("id"))
-        prompt = completion = 0
+        prompt = completion = read = written = 0
         for message in messages:
             if message.usage_metadata:
                 prompt += message.usage_metadata.get("input_tokens", 0)
                 completion += message.usage_metadata.get("output_tokens", 0)
-        yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
+                # LangChain's input_tokens counts the cached ones; the details say how many.
+                details = message.usage_metadata.get("input_token_details") or {}
+                read += details.get("cache_read") or 0
+                written += details.get("cache_creation") or 0
+        yield Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            calls=1,
+            cached_tokens=min(read, prompt),
+            cache_write_tokens=min(written, max(0, prompt - read)),
+        )
         # A reply that reached a stop sequence is whole, whatever the model did after it.
         if finish is not None and finish.lower() in CUT_REASONS and not stop.stopped:
             yield Truncated(finish)
