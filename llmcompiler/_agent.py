@@ -358,7 +358,19 @@ class _Run:
             draft = Draft(
                 model=agent.drafter, request=request, log=self.speculation, max_speculative=agent.max_speculative
             )
-        return await self.executor.run_round(self.run.stream_text(agent.llm, request), round=round_no, draft=draft)
+        with self.run.phase("llmcompiler.plan", {"llmcompiler.round": round_no}) as phase:
+            outcome = await self.executor.run_round(
+                self.run.stream_text(agent.llm, request), round=round_no, draft=draft
+            )
+            phase.set(
+                {
+                    "llmcompiler.plan.tasks": len(outcome.records),
+                    "llmcompiler.plan.errors": len(outcome.plan_errors),
+                    "llmcompiler.plan.ended_by": outcome.ended_by,
+                }
+            )
+            phase.ends_at(outcome.plan_end)  # the span is the plan stream's; its tasks are the round's
+        return outcome
 
     async def join(self, last_round: bool) -> JoinDecision:
         agent = self.agent
@@ -383,9 +395,11 @@ class _Run:
         # The answer streams out as AnswerChunks while the reply is written (only for a listener).
         answer = AnswerStream() if self.run.listening else None
         on_text = None if answer is None else lambda piece: self.send(answer.feed(piece))
-        # A reply cut at the token limit is a ModelError: a cut "Finish(" would answer with half a sentence.
-        reply = await self.run.reply(agent.joiner_llm, request, on_text=on_text)
-        decision = parse_join_reply(reply.text)
+        with self.run.phase("llmcompiler.join", {"llmcompiler.last_round": last_round}) as phase:
+            # A reply cut at the token limit is a ModelError: a cut "Finish(" would answer with half a sentence.
+            reply = await self.run.reply(agent.joiner_llm, request, on_text=on_text)
+            decision = parse_join_reply(reply.text)
+            phase.set({"llmcompiler.join.action": decision.action})
         if answer is not None and isinstance(decision, Finish):
             self.send(answer.finish(decision.answer))
         text = decision.answer if isinstance(decision, Finish) else decision.feedback

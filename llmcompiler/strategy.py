@@ -71,6 +71,7 @@ from llmcompiler._events import EventHandler, RunEvent
 from llmcompiler._executor import CallRound, Executor
 from llmcompiler._joiner import AnswerStream
 from llmcompiler._limits import Limits, ToolLimits
+from llmcompiler._otel import NO_PHASE, Attributes, Phase, run_tracer
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, SpeculationSummary, TaskRecord
 from llmcompiler._redact import scrub
@@ -163,13 +164,18 @@ class Run:
     ) -> None:
         self._boundary = RunBoundary([handler for handler in on_event if handler is not None])
         self.name = name
-        # With no listener the executor skips building its events.
-        self.executor = Executor(
-            tools, limits=limits, on_event=self._boundary.emit if self._boundary.listening else None
-        )
+        self.now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
+        # OpenTelemetry spans, when a tracer provider is configured (else None, and no cost).
+        self._otel = run_tracer(name, self.now)
+        # With no listener and no tracing the executor skips building its events.
+        sink: EventHandler | None = None
+        if self._otel is not None:
+            sink = self.emit
+        elif self._boundary.listening:
+            sink = self._boundary.emit
+        self.executor = Executor(tools, limits=limits, on_event=sink)
         self.usage = Usage()
         self.cost_usd: float | None = 0.0
-        self.now = asyncio.get_running_loop().time  # the executor's clock: time.monotonic() on standard loops
         self.start = self.now()
 
     @property
@@ -180,7 +186,25 @@ class Run:
     def emit(self, event: RunEvent) -> None:
         """Pass ``event`` to every listener. One that raises ends the run (see ``guard``);
         ``emit`` itself returns, and later events reach no one."""
+        if self._otel is not None:
+            self._otel.event(event)
         self._boundary.emit(event)
+
+    def phase(self, name: str, attributes: Attributes | None = None) -> contextlib.AbstractContextManager[Phase]:
+        """A block traced as its own OpenTelemetry span, child of the current round; the model
+        calls made in it are its children (``LLMCompiler``'s ``llmcompiler.plan`` and
+        ``llmcompiler.join``). Its ``Phase`` takes more attributes (``set``) and an earlier end
+        (``ends_at``). When tracing is off it costs nothing and its ``Phase`` does nothing.
+
+        Example:
+            >>> async def plan(run: Run) -> None:  # doctest: +SKIP
+            ...     with run.phase("my.plan", {"my.round": 1}) as phase:
+            ...         reply = await run.reply(llm, request)
+            ...         phase.set({"my.chars": len(reply.text)})
+        """
+        if self._otel is None:
+            return contextlib.nullcontext(NO_PHASE)
+        return self._otel.phase(name, attributes or {})
 
     def records(self) -> list[TaskRecord]:
         """Every task record of the run so far, in task order."""
@@ -198,14 +222,26 @@ class Run:
         ``body`` (and the tool calls in flight); its exception leaves as itself, with the
         records in its ``tasks`` attribute. The executor's threads end with the run.
         """
+        otel = self._otel
+        if otel is not None:
+            otel.start_run()
+        result: T | None = None
+        failure: BaseException | None = None
         try:
-            return await self._boundary.run(body, self.records)
+            result = await self._boundary.run(body, self.records)
+            return result
         except RunError as exc:
             if not exc.tasks:
                 exc.tasks = self.records()
+            failure = exc
+            raise
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
             self.executor.close()
+            if otel is not None:
+                otel.end_run(failure, result)
 
     async def reply(
         self,
@@ -247,27 +283,39 @@ class Run:
         text: list[str] = []
         calls: list[ToolCall] = []
         cut: str | None = None
-        async with contextlib.aclosing(model_events(llm, request)) as events:
-            async for event in events:
-                if isinstance(event, str):
-                    if event:
+        span = None if self._otel is None else self._otel.model_call(name, request)
+        try:
+            async with contextlib.aclosing(model_events(llm, request)) as events:
+                async for event in events:
+                    if isinstance(event, str):
+                        if event:
+                            if first is None:
+                                first = now()
+                            text.append(event)
+                            if on_text is not None:
+                                on_text(event)
+                    elif isinstance(event, ToolCall):
+                        if not request.native_tools:
+                            raise self._text_only(name, request, event)
                         if first is None:
                             first = now()
-                        text.append(event)
-                        if on_text is not None:
-                            on_text(event)
-                elif isinstance(event, ToolCall):
-                    if not request.native_tools:
-                        raise self._text_only(name, request, event)
-                    if first is None:
-                        first = now()
-                    calls.append(event)
-                    if on_call is not None:
-                        on_call(event)
-                elif isinstance(event, Usage):
-                    self._add(name, event)
-                elif isinstance(event, Truncated):
-                    cut = event.reason  # read on: a usage report may follow
+                        calls.append(event)
+                        if on_call is not None:
+                            on_call(event)
+                    elif isinstance(event, Usage):
+                        self._add(name, event)
+                        if span is not None:
+                            span.usage(event)
+                    elif isinstance(event, Truncated):
+                        cut = event.reason  # read on: a usage report may follow
+        except BaseException as exc:
+            if span is not None:
+                span.first = first
+                span.end(error=exc)
+            raise
+        if span is not None:
+            span.first = first
+            span.end(cut=cut, calls=len(calls), error=None if cut is None else ModelError(name, f"cut short ({cut})"))
         if cut is not None:
             handed = " (handed on as they arrived)" if on_call is not None else ""
             wrote = f"{len(calls)} tool call(s){handed} and text " if calls else ""
@@ -291,17 +339,29 @@ class Run:
         """
         name = model_name(llm)
         cut: str | None = None
-        async with contextlib.aclosing(model_events(llm, request)) as events:
-            async for event in events:
-                if isinstance(event, str):
-                    if event:
-                        yield event
-                elif isinstance(event, Usage):
-                    self._add(name, event)
-                elif isinstance(event, Truncated):
-                    cut = event.reason  # read on: a usage report may follow
-                elif isinstance(event, ToolCall):
-                    raise self._text_only(name, request, event)
+        span = None if self._otel is None else self._otel.model_call(name, request)
+        try:
+            async with contextlib.aclosing(model_events(llm, request)) as events:
+                async for event in events:
+                    if isinstance(event, str):
+                        if event:
+                            if span is not None:
+                                span.text()
+                            yield event
+                    elif isinstance(event, Usage):
+                        self._add(name, event)
+                        if span is not None:
+                            span.usage(event)
+                    elif isinstance(event, Truncated):
+                        cut = event.reason  # read on: a usage report may follow
+                    elif isinstance(event, ToolCall):
+                        raise self._text_only(name, request, event)
+        except BaseException as exc:
+            if span is not None:
+                span.end(error=exc)
+            raise
+        if span is not None:
+            span.end(cut=cut)
         if cut is not None:
             raise ReplyCut(cut)
 
