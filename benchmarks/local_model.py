@@ -130,9 +130,7 @@ async def bench_plan(chat: LlamaCppChat, runs: int) -> dict[str, Any]:
     from llmcompiler._prompts import describe_tools
     from llmcompiler._templates import load, render
 
-    system = render(
-        "planner_system", tools=describe_tools(DEMO_TOOLS), numbering_note="", examples=load("planner_examples")
-    )
+    system = render("planner_system", tools=describe_tools(DEMO_TOOLS), examples=load("planner_examples"))
     request = ModelRequest(
         messages=(
             Message(role="system", content=system),

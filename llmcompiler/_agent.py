@@ -331,7 +331,6 @@ class _Run:
         system = render(
             "planner_system",
             tools=describe_tools(agent.tools.values()),
-            numbering_note="" if round_no == 1 else render("planner_numbering_note", next_idx=str(self.next_idx())),
             examples=agent.examples,
         )
         if feedback is None:

@@ -320,3 +320,22 @@ async def test_native_tool_calling_marks_the_tools_and_the_system_prompt_in_ever
     for body in (first, second):
         assert body["tools"][-1]["cache_control"] == MARKER
         assert body["system"][-1]["cache_control"] == MARKER
+
+
+async def test_a_replan_keeps_the_planner_system_prompt_byte_for_byte(
+    openai_llm: OpenAIChat, openai_script: Script
+) -> None:
+    openai_script.add(
+        SSE(oa.text_stream(["1. add(a=2, b=3)\n2. join()\n"])),
+        SSE(oa.text_stream(["Action: Replan(multiply too)"])),
+        SSE(oa.text_stream(["3. mul(a=$1, b=2)\n4. join()\n"])),
+        SSE(oa.text_stream(["Action: Finish(10)"])),
+    )
+    result = await LLMCompiler(llm=openai_llm, tools=[add, mul]).arun(QUESTIONS[0])
+    assert result.answer == "10"
+    plan1, join1, plan2, join2 = openai_script.bodies()
+    # What varies on a replan (the numbering, the history, the feedback) is in the user message.
+    assert plan2["messages"][0] == plan1["messages"][0]
+    assert join2["messages"][0] == join1["messages"][0]
+    assert "Number its tasks from 3 on" in plan2["messages"][1]["content"]
+    assert "multiply too" in plan2["messages"][1]["content"]
