@@ -1,8 +1,15 @@
 """The ``llmcompiler`` command.
 
-``llmcompiler run QUESTION [--model M] [--base-url URL] [--tools module:attr] [--max-replans N]
-[--drafter M] [--max-speculative N] [--trace FILE.json] [--timeline FILE.svg|FILE.html] [--quiet]``,
-``llmcompiler --version``.
+``llmcompiler run QUESTION [--model M] [--base-url URL] [--tools module:attr] [--mcp SERVER ...]
+[--mcp-prefix] [--max-replans N] [--drafter M] [--max-speculative N] [--trace FILE.json]
+[--timeline FILE.svg|FILE.html] [--quiet]``, ``llmcompiler --version``.
+
+``--mcp SERVER`` (repeatable) adds the tools of an MCP server (``llmcompiler.mcp.mcp_tools``): a
+command run over stdio (``--mcp "python server.py"``) or a Streamable HTTP URL (``--mcp
+http://127.0.0.1:8000/mcp``); with ``--mcp`` and no ``--tools``, the demo tools are left out.
+``--mcp-prefix`` names every MCP tool ``<server>_<tool>``, for servers offering tools of one
+name. A server that cannot start or connect is one line naming it (exit status 2); one that
+dies during the run fails its tasks, and the run goes on.
 
 ``--drafter M`` gives the planner a drafter (``LLMCompiler``'s ``drafter``: speculative tool
 execution), written as ``--model`` is (``local``, ``openai:MODEL``, ...); ``--base-url`` serves
@@ -53,7 +60,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,6 +208,21 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument(
+        "--mcp",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help=(
+            'add the tools of an MCP server: a command run over stdio ("python server.py") or a Streamable '
+            "HTTP URL (http://127.0.0.1:8000/mcp); repeatable"
+        ),
+    )
+    run.add_argument(
+        "--mcp-prefix",
+        action="store_true",
+        help="name every MCP tool <server>_<tool> (for servers offering tools of one name)",
+    )
+    run.add_argument(
         "--max-replans",
         type=int,
         default=2,
@@ -286,6 +308,10 @@ def _check_args(args: argparse.Namespace) -> None:
     """Refuse what would fail only after the run, before anything is loaded."""
     if not args.question.strip():
         raise _UsageError('the question is blank: write one, e.g. llmcompiler run "What time is it in Oslo?"')
+    if any(not server.strip() for server in args.mcp):
+        raise _UsageError('--mcp is blank: give a command ("python server.py") or a URL (http://host:port/mcp)')
+    if args.mcp_prefix and not args.mcp:
+        raise _UsageError("--mcp-prefix needs --mcp SERVER")
     if args.max_speculative is not None:
         if args.drafter is None:
             raise _UsageError("--max-speculative needs --drafter MODEL (without a drafter nothing is speculative)")
@@ -334,6 +360,7 @@ _FLAG_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bmodel string\b"), "--model"),
     (re.compile(r"\bbase_url=(?=['\"])"), "--base-url "),
     (re.compile(r"\bbase_url\b=?"), "--base-url"),
+    (re.compile(r"\bpass prefix=True\b"), "pass --mcp-prefix"),
 )
 
 
@@ -376,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_args(args)
         from llmcompiler.models._loader import load_model
 
-        tools = _load_tools(args.tools)
+        tools = [] if args.tools is None and args.mcp else _load_tools(args.tools)
         llm = load_model(args.model, base_url=args.base_url)
         drafter = _load_drafter(args.drafter, args.base_url)
         speculation: dict[str, Any] = {}
@@ -384,9 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             speculation["drafter"] = drafter
             if args.max_speculative is not None:
                 speculation["max_speculative"] = args.max_speculative
-        agent = LLMCompiler(llm=llm, tools=tools, max_replans=args.max_replans, **speculation)
+
+        def make_agent(mcp: list[Any]) -> LLMCompiler:
+            return LLMCompiler(llm=llm, tools=[*tools, *mcp], max_replans=args.max_replans, **speculation)
+
         view = None if args.quiet else LiveView(console)
-        outcome = asyncio.run(_run(agent, args.question, view))
+        outcome = asyncio.run(_run_with_servers(args.mcp, args.mcp_prefix, make_agent, args.question, view))
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/]")
         return 130
@@ -428,6 +458,27 @@ def _quiet_answer(answer: str, terminal: bool) -> str:
     data for the next program, so it is written as it is."""
     text = scrub(safe_text(answer))
     return escape_controls(text) if terminal else text
+
+
+async def _run_with_servers(
+    servers: Sequence[str],
+    prefix: bool,
+    make_agent: Callable[[list[Any]], LLMCompiler],
+    question: str,
+    view: LiveView | None,
+) -> _Outcome:
+    """Connect to the ``--mcp`` servers (none: run at once), run the question with their tools,
+    and close them."""
+    if not servers:
+        return await _run(make_agent([]), question, view)
+    from llmcompiler.mcp import mcp_tools
+
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            mcp = await stack.enter_async_context(mcp_tools(*servers, prefix=prefix))
+        except UserError as exc:
+            raise _UsageError(f"--mcp: {safe_text(exc)}") from None
+        return await _run(make_agent(mcp), question, view)
 
 
 async def _run(agent: LLMCompiler, question: str, view: LiveView | None) -> _Outcome:

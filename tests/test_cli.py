@@ -544,3 +544,64 @@ def test_extract_bad_options_are_refused_before_loading_the_model(
     assert _cli.main(["extract", *(a.replace("{m}", user_schemas) for a in args)]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in err.replace("\n", " ")
+
+
+# -- tools from MCP servers (--mcp)
+
+MCP_SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
+
+
+def _mcp_command(*extra: str) -> str:
+    import shlex
+    import sys
+
+    return shlex.join([sys.executable, str(MCP_SERVER), *extra])
+
+
+def test_mcp_servers_give_their_tools_and_leave_the_demo_tools_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm = _model(monkeypatch, ["1. echo('hi')\n2. get_weather('Oslo')\n3. join()", "Action: Finish(sunny)"])
+    assert _cli.main(["run", "Weather?", "--mcp", _mcp_command(), "--quiet"]) == 0
+    assert capsys.readouterr().out == "sunny\n"
+    prompt = llm.requests[0].messages[0].content
+    assert "echo(text: str" in prompt and "get_weather(city: str" in prompt and "math(expression: str" not in prompt
+    assert "hi" in llm.requests[1].messages[-1].content and "sunny in Oslo" in llm.requests[1].messages[-1].content
+
+
+def test_mcp_with_tools_and_prefix(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    llm = _model(
+        monkeypatch, ["1. one_echo('a')\n2. two_echo('b')\n3. evaluate('1 + 1')\n4. join()", "Action: Finish(ok)"]
+    )
+    argv = ["run", "q", "--tools", "llmcompiler._safemath:evaluate", "--mcp-prefix", "--quiet"]
+    argv += ["--mcp", _mcp_command("--name", "one"), "--mcp", _mcp_command("--name", "two")]
+    assert _cli.main(argv) == 0
+    assert capsys.readouterr().out == "ok\n"
+    joined = llm.requests[1].messages[-1].content
+    assert "a" in joined and "b" in joined and "2" in joined
+
+
+def test_a_name_clash_between_mcp_servers_names_the_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _model(monkeypatch, [])  # never called: the servers are refused first
+    argv = ["run", "q", "--mcp", _mcp_command("--name", "one"), "--mcp", _mcp_command("--name", "two")]
+    assert _cli.main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--mcp:" in err and "'one'" in err and "'two'" in err and "--mcp-prefix" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mcp", "/nonexistent/mcp-server"], "--mcp: MCP server '/nonexistent/mcp-server' could not connect"),
+        (["--mcp", "  "], "--mcp is blank"),
+        (["--mcp-prefix"], "--mcp-prefix needs --mcp"),
+    ],
+)
+def test_bad_mcp_options_are_one_clear_line(
+    extra: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _model(monkeypatch, [])
+    assert _cli.main(["run", "q", *extra]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
