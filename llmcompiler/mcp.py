@@ -161,7 +161,11 @@ def _resolve(spec: ServerSpec) -> _Target:
             parts = urlsplit(text)
             # The label is shown in errors: no user:password, query or fragment (tokens ride there).
             host = parts.hostname or ""
-            where = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+            try:
+                port = parts.port
+            except ValueError:
+                raise UserError(f"the MCP server URL {scrub(text)!r} has a bad port") from None
+            where = f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
             return _Target(label=where, fallback_name=host or "server", client_arg=text)
         try:
             argv = shlex.split(text)
@@ -175,6 +179,8 @@ def _resolve(spec: ServerSpec) -> _Target:
         stem = re.sub(r"\.\w+$", "", argv[-1].rsplit("/", 1)[-1])
         # A command line may carry a key (``--api-key ...``): the label, shown in errors, is scrubbed.
         return _Target(label=scrub(shlex.join(argv)), fallback_name=stem or "server", client_arg=None, stdio=spec)
+    if isinstance(spec, list | tuple | set):
+        raise UserError("pass the MCP servers as separate arguments: mcp_tools(*servers)")
     name = getattr(spec, "name", None) or type(spec).__name__
     return _Target(label=str(name), fallback_name=str(name), client_arg=spec)
 

@@ -302,7 +302,13 @@ async def test_an_error_in_the_body_comes_out_as_itself() -> None:
     assert type(info.value) is ValueError
 
 
-async def test_no_server_is_a_user_error() -> None:
+async def test_no_server_a_list_of_servers_or_a_bad_url_is_a_user_error() -> None:
     with pytest.raises(UserError, match="at least one server"):
         async with mcp_tools():
+            pass
+    with pytest.raises(UserError, match=r"mcp_tools\(\*servers\)"):
+        async with mcp_tools(["python a.py", "python b.py"]):
+            pass
+    with pytest.raises(UserError, match="bad port"):
+        async with mcp_tools("http://127.0.0.1:port/mcp"):
             pass
