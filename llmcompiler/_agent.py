@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 from llmcompiler._errors import ReplanLimitExceeded, RunError, UserError
 from llmcompiler._events import AnswerChunk, EventHandler, JoinerDecided, RoundStarted, RunEvent
@@ -20,6 +20,9 @@ from llmcompiler._tools import ToolLike, ToolLimits
 from llmcompiler._types import ChatModel, Message, ModelRequest
 from llmcompiler.models._reading import model_name
 from llmcompiler.strategy import Strategy
+
+if TYPE_CHECKING:
+    from llmcompiler._runnable import AgentRunnable
 
 __all__ = ["LLMCompiler"]
 
@@ -195,6 +198,41 @@ class LLMCompiler(Strategy):
             await asyncio.wait([run])
             if not run.cancelled():
                 run.exception()  # retrieved, so asyncio never logs it as unretrieved
+
+    @overload
+    def as_runnable(self, include_result: Literal[False] = ...) -> AgentRunnable[str]: ...
+
+    @overload
+    def as_runnable(self, include_result: Literal[True]) -> AgentRunnable[RunResult]: ...
+
+    def as_runnable(self, include_result: bool = False) -> AgentRunnable[str] | AgentRunnable[RunResult]:
+        """This agent as a LangChain ``Runnable``, for LCEL chains and LangGraph nodes.
+
+        It takes a question string, ``{"question": ...}``, a prompt's value or a message (anything
+        else is a ``UserError``), and gives the answer string, or the ``RunResult`` with
+        ``include_result=True``. ``invoke``, ``ainvoke``, ``batch``, ``abatch`` and ``astream`` work
+        as LangChain users expect; ``astream`` yields the answer as it is written (the
+        ``AnswerChunk`` texts).
+
+        Example:
+            >>> from langchain_core.runnables import RunnableLambda
+            >>> from llmcompiler import LLMCompiler, tool
+            >>> from llmcompiler.testing import ScriptedLLM
+            >>> @tool
+            ... def square(x: int) -> int:
+            ...     '''Square a number.'''
+            ...     return x * x
+            >>> llm = ScriptedLLM(["1. square(3)\\n2. join()", "Action: Finish(9)"])
+            >>> agent = LLMCompiler(llm=llm, tools=[square])
+            >>> chain = RunnableLambda(lambda n: f"What is {n} squared?") | agent.as_runnable() | RunnableLambda(int)
+            >>> chain.invoke(3)
+            9
+        """
+        from llmcompiler._runnable import AgentRunnable
+
+        if include_result:
+            return AgentRunnable[RunResult](self, include_result=True)
+        return AgentRunnable[str](self)
 
     @overload
     async def arun_many(

@@ -14,6 +14,8 @@ code). It decides which model calls and which tool calls to make; the engine doe
   exception, never an exception group.
 - ``CallRound``: the calls of an ``Executor.call_round`` block, each started as it arrives.
 - ``run_sync``: a strategy's ``arun`` from sync code (``Strategy.run``).
+- ``Run.phase`` and ``Phase``: a part of a run traced as its own OpenTelemetry span (runs,
+  rounds, model calls and tool calls are traced already, when a tracer provider is configured).
 - ``AnswerStream``: a joiner's reply read as it streams, giving out its ``Finish(...)``
   answer as it is written (feed it from ``Run.reply``'s ``on_text``; emit ``AnswerChunk``s).
 - ``Draft`` and ``SpeculationLog``: speculative execution for a strategy of your own: pass
@@ -91,6 +93,8 @@ __all__ = [
     "ReplyCut",
     "CallRound",
     "run_sync",
+    # tracing (OpenTelemetry, when configured)
+    "Phase",
     # the answer as it is written
     "AnswerStream",
     # speculative execution (``Executor.run_round``'s ``draft``)
