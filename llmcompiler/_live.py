@@ -44,6 +44,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmcompiler._events import (
+    AnswerChunk,
     JoinerDecided,
     PlanChunk,
     RoundStarted,
@@ -275,6 +276,9 @@ class LiveView:
                 else:
                     view.handle(item)
 
+    The in-place view shows the answer as the joiner writes it (``AnswerChunk``), in a panel
+    under the table; plain lines print it once, with the closing lines.
+
     Args:
         console: where to draw (default: a new ``Console`` on standard output).
         live: ``True`` for the in-place display, ``False`` for plain lines; by default the
@@ -310,6 +314,7 @@ class LiveView:
         self.decided = False  # the joiner answered this round
         self.joining_since: float | None = None  # when the joiner began reading this round's results
         self.joiner: list[str] = []
+        self.answer: list[str] = []  # the joiner's answer as it is written (AnswerChunk texts)
         self.final = False
         self._live: Live | None = None
 
@@ -357,6 +362,7 @@ class LiveView:
             self.plan_done = False
             self.decided = False
             self.joining_since = None
+            self.answer = []
             if event.round > 1:
                 feedback = shown(event.feedback or "", _CELL)
                 self._line(now, "[blue]round[/]", f"{event.round}: a new plan ({feedback})")
@@ -420,6 +426,10 @@ class LiveView:
             call = event.call
             self._spec_ended(call)
             self._line(now, "[dim]spec [/]", f"~ {call.draft}. {call.tool} → {_spec_outcome(call)}")
+        elif isinstance(event, AnswerChunk):
+            # Drawn whole (scrubbed as one text) in the in-place view; plain lines print the answer
+            # once, from ``finish``: pieces printed one by one could show a secret cut in two.
+            self.answer.append(event.text)
         elif isinstance(event, JoinerDecided):
             self.plan_done = True
             self.decided = True
@@ -547,8 +557,12 @@ class LiveView:
         if self.joiner:
             status_line.append("\njoiner: " + "; ".join(self.joiner))
         parts.append(status_line)
+        answer = "".join(list(self.answer))
+        if answer and not self.final:  # the final frame leaves the answer to ``finish`` (or a failure)
+            title = "Answer" if self.decided else "Answer · writing…"
+            parts.append(Panel(Text(shown_block(answer)), title=title, title_align="left", border_style="green"))
         since = self.joining_since
-        if since is not None and not self.final:
+        if since is not None and not self.final and not answer:
             text = f"{self._joiner_text()} {max(0.0, now - since):.1f}s"
             parts.append(Spinner("dots", Text(text, style="blue")))
         return Group(*parts)

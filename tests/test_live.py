@@ -11,7 +11,15 @@ import pytest
 from rich.console import Console
 
 from llmcompiler import LLMCompiler, RunError, RunResult, tool
-from llmcompiler._events import JoinerDecided, PlanChunk, RoundStarted, RunEvent, TaskFinished, TaskStarted
+from llmcompiler._events import (
+    AnswerChunk,
+    JoinerDecided,
+    PlanChunk,
+    RoundStarted,
+    RunEvent,
+    TaskFinished,
+    TaskStarted,
+)
 from llmcompiler._live import LiveView, closing_lines, tool_times
 from llmcompiler._plan import PlanEnded, TaskParsed
 from llmcompiler._records import RunResult as Result
@@ -468,3 +476,59 @@ async def test_cancelling_the_consumer_cancels_the_run() -> None:
     with pytest.raises(asyncio.CancelledError):
         await consumer
     assert cancelled.is_set()
+
+
+# -- the answer as it is written (issue 17)
+
+
+def test_the_answer_shows_as_the_joiner_writes_it() -> None:
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: 2.0)
+    _round_one(view)
+    view.handle(TaskFinished(record=_record(3, 1.0, 1.7)))
+    assert "joiner reading 3 results" in _text(view)
+    view.handle(AnswerChunk(text="Tokyo is"))
+    frame = _text(view)
+    assert "Answer · writing…" in frame and "Tokyo is" in frame
+    assert "joiner reading" not in frame  # the answer itself says the joiner is at work
+    view.handle(AnswerChunk(text=" 20C"))
+    view.handle(JoinerDecided(action="finish", text="Tokyo is 20C", thought=None))
+    frame = _text(view)
+    assert "Tokyo is 20C" in frame and "writing" not in frame
+    view.handle(RoundStarted(round=2, feedback="more"))  # a new round starts with no answer
+    assert "Tokyo is" not in _text(view)
+
+
+def test_a_secret_cut_across_answer_chunks_is_still_scrubbed() -> None:
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: 2.0)
+    _round_one(view)
+    for piece in ("the key is ", FAKE_KEY[:9], FAKE_KEY[9:]):
+        view.handle(AnswerChunk(text=piece))
+    frame = _text(view)
+    assert "the key is [redacted]" in frame and FAKE_KEY[9:] not in frame
+
+
+def test_the_final_frame_leaves_a_failed_replys_pieces_out() -> None:
+    view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: 2.0)
+    _round_one(view)
+    view.handle(AnswerChunk(text="half an ans"))
+    view.final = True  # the run failed: the view closes with no answer
+    assert "half an ans" not in _text(view)
+
+
+async def test_a_live_run_draws_the_answer_while_it_is_written() -> None:
+    frames: list[str] = []
+    view = LiveView(_terminal(), live=True, auto_refresh=False)
+
+    llm = ScriptedLLM(['1. combine("a", "b")\n2. join()', "Thought: ok.\nAction: Finish(a | b, joined)"])
+    agent = LLMCompiler(llm=llm, tools=_tools())
+    with view:
+        async with contextlib.aclosing(agent.astream("q")) as stream:
+            async for item in stream:
+                if isinstance(item, RunResult):
+                    view.finish(item)
+                else:
+                    view.handle(item)
+                    if isinstance(item, AnswerChunk):
+                        frames.append(_text(view))
+    assert frames and "Answer · writing…" in frames[0]
+    assert "a | b, joined" in frames[-1]
