@@ -68,21 +68,18 @@ bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token
 	$(PY) -m benchmarks sweep --clock-check 3
 
 SPEC_LIMIT ?= 30
-# the first N questions of each suite the committed recordings cover (bench-drafts records SPEC_LIMIT of each)
-SPEC_ITEMS ?= parallelqa:30 bfcl:10 nestful:10
 
 bench-speculation: $(STAMP)  ## speculation: llmcompiler with/without a drafter (recorded local drafts as recorded and at idle speed, the perfect drafter), gpt-4o oracle, virtual clock; no model loaded
 	$(PY) -m benchmarks fetch
-	for pair in $(SPEC_ITEMS); do \
-	  suite=$${pair%%:*}; n=$${pair##*:}; \
+	for suite in parallelqa bfcl nestful; do \
 	  for drafter in local local-idle perfect; do \
-	    $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter $$drafter --limit $$n --systems llmcompiler --clock virtual || exit 1; \
+	    $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter $$drafter --limit $(SPEC_LIMIT) --systems llmcompiler --clock virtual || exit 1; \
 	  done; \
 	  $(PY) -m benchmarks run --suite $$suite --mode oracle --drafter perfect --systems llmcompiler --clock virtual --no-plots \
 	    --json benchmarks/results/$$suite-oracle-speculative-perfect-all.json || exit 1; \
 	done
 
-bench-drafts: $(STAMP)  ## record the local model's draft plans for bench-speculation (loads the model; 30 questions a suite take 1-2 hours on 2 idle cores)
+bench-drafts: $(STAMP)  ## record the local model's draft plans for bench-speculation (loads the model; 30 questions a suite: about 12 minutes on 2 quiet cores)
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks drafts --suite all --limit $(SPEC_LIMIT)
 
