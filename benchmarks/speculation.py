@@ -21,11 +21,17 @@ share of the gold calls the drafts wrote exactly, ``benchmarks.drafts.draft_hits
 (paired mean of ``llmcompiler``'s latency minus ``llmcompiler_speculative``'s, on the items both
 finished), and the timings that explain them: when the drafts ended against when the planner's
 plan did.
+
+``python -m benchmarks.speculation [DIR]`` prints the README's table from the result files in
+``DIR`` (default ``benchmarks/results``): ``<suite>-oracle-speculative-<drafter>.json``, each
+cell named by its field.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,7 @@ __all__ = [
     "drafter_factory",
     "idle_drafts",
     "load_recording",
+    "markdown_table",
     "speculation_section",
 ]
 
@@ -226,3 +233,44 @@ async def speculation_section(
             "command": recording.get("command"),
         }
     return section
+
+
+_TABLE_SUITES = ("parallelqa", "bfcl", "nestful")
+_TABLE_DRAFTERS = ("local", "local-idle", "perfect", "perfect-all")
+
+
+def _cell(value: Any, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(results: Path) -> str:
+    """The README's speculation table from the result files in ``results`` (rows for the files that exist)."""
+    lines = [
+        "| suite (questions) | drafter | hit rate | engine hit rate | latency without / with (s) | saved (s) "
+        "| wasted calls / q | drafter tokens / q | plan ends (s) | draft ends (s) | draft tok/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for suite in _TABLE_SUITES:
+        for drafter in _TABLE_DRAFTERS:
+            path = results / f"{suite}-oracle-speculative-{drafter}.json"
+            if not path.exists():
+                continue
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            spec, systems, timing = doc["speculation"], doc["systems"], doc["speculation"]["timing"]
+            saved = spec["latency_saved_mean_s"]
+            share = spec["latency_saved_share"]
+            lines.append(
+                f"| {suite} ({spec['items']}) | {drafter} | {_cell(spec['hit_rate'], 2)} "
+                f"| {_cell(spec['engine_hit_rate'], 2)} "
+                f"| {_cell(systems['llmcompiler']['latency_mean_s'], 2)} / "
+                f"{_cell(systems[SPECULATIVE]['latency_mean_s'], 2)} "
+                f"| {_cell(saved, 3)}{f' ({share:.1%})' if share else ''} "
+                f"| {_cell(spec['wasted_calls_per_question'], 2)} | {_cell(spec['drafter_tokens_per_question'], 0)} "
+                f"| {_cell(timing['planner_plan_s_mean'], 2)} | {_cell(timing['draft_end_s_mean'], 2)} "
+                f"| {_cell(timing['draft_tokens_per_s'], 1)} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results"))

@@ -13,7 +13,7 @@ from benchmarks.__main__ import main, run_suite
 from benchmarks.drafts import Draft
 from benchmarks.oracle import PROFILES
 from benchmarks.runner import SPECULATIVE, Outcome
-from benchmarks.speculation import drafter_factory, speculation_section
+from benchmarks.speculation import drafter_factory, markdown_table, speculation_section
 from benchmarks.suites import Item, load_suite
 from llmcompiler import Usage
 from llmcompiler.testing import run_virtual
@@ -65,6 +65,14 @@ def test_the_perfect_drafter_runs_beside_llmcompiler_and_hits_every_gold_call() 
     assert spec["engine"]["time_saved_s_per_question"] >= spec["latency_saved_mean_s"]
     assert all(o.speculation is not None for o in outcomes if o.system == SPECULATIVE)
     assert all(o.speculation is None for o in outcomes if o.system == "llmcompiler")
+
+
+def test_the_readme_table_is_read_from_the_result_files(tmp_path: Path) -> None:
+    doc, _ = _run(_items(5)[3:], "perfect")
+    (tmp_path / "parallelqa-oracle-speculative-perfect.json").write_text(json.dumps(doc), encoding="utf-8")
+    rows = markdown_table(tmp_path).splitlines()
+    assert len(rows) == 3  # the header, its rule, one row: files that do not exist give none
+    assert rows[2].startswith("| parallelqa (2) | perfect | 1.00 | 1.00 | ")
 
 
 def _draft(item_id: str, text: str) -> Draft:
