@@ -376,6 +376,7 @@ async def run_suite(
             "tool_calls": o.tool_calls,
             "calls": o.calls,
             **({"scores": o.scores} if o.scores else {}),
+            **({"speculation": o.speculation} if o.speculation else {}),
         }
         for o in outcomes
     ]
