@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-sweep bench-reliability bench-speculation bench-drafts clean
+.PHONY: help install demo test unit lint typecheck bench bench-engine bench-local bench-scale bench-suites bench-quick bench-sweep bench-reliability bench-speculation bench-drafts bench-caching clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a mi
 
 bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token x decode speed (virtual clock, ~3 min)
 	$(PY) -m benchmarks sweep --clock-check 3
+
+bench-caching: $(STAMP)  ## cost per question with and without OpenAI's prompt cache, gpt-4o oracle, every suite (virtual clock, ~5 min)
+	$(PY) -m benchmarks.caching
 
 SPEC_LIMIT ?= 30
 

@@ -62,7 +62,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmarks._machine import machine_info
 from benchmarks.drafts import DRAFT_SUITES, Draft, drafts_path, record_drafts
 from benchmarks.ideal import IdealBound
-from benchmarks.oracle import PROFILES, Profile, levels
+from benchmarks.oracle import PROFILES, Profile, PromptCache, levels
 from benchmarks.report import plot_latency, plot_timeline, print_table
 from benchmarks.runner import (
     SPECULATIVE,
@@ -254,7 +254,7 @@ async def run_suite(
         if profile is None:
             raise ValueError("oracle mode needs a profile")
         ideal, untraced = await ideal_bounds(items, profile)
-        llm_for = oracle_factory(profile)
+        llm_for = oracle_factory(profile, cache=PromptCache())  # cost_cached_usd beside cost_usd
         oracle_profile = profile
 
         def oracle_cost(usage: Usage, _result: RunResult) -> float | None:

@@ -40,6 +40,7 @@ from benchmarks.tokens import (
     TokenCounter,
     call_tokens,
     prompt_tokens,
+    static_prefix_tokens,
     token_counter,
     tool_definition_tokens,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ExtractionOracle",
     "GoldCall",
     "OracleLLM",
+    "PromptCache",
     "Profile",
     "levels",
     "render_literal",
@@ -318,6 +320,38 @@ class OracleError(RuntimeError):
     """The conversation is not one the oracle can continue (a bug in a strategy or a suite)."""
 
 
+class PromptCache:
+    """OpenAI's automatic prompt caching, as the oracle models it (``OracleLLM(cache=...)``).
+
+    OpenAI caches a prompt's prefix of 1024 tokens or more, in steps of 128 tokens, once a request
+    with the same prefix has been made, and charges nothing to write it. The prefix modelled is the
+    request's static part (``benchmarks.tokens.static_prefix_tokens``: the system message, and the
+    tool definitions of native tool calling), the same for every question of a suite. The first
+    request with a prefix reads nothing from the cache; every later one reads
+    ``floor(prefix / 128) * 128`` tokens when the prefix has 1024 or more, else nothing. That is
+    the best case: a real cache is best effort (routed by the prefix's hash, evicted after minutes
+    idle), so the cost with caching is a lower bound.
+    """
+
+    MIN_TOKENS = 1024
+    STEP = 128
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, int]] = set()
+        self.prefixes: dict[str, list[int]] = {}  # each request's static prefix tokens, by request kind
+
+    def cached_tokens(self, request: ModelRequest, prefix: int) -> int:
+        """Prompt tokens of ``request`` read from the cache (its static prefix has ``prefix`` tokens)."""
+        first = request.messages[0].content if request.messages else ""
+        kind = f"{request.purpose}{' (native tools)' if request.native_tools else ''}"
+        self.prefixes.setdefault(kind, []).append(prefix)
+        key = (first + "\x00" + ",".join(t.name for t in request.tools if request.native_tools), prefix)
+        if key not in self._seen:
+            self._seen.add(key)
+            return 0
+        return (prefix // self.STEP) * self.STEP if prefix >= self.MIN_TOKENS else 0
+
+
 class OracleLLM:
     """A chat model that replays one question's gold calls with a streaming profile.
 
@@ -326,6 +360,9 @@ class OracleLLM:
         answer: the final answer, from the observations of the gold calls (by gold number).
         profile: how fast it streams and what it costs.
         plan_thoughts: write each call's thought into the plan (LLMCompiler) and ReAct steps.
+        cache: a ``PromptCache`` shared by the runs of a suite: each call's ``Usage`` then says
+            how many of its prompt tokens the provider's cache would serve (``cached_tokens``).
+            Timing is unchanged (the profiles' prefill is fast already).
 
     Attributes:
         requests: every request received, in order.
@@ -340,8 +377,10 @@ class OracleLLM:
         profile: Profile,
         *,
         plan_thoughts: bool = True,
+        cache: PromptCache | None = None,
     ) -> None:
         self.gold = list(gold)
+        self.cache = cache
         self.answer = answer
         self.profile = profile
         self.levels = levels(self.gold)
@@ -444,7 +483,10 @@ class OracleLLM:
                 await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
                 yield call
         await _sleep_until(loop, start + self.profile.reply_s(prompt, completion))
-        yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1)
+        cached = 0
+        if self.cache is not None:
+            cached = min(prompt, self.cache.cached_tokens(request, static_prefix_tokens(self.counter, request)))
+        yield Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1, cached_tokens=cached)
 
 
 class ExtractionOracle(OracleLLM):

@@ -64,7 +64,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from benchmarks.ideal import GoldTrace, GoldTraceError, IdealBound, ideal_bound, trace_gold
-from benchmarks.oracle import OracleLLM, Profile, levels
+from benchmarks.oracle import OracleLLM, Profile, PromptCache, levels
 from benchmarks.suites import Item
 from llmcompiler import LLMCompiler, RoundStarted, RunEvent, RunResult, TaskParsed, TaskRecord, Usage
 from llmcompiler.models import ChatModel
@@ -109,6 +109,8 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
+    cost_cached_usd: float | None = None
+    cached_tokens: int = 0
     model_calls: int = 0
     tool_calls: int = 0
     executor_bound_s: float | None = None
@@ -310,7 +312,9 @@ async def run_one(
         elapsed_s=result.total_s,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
-        cost_usd=cost(result.usage, result),
+        cost_usd=cost(dataclasses.replace(result.usage, cached_tokens=0, cache_write_tokens=0), result),
+        cost_cached_usd=cost(result.usage, result),
+        cached_tokens=result.usage.cached_tokens,
         model_calls=result.usage.calls,
         tool_calls=sum(1 for t in result.tasks if t.tool != "join"),
         executor_bound_s=executor_bound(result, arrivals) if system == "llmcompiler" else None,
@@ -329,9 +333,10 @@ ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 
-def oracle_factory(profile: Profile) -> LLMFactory:
-    """A new oracle model per run, replaying the item's gold calls on ``profile``."""
-    return lambda item: OracleLLM(item.gold, item.answer, profile)
+def oracle_factory(profile: Profile, cache: PromptCache | None = None) -> LLMFactory:
+    """A new oracle model per run, replaying the item's gold calls on ``profile``; with ``cache``
+    (one for the suite's runs), each call's usage says what a prompt cache would serve."""
+    return lambda item: OracleLLM(item.gold, item.answer, profile, cache=cache)
 
 
 async def ideal_bounds(
@@ -428,6 +433,12 @@ def _mean(values: Iterable[float]) -> float | None:
     return statistics.fmean(listed) if listed else None
 
 
+def _mean_known(values: Sequence[float | None]) -> float | None:
+    """The mean, or ``None`` when a value is unknown (or there are none)."""
+    known = [v for v in values if v is not None]
+    return _mean(known) if known and len(known) == len(values) else None
+
+
 def _paired_speedup(baseline: Mapping[str, float], done: Sequence[Outcome]) -> float | None:
     """The baseline's total latency over this system's, on the items both finished."""
     paired = [(baseline[o.item], o.latency_s) for o in done if o.item in baseline and o.latency_s is not None]
@@ -467,6 +478,12 @@ def summarize(outcomes: Sequence[Outcome], systems: Sequence[str]) -> dict[str, 
             "prompt_tokens": _mean(o.prompt_tokens for o in done),
             "completion_tokens": _mean(o.completion_tokens for o in done),
             "cost_usd": _mean(known_costs) if known_costs and len(known_costs) == len(costs) else None,
+            "cost_cached_usd": _mean_known([o.cost_cached_usd for o in done]),
+            "cached_share": (
+                sum(o.cached_tokens for o in done) / total_prompt
+                if (total_prompt := sum(o.prompt_tokens for o in done))
+                else None
+            ),
             "accuracy": (sum(o.correct for o in runs) / len(runs)) if runs else None,
             "plan_accuracy": (
                 sum(bool(o.plan_correct) for o in runs) / len(runs)

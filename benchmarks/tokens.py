@@ -290,6 +290,18 @@ def completion_tokens(counter: TokenCounter, reply: str | Sequence[ToolCall]) ->
     return sum(call_tokens(counter, call) for call in reply)
 
 
+def static_prefix_tokens(counter: TokenCounter, request: ModelRequest) -> int:
+    """The tokens of the prefix of ``request`` that is the same for every question: the tool
+    definitions when the tools go through native tool calling (a provider puts them first), and
+    the system message when the request opens with one, charged as ``prompt_tokens`` charges them.
+    ``0`` when neither is there."""
+    total = tool_definition_tokens(counter, request.tools) if request.native_tools else 0
+    if request.messages and request.messages[0].role == "system":
+        first = request.messages[0]
+        total += TOKENS_PER_MESSAGE + counter.count(first.role) + counter.count(first.content)
+    return total
+
+
 def prompt_tokens(counter: TokenCounter, request: ModelRequest) -> int:
     """The prompt tokens of ``request`` (see the module's docstring).
 
