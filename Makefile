@@ -69,6 +69,7 @@ bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token
 
 bench-caching: $(STAMP)  ## cost per question with and without OpenAI's prompt cache, gpt-4o oracle, every suite (virtual clock, ~5 min)
 	$(PY) -m benchmarks.caching
+	$(PY) -m benchmarks.caching --min-tokens 0
 
 SPEC_LIMIT ?= 30
 

@@ -31,11 +31,14 @@ from llmcompiler.testing import run_virtual
 
 RESULTS = Path(__file__).parent / "results" / "caching.json"
 
+KINDS = {"llmcompiler": ("plan", "join"), "react": ("react",), "parallel_fc": ("tools (native tools)",)}
+"""The request kinds (``PromptCache.prefixes``) each system makes."""
 
-async def _suite(name: str, limit: int | None) -> dict[str, Any]:
+
+async def _suite(name: str, limit: int | None, min_tokens: int) -> dict[str, Any]:
     profile = PROFILES["gpt-4o"]
     items = load_suite(name)[:limit] if limit else load_suite(name)
-    cache = PromptCache()
+    cache = PromptCache(min_tokens=min_tokens)
 
     def cost(usage: Usage, _result: RunResult) -> float | None:
         return profile.cost(usage)
@@ -49,7 +52,7 @@ async def _suite(name: str, limit: int | None) -> dict[str, Any]:
             kind: {
                 "requests": len(sizes),
                 "mean": round(sum(sizes) / len(sizes), 1),
-                "cacheable_share": sum(size >= PromptCache.MIN_TOKENS for size in sizes) / len(sizes),
+                "cacheable_share": sum(size >= min_tokens for size in sizes) / len(sizes),
             }
             for kind, sizes in sorted(cache.prefixes.items())
         },
@@ -68,7 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.caching", description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=[*SUITES, "all"], default="all")
     parser.add_argument("--limit", type=int, default=None, help="the first N questions of each suite")
-    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--min-tokens",
+        type=int,
+        default=PromptCache.MIN_TOKENS,
+        help="the shortest prefix the cache serves (OpenAI: 1024; 0: a cache with no minimum, the idea's ceiling)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="default: results/caching.json (-min<N> if not 1024)")
     args = parser.parse_args(argv)
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     began = time.monotonic()
@@ -76,33 +85,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "what": "cost per question under the gpt-4o profile without and with OpenAI's prefix cache (see the module)",
         "profile": "gpt-4o",
         "price_model": PROFILES["gpt-4o"].price_model,
-        "command": "python -m benchmarks.caching" + (f" --suite {args.suite}" if args.suite != "all" else ""),
+        "min_tokens": args.min_tokens,
+        "command": "python -m benchmarks.caching"
+        + (f" --suite {args.suite}" if args.suite != "all" else "")
+        + (f" --min-tokens {args.min_tokens}" if args.min_tokens != PromptCache.MIN_TOKENS else ""),
         "machine": machine_info(),
         "suites": {},
     }
     for name in suites:
-        doc["suites"][name] = run_virtual(lambda name=name: _suite(name, args.limit))  # type: ignore[misc]
+        doc["suites"][name] = run_virtual(lambda name=name: _suite(name, args.limit, args.min_tokens))  # type: ignore[misc]
     doc["wall_s"] = round(time.monotonic() - began, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    path: Path = args.json or (
+        RESULTS if args.min_tokens == PromptCache.MIN_TOKENS else RESULTS.with_stem(f"caching-min{args.min_tokens}")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
     print(
-        "| suite | system | static prefix, mean tokens (share ≥ 1024) | cost / q, no cache | with cache | saved "
+        f"| suite | system | static prefix, mean tokens (share ≥ {args.min_tokens}) | cost / q, no cache | with cache "
+        "| saved "
         "| cached share |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, suite in doc["suites"].items():
-        prefixes = ", ".join(
-            f"{kind} {p['mean']:.0f}" + (f" ({p['cacheable_share']:.0%} ≥ 1024)" if p["cacheable_share"] else "")
-            for kind, p in suite["static_prefix_tokens"].items()
-        )
         for system, row in suite["systems"].items():
+            shown = []
+            for kind in KINDS.get(system, ()):
+                prefix = suite["static_prefix_tokens"].get(kind)
+                if prefix is not None:
+                    share = prefix["cacheable_share"]
+                    over = f" ({share:.0%} ≥ {args.min_tokens})" if args.min_tokens and share else ""
+                    shown.append(f"{kind.split()[0]} {prefix['mean']:.0f}{over}")
             plain, cached = row["cost_usd"], row["cost_cached_usd"]
             saved = f"{1 - cached / plain:.1%}" if plain and cached is not None else "—"
             print(
-                f"| {name} ({suite['questions']}) | {system} | {prefixes} | ${plain:.5f} | ${cached:.5f} | {saved} "
-                f"| {row['cached_share']:.1%} |"
+                f"| {name} ({suite['questions']}) | {system} | {', '.join(shown)} | ${plain:.5f} | ${cached:.5f} "
+                f"| {saved} | {row['cached_share']:.1%} |"
             )
-    print(f"wrote {args.json}")
+    print(f"wrote {path}")
     return 0
 
 

@@ -336,7 +336,8 @@ class PromptCache:
     MIN_TOKENS = 1024
     STEP = 128
 
-    def __init__(self) -> None:
+    def __init__(self, *, min_tokens: int = MIN_TOKENS) -> None:
+        self.min_tokens = min_tokens  # OpenAI's minimum; 0 models a cache with none (the idea's ceiling)
         self._seen: set[tuple[str, int]] = set()
         self.prefixes: dict[str, list[int]] = {}  # each request's static prefix tokens, by request kind
 
@@ -349,7 +350,7 @@ class PromptCache:
         if key not in self._seen:
             self._seen.add(key)
             return 0
-        return (prefix // self.STEP) * self.STEP if prefix >= self.MIN_TOKENS else 0
+        return (prefix // self.STEP) * self.STEP if prefix >= self.min_tokens else 0
 
 
 class OracleLLM:
