@@ -393,7 +393,11 @@ class _Run:
         draft = None
         if agent.drafter is not None and self.speculation is not None:
             draft = Draft(
-                model=agent.drafter, request=request, log=self.speculation, max_speculative=agent.max_speculative
+                model=agent.drafter,
+                request=request,
+                log=self.speculation,
+                max_speculative=agent.max_speculative,
+                trace=self.run.model_trace,
             )
         with self.run.phase("llmcompiler.plan", {"llmcompiler.round": round_no}) as phase:
             outcome = await self.executor.run_round(

@@ -41,7 +41,7 @@ import contextlib
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from llmcompiler._calls import Failed, invoke
 from llmcompiler._errors import ArgumentError
@@ -60,7 +60,7 @@ from llmcompiler._types import ChatModel, ModelRequest, ToolCall, Truncated, Usa
 from llmcompiler.models._pricing import cost_usd as list_price
 from llmcompiler.models._reading import model_events, model_name
 
-__all__ = ["MAX_DRAFT_CALLS", "MAX_DRAFT_CHARS", "Draft", "SpeculationLog", "Speculator", "refusal"]
+__all__ = ["MAX_DRAFT_CALLS", "MAX_DRAFT_CHARS", "Draft", "ModelTrace", "SpeculationLog", "Speculator", "refusal"]
 
 MAX_DRAFT_CHARS = 50_000
 """Draft text read per round; a drafter that writes more is read no further."""
@@ -141,6 +141,22 @@ class SpeculationLog:
         self.time_saved_s += saved_s
 
 
+class ModelTrace(Protocol):
+    """The trace of one model call read outside ``Run.reply`` (``Run.model_trace``)."""
+
+    def text(self) -> None:
+        """A piece of the reply arrived."""
+        ...
+
+    def usage(self, usage: Usage) -> None:
+        """The model reported usage."""
+        ...
+
+    def end(self, *, cut: str | None = None, calls: int = 0, error: BaseException | None = None) -> None:
+        """The call ended (``error``: ``GeneratorExit`` when the reader closed it early)."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Draft:
     """What a round needs to speculate (``Executor.run_round``'s ``draft``).
@@ -150,12 +166,14 @@ class Draft:
         request: the planning request it gets (the planner's own).
         log: the run's ``SpeculationLog``, which the round adds to.
         max_speculative: speculative calls running at once.
+        trace: makes the drafter call's trace (``Run.model_trace``: an OpenTelemetry span), or ``None``.
     """
 
     model: ChatModel
     request: ModelRequest
     log: SpeculationLog
     max_speculative: int = 2
+    trace: Callable[[str, ModelRequest], ModelTrace | None] | None = None
 
 
 class _Entry:
@@ -250,10 +268,14 @@ class Speculator:
         name = model_name(model)
         parser = PlanParser(self.known)
         read = 0
+        cut: str | None = None
+        trace = None if self.draft.trace is None else self.draft.trace(name, self.draft.request)
         try:
             async with contextlib.aclosing(model_events(model, self.draft.request)) as events:
                 async for event in events:
                     if isinstance(event, str):
+                        if trace is not None:
+                            trace.text()
                         read += len(event)
                         if read > MAX_DRAFT_CHARS:
                             self.log.error(f"the draft ran past {MAX_DRAFT_CHARS} characters; read no further")
@@ -263,8 +285,10 @@ class Speculator:
                                 self._drafted(ev)
                     elif isinstance(event, Usage):
                         self.log.add_usage(name, event)
+                        if trace is not None:
+                            trace.usage(event)
                     elif isinstance(event, Truncated):
-                        pass  # a cut draft: the calls written so far stand
+                        cut = event.reason  # a cut draft: the calls written so far stand
                     elif isinstance(event, ToolCall):
                         self.log.error(f"the drafter answered with a native tool call ({event.name}), not a plan")
                         return
@@ -272,9 +296,16 @@ class Speculator:
                 for ev in parser.close():
                     self._drafted(ev)
         except asyncio.CancelledError:
+            if trace is not None:
+                trace.end(error=GeneratorExit())  # closed at the real plan's end
             raise
         except Exception as exc:  # the drafter failed: the run goes on as without it
             self.log.error(f"the drafter failed: {describe(exc)}")
+            if trace is not None:
+                trace.end(error=exc)
+        finally:
+            if trace is not None:
+                trace.end(cut=cut)  # a no-op when ended above
 
     def _drafted(self, ev: PlanEvent) -> None:
         if not isinstance(ev, TaskParsed) or ev.tool == JOIN:

@@ -77,7 +77,7 @@ from llmcompiler._otel import NO_PHASE, Attributes, Phase, run_tracer
 from llmcompiler._prompts import describe_tools, observation_text
 from llmcompiler._records import RoundTimings, RunResult, SpeculationSummary, TaskRecord
 from llmcompiler._redact import scrub
-from llmcompiler._speculation import Draft, SpeculationLog
+from llmcompiler._speculation import Draft, ModelTrace, SpeculationLog
 from llmcompiler._templates import fill as fill_template
 from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, coerce_tools
@@ -99,6 +99,7 @@ __all__ = [
     "AnswerStream",
     # speculative execution (``Executor.run_round``'s ``draft``)
     "Draft",
+    "ModelTrace",
     "SpeculationLog",
     # prompt text
     "describe_tools",
@@ -209,6 +210,13 @@ class Run:
         if self._otel is None:
             return contextlib.nullcontext(NO_PHASE)
         return self._otel.phase(name, attributes or {})
+
+    def model_trace(self, model: str, request: ModelRequest) -> ModelTrace | None:
+        """The OpenTelemetry span of a model call the strategy reads itself, not through
+        ``reply`` or ``stream_text`` (a drafter's, through ``Draft(trace=run.model_trace)``):
+        feed it ``text()`` and ``usage(...)`` as the stream goes, then ``end(...)``. ``None``
+        when tracing is off."""
+        return None if self._otel is None else self._otel.model_call(model, request)
 
     def records(self) -> list[TaskRecord]:
         """Every task record of the run so far, in task order."""

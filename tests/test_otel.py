@@ -228,6 +228,38 @@ def test_speculative_calls_and_hits_have_spans(spans: InMemorySpanExporter) -> N
     hits = [s for s in searches if (s.attributes or {}).get("llmcompiler.speculative.hit")]
     assert len(speculative) == 2 and len(hits) == 2
     assert {(s.attributes or {})["llmcompiler.speculative.state"] for s in speculative} == {"hit"}
+    # The drafter's own model call is a GenAI span too, under the plan phase, with its tokens.
+    finished = spans.get_finished_spans()
+    (draft,) = by_name(finished, "chat drafter")
+    (plan_phase,) = by_name(finished, "llmcompiler.plan")
+    assert draft.parent is not None and draft.parent.span_id == plan_phase.context.span_id
+    attributes = draft.attributes or {}
+    assert attributes["llmcompiler.purpose"] == "plan"
+    assert attributes["gen_ai.usage.output_tokens"] == result.speculation.usage.completion_tokens > 0
+
+
+def test_a_drafter_closed_at_the_plans_end_or_failing_ends_its_span(spans: InMemorySpanExporter) -> None:
+    class Stalling:
+        model_name = "stalling"
+
+        async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+            yield '1. lookup("a")\n'
+            await asyncio.Event().wait()
+            yield "never"
+
+    planner = Model('1. lookup("a")\n2. join()')
+    run_virtual(lambda: LLMCompiler(llm=planner, tools=[lookup], drafter=Stalling()).arun("q"))
+    (draft,) = by_name(spans.get_finished_spans(), "chat stalling")
+    assert (draft.attributes or {}).get("llmcompiler.closed_early") is True
+    assert draft.status.status_code != StatusCode.ERROR
+
+    spans.clear()
+    failing = ScriptedLLM([RuntimeError(f"drafter down (key {SECRET_KEY})")], name="failing")
+    result = run_virtual(lambda: LLMCompiler(llm=Model(PLAN), tools=[lookup], drafter=failing).arun("q"))
+    assert result.speculation is not None and result.speculation.errors
+    (draft,) = by_name(spans.get_finished_spans(), "chat failing")
+    assert draft.status.status_code == StatusCode.ERROR
+    assert SECRET_KEY not in str(draft.status.description) + str(draft.attributes) + str(draft.events)
 
 
 def test_nothing_without_a_configured_provider() -> None:
