@@ -181,6 +181,9 @@ class RayBackend:
             limits=original.limits,
             batch=remote_batch,
             pure=original.pure,
+            sequential=original.sequential,
+            returns=original.returns,
+            speculative=original.speculative,
         )
 
     async def call(

@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -103,6 +103,25 @@ async def test_batch_implementations_and_purity_are_kept(backend: RayBackend) ->
     assert [records[i].result["square"] for i in (1, 2, 3)] == [4, 9, 4]
     assert records[3].cached and records[1].batch_size == 2
     assert records[1].result["pid"] != os.getpid()
+
+
+class Recorded(TypedDict):
+    x: int
+
+
+@needs_ray
+def test_a_wrapped_tool_keeps_its_order_its_result_fields_and_its_speculation_safety(backend: RayBackend) -> None:
+    @tool(sequential=True, speculative=True)
+    def record(x: int) -> Recorded:
+        """Record a value."""
+        return {"x": x}
+
+    [remote] = backend.wrap([record])
+    assert remote.sequential
+    assert remote.speculative
+    assert record.returns is not None
+    assert remote.returns == record.returns
+    assert remote.compute_bound is False  # the remote call is async: Ray runs it, not our process pool
 
 
 @needs_ray
