@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmcompiler import (
     LLMCompiler,
@@ -667,3 +668,110 @@ def test_a_strategy_of_its_own_speculates_through_executor_run_round() -> None:
     summary = run_virtual(main).summary()
     assert (summary.started, summary.hits) == (1, 1)
     assert tools.count("search") == 1
+
+
+# -- drafts close to the plan, at any speed
+
+
+@st.composite
+def plans_and_drafts(draw: st.DrawFn) -> tuple[str, str, float, float]:
+    """A real plan over search/lookup/send/flaky with references, a draft made from it by the edits
+    a small model makes (a line dropped, an argument changed, lines swapped, a call of another
+    tool), and the planner's and drafter's paces."""
+    lines: list[str] = []
+    for idx in range(1, draw(st.integers(1, 6)) + 1):
+        tool_name = draw(st.sampled_from(["search", "lookup", "send", "flaky"]))
+        if idx > 1 and draw(st.booleans()):
+            arg = f'"${draw(st.integers(1, idx - 1))} {draw(st.sampled_from(["x", "y"]))}"'
+        else:
+            arg = f'"{draw(st.sampled_from(["a", "b", "c", "fail"]))}"'
+        lines.append(f"{idx}. {tool_name}({arg})")
+    plan = "\n".join([*lines, f"{len(lines) + 1}. join()"])
+    draft = list(lines)
+    for _ in range(draw(st.integers(0, 3))):
+        if not draft:
+            break
+        k = draw(st.integers(0, len(draft) - 1))
+        edit = draw(st.sampled_from(["drop", "arg", "swap", "tool", "keep"]))
+        if edit == "drop":
+            draft.pop(k)
+        elif edit == "arg":
+            draft[k] = draft[k].replace('("', '("z')
+        elif edit == "swap" and len(draft) > 1:
+            j = draw(st.integers(0, len(draft) - 1))
+            draft[k], draft[j] = draft[j], draft[k]
+        elif edit == "tool":
+            draft[k] = draft[k].replace("search(", "send(").replace("lookup(", "search(")
+    planner_pace = draw(st.sampled_from([0.0, 0.01, 0.05, 0.2]))
+    drafter_lag = draw(st.sampled_from([0.0, 0.3, 1.0, 5.0]))
+    return plan, "\n".join(draft), planner_pace, drafter_lag
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=plans_and_drafts())
+def test_a_draft_close_to_the_plan_changes_no_result_at_any_speed(case: tuple[str, str, float, float]) -> None:
+    plan, draft, pace, lag = case
+
+    def tools() -> tuple[list[Tool], list[tuple[str, str]]]:
+        calls: list[tuple[str, str]] = []
+
+        @tool(speculative=True)
+        async def search(q: str) -> str:
+            """Search."""
+            calls.append(("search", q))
+            await asyncio.sleep(0.1 + (len(q) % 4) * 0.2)
+            return f"found {q}"
+
+        @tool(pure=True)
+        async def lookup(key: str) -> str:
+            """Look up."""
+            calls.append(("lookup", key))
+            await asyncio.sleep(0.3)
+            return key.upper()
+
+        @tool
+        async def send(to: str) -> str:
+            """Send (a side effect)."""
+            calls.append(("send", to))
+            return f"sent {to}"
+
+        @tool(speculative=True)
+        async def flaky(x: str) -> str:
+            """Fails for an argument with "fail" in it (a failing speculative call serves no task)."""
+            calls.append(("flaky", x))
+            await asyncio.sleep(0.2)
+            if "fail" in x:
+                raise ConnectionError(f"flaky {x}")
+            return f"ok {x}"
+
+        return [search, lookup, send, flaky], calls
+
+    def one(with_draft: bool) -> tuple[RunResult, list[tuple[str, str]]]:
+        own, calls = tools()
+        llm = ScriptedLLM([plan, JOINED], ttft=0.5, token_delay=pace, name="planner")
+        model = ScriptedLLM([draft], ttft=lag, token_delay=0.001, name="drafter") if with_draft else None
+
+        async def main() -> RunResult:
+            return await LLMCompiler(llm=llm, tools=own, drafter=model).arun("q")
+
+        return run_virtual(main), calls
+
+    without, plain_calls = one(False)
+    result, calls = one(True)
+    assert real(result.tasks) == real(without.tasks)
+    assert result.answer == without.answer
+    # The same sends (their order may change: speculation changes when tasks finish).
+    assert sorted(c for c in calls if c[0] == "send") == sorted(c for c in plain_calls if c[0] == "send")
+    spec = result.speculation
+    assert spec is not None
+    # Never slower, unless a task waited for a speculative call that then failed (documented).
+    assert result.total_s <= without.total_s + 1e-9 or any(c.state == "failed" for c in spec.calls)
+    assert spec.hits + spec.misses == spec.started == len(spec.calls)
+    assert all(c.tool != "send" for c in spec.calls)
+    assert {t.idx for t in result.tasks if t.speculative is not None} == {
+        c.adopted_by for c in spec.calls if c.state == "hit"
+    }
+    for task in result.tasks:
+        if task.speculative is not None:
+            assert task.error is None
+            assert 0.0 <= task.speculative.saved_s <= (task.duration or 0.0) + 1e-9
