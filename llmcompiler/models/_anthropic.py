@@ -29,7 +29,7 @@ CACHE_MARKER: Mapping[str, str] = {"type": "ephemeral"}
 _ANTHROPIC = SdkProvider(
     name=PROVIDER,
     chat="AnthropicChat",
-    example_model="claude-sonnet-4-5",
+    example_model="claude-haiku-4-5",
     key_env="ANTHROPIC_API_KEY",
     base_url_env="ANTHROPIC_BASE_URL",
     default_host="api.anthropic.com",
@@ -76,7 +76,7 @@ class AnthropicChat(SdkChat[AsyncAnthropic]):
     for the marker.
 
     Args:
-        model: the model id, e.g. ``"claude-sonnet-4-5"``.
+        model: the model id, e.g. ``"claude-haiku-4-5"``.
         base_url: another endpoint (a proxy or a compatible server); default ``ANTHROPIC_BASE_URL``.
         api_key: default ``ANTHROPIC_API_KEY``; with a ``base_url`` and no key a placeholder is sent.
         max_tokens: the most tokens a reply may have (the API requires a bound).

@@ -1,4 +1,4 @@
-"""Model strings: ``"local"``, ``"openai:gpt-4o-mini"``, ``"anthropic:claude-sonnet-4-5"``."""
+"""Model strings: ``"local"``, ``"openai:gpt-4o-mini"``, ``"anthropic:claude-haiku-4-5"``."""
 
 from __future__ import annotations
 
