@@ -3,7 +3,8 @@
 They need no network: the weather is a fixed table of typical values (labelled as such),
 the time is the real current time from the IANA time zone database, the search reads a small
 fact table shipped with the package, and ``math`` evaluates arithmetic with a whitelist
-walk over the expression's syntax tree (no ``eval``).
+walk over the expression's syntax tree (no ``eval``). All are speculation-safe: the first three
+only read (``speculative=True``) and ``math`` is ``pure``, so ``--drafter`` can start their calls early.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _city_key(city: str) -> str:
     return key
 
 
-@tool
+@tool(speculative=True)  # reads only: a drafter (--drafter) may call it early
 async def weather(city: str) -> str:
     """Current weather in a city (demo data: typical values, not a live forecast).
 
@@ -58,7 +59,7 @@ async def weather(city: str) -> str:
     return f"{city.strip().title()}: {temp} °C, {condition}"
 
 
-@tool
+@tool(speculative=True)
 def local_time(city: str) -> str:
     """The current local time in a city.
 
@@ -79,7 +80,7 @@ def _read_facts() -> dict[str, str]:
 _FACTS = _read_facts()  # read at import: file I/O does not belong on the event loop
 
 
-@tool
+@tool(speculative=True)
 async def search(query: str) -> str:
     """Look a fact up in a small offline encyclopedia (cities, companies, mountains).
 
@@ -92,7 +93,7 @@ async def search(query: str) -> str:
     return " ".join(hits) if hits else f"no facts found for {query!r}"
 
 
-@tool(name="math")
+@tool(name="math", pure=True)
 def math(expression: str) -> float:
     """Evaluate an arithmetic expression: numbers, + - * / // % **, parentheses, and
     round/abs/min/max/sqrt.
