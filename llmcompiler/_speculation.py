@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
@@ -57,10 +56,10 @@ from llmcompiler._text import describe, one_line
 from llmcompiler._threads import ThreadPool
 from llmcompiler._tools import Tool, bind_arguments
 from llmcompiler._types import ChatModel, ModelRequest, ToolCall, Truncated, Usage
-from llmcompiler.models._pricing import cost_usd as list_price
+from llmcompiler.models._pricing import add_cost
 from llmcompiler.models._reading import model_events, model_name
 
-__all__ = ["MAX_DRAFT_CALLS", "MAX_DRAFT_CHARS", "Draft", "ModelTrace", "SpeculationLog", "Speculator", "refusal"]
+__all__ = ["MAX_DRAFT_CALLS", "MAX_DRAFT_CHARS", "Draft", "ModelTrace", "SpeculationLog", "Speculator", "speculatable"]
 
 MAX_DRAFT_CHARS = 50_000
 """Draft text read per round; a drafter that writes more is read no further."""
@@ -72,23 +71,19 @@ Outcome = tuple[Any, str | None]
 """A finished call: ``(result, None)`` or ``(None, error message)``."""
 
 
-def refusal(tool: Tool, limits: ToolLimits) -> str | None:
-    """Why ``tool`` is never called from a draft, or ``None`` when it may be."""
-    if not tool.speculation_safe:
-        return "it is neither pure nor speculative"
-    if limits.rate_limit is not None:
-        return "it has a rate limit"
-    if limits.exclusive is not None:
-        return "it holds an exclusive group"
-    if limits.max_concurrency:
-        return "it has its own concurrency limit"
-    if tool.batch is not None:
-        return "it fuses calls into batches"
-    if tool.compute_bound:
-        return "it runs in the process pool"
-    if tool.sequential:
-        return "it is sequential"
-    return None
+def speculatable(tool: Tool, limits: ToolLimits) -> bool:
+    """Whether a draft may call ``tool`` (under ``limits``): it is speculation-safe, and none of
+    its calls passes a gate real calls also wait at (a rate limit, an exclusive group, its own
+    concurrency limit, a batch, the process pool) or has an order to keep (``sequential``)."""
+    return (
+        tool.speculation_safe
+        and limits.rate_limit is None
+        and limits.exclusive is None
+        and not limits.max_concurrency
+        and tool.batch is None
+        and not tool.compute_bound
+        and not tool.sequential
+    )
 
 
 class SpeculationLog:
@@ -101,7 +96,6 @@ class SpeculationLog:
     def __init__(self, drafter: str) -> None:
         self.drafter = drafter
         self.drafted = 0
-        self.started = 0
         self.calls: list[SpeculativeCall] = []
         self.usage = Usage()
         self.cost_usd: float | None = 0.0
@@ -111,8 +105,7 @@ class SpeculationLog:
     def add_usage(self, model: str, usage: Usage) -> None:
         """Count the drafter's tokens and their cost."""
         self.usage += usage
-        cost = list_price(model, usage)
-        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+        self.cost_usd = add_cost(self.cost_usd, model, usage)
 
     def error(self, message: str) -> None:
         """Keep what went wrong with a draft, secrets taken out."""
@@ -120,16 +113,17 @@ class SpeculationLog:
 
     def summary(self) -> SpeculationSummary:
         """What speculation did so far."""
-        hits = [c for c in self.calls if c.state == "hit"]
+        calls = sorted(self.calls, key=lambda c: c.start)  # kept as they end; reported as they started
+        hits = sum(1 for c in calls if c.state == "hit")
         return SpeculationSummary(
             drafter=self.drafter,
             drafted=self.drafted,
-            started=self.started,
-            hits=len(hits),
-            misses=self.started - len(hits),
-            cancelled=sum(1 for c in self.calls if c.state == "cancelled"),
+            started=len(calls),
+            hits=hits,
+            misses=len(calls) - hits,
+            cancelled=sum(1 for c in calls if c.state == "cancelled"),
             time_saved_s=self.time_saved_s,
-            calls=list(self.calls),
+            calls=calls,
             usage=self.usage,
             cost_usd=self.cost_usd,
             errors=list(self.errors),
@@ -256,7 +250,6 @@ class Speculator:
         self.by_key: dict[Hashable, _Entry] = {}
         self.written: set[Hashable] = set()  # keys of the real tasks that were ready
         self.expected: dict[int, str] = {}  # real tasks of safe tools not yet ready: idx -> tool
-        self.expected_tools: Counter[str] = Counter()
         self.ended = False
         self.known = frozenset(i for i in records if i < self.first_task)
         self.reader = tg.create_task(self._read(), name="llmcompiler: draft")
@@ -314,7 +307,7 @@ class Speculator:
         tool = self.tools.get(ev.tool)
         if self.ended or tool is None or len(self.entries) >= MAX_DRAFT_CALLS or ev.idx in self.entries:
             return
-        if refusal(tool, self.limits_for(tool)) is not None:
+        if not speculatable(tool, self.limits_for(tool)):
             return  # the safety rule: this call is never made
         try:
             kwargs = bind_arguments(tool, ev.args, ev.kwargs)
@@ -335,7 +328,6 @@ class Speculator:
                 return
             async with self.sem:
                 entry.start = start = self.now()
-                self.log.started += 1
                 if self.emit is not None:
                     self.emit(
                         SpeculationStarted(
@@ -353,8 +345,6 @@ class Speculator:
                     outcome = (result, None)
                 entry.end = self.now()
                 entry.outcome.set_result(outcome)
-            if entry.swept:
-                self._final(entry, "missed" if outcome[1] is None else "failed")
         except asyncio.CancelledError:
             if entry.start is not None and entry.end is None:
                 entry.end = self.now()
@@ -397,24 +387,16 @@ class Speculator:
         """A real task of ``node.tool`` was planned: a speculative call may serve it once it is ready."""
         if node.tool.speculation_safe:
             self.expected[node.idx] = node.name
-            self.expected_tools[node.name] += 1
 
     def leave(self, idx: int) -> None:
         """Real task ``idx`` will take no speculative call (it failed before running, or was given up)."""
-        self._unexpect(idx)
+        self.expected.pop(idx, None)
         self._sweep()
-
-    def _unexpect(self, idx: int) -> None:
-        name = self.expected.pop(idx, None)
-        if name is not None:
-            self.expected_tools[name] -= 1
-            if not self.expected_tools[name]:
-                del self.expected_tools[name]
 
     def claim(self, node: Node, validated: Mapping[str, Any]) -> _Entry | None:
         """Real task ``node`` is ready with ``validated`` arguments: the speculative call that
         serves it (started, with the same key), or ``None`` (it makes its own call)."""
-        self._unexpect(node.idx)
+        self.expected.pop(node.idx, None)
         found: _Entry | None = None
         key = memo_key(node.name, validated)
         if key is not None:
@@ -424,7 +406,7 @@ class Speculator:
                 if entry.start is None:
                     self._drop(entry)  # still waiting for its turn: the real call goes instead
                 elif entry.outcome.done() and entry.outcome.result()[1] is not None:
-                    self._final(entry, "failed")
+                    self._final(entry, _ended(entry))
                 else:
                     entry.adopted_by = node.idx
                     found = entry
@@ -452,13 +434,14 @@ class Speculator:
         self._sweep()
 
     def _may_match(self, entry: _Entry) -> bool:
-        return entry.tool.name in self.expected_tools
+        return entry.tool.name in self.expected.values()
 
     def _sweep(self) -> None:
         if not self.ended:
             return
+        waiting = set(self.expected.values())  # the tools of the real tasks still to come
         for entry in list(self.entries.values()):
-            if entry.adopted_by is None and not entry.swept and not self._may_match(entry):
+            if entry.adopted_by is None and not entry.swept and entry.tool.name not in waiting:
                 self._drop(entry)
 
     def _drop(self, entry: _Entry) -> None:
@@ -467,7 +450,7 @@ class Speculator:
         if entry.task is not None and not entry.task.done() and not entry.outcome.done():
             entry.task.cancel()
         elif entry.start is not None and entry.outcome.done():
-            self._final(entry, "missed" if entry.outcome.result()[1] is None else "failed")
+            self._final(entry, _ended(entry))
 
     def _final(self, entry: _Entry, state: SpeculativeState, saved_s: float = 0.0) -> None:
         if entry.final or entry.start is None:
@@ -491,12 +474,15 @@ class Speculator:
             self.emit(SpeculationEnded(call=call))
 
     def close(self) -> None:
-        """The round is over: end the calls not ended yet; let the speculative threads go."""
+        """The round is over (every speculative call has ended): report those no sweep reached;
+        let the speculative threads go."""
         for entry in self.entries.values():
-            if entry.start is not None and not entry.final:
-                if entry.outcome.done():
-                    self._final(entry, "missed" if entry.outcome.result()[1] is None else "failed")
-                else:
-                    self._final(entry, "cancelled")
+            if entry.start is not None and entry.outcome.done():
+                self._final(entry, _ended(entry))  # a no-op for those already reported
         if self.threads is not None:
             self.threads.shutdown()
+
+
+def _ended(entry: _Entry) -> SpeculativeState:
+    """How a finished speculative call that served no task ended."""
+    return "missed" if entry.outcome.result()[1] is None else "failed"

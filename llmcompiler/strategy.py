@@ -82,7 +82,7 @@ from llmcompiler._templates import fill as fill_template
 from llmcompiler._text import one_line
 from llmcompiler._tools import Tool, ToolLike, coerce_tools
 from llmcompiler._types import ChatModel, ModelRequest, ToolCall, Truncated, Usage
-from llmcompiler.models._pricing import cost_usd as list_price
+from llmcompiler.models._pricing import add_cost
 from llmcompiler.models._reading import model_events, model_name
 
 __all__ = [
@@ -379,8 +379,7 @@ class Run:
 
     def _add(self, model: str, usage: Usage) -> None:
         self.usage += usage
-        cost = list_price(model, usage)
-        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+        self.cost_usd = add_cost(self.cost_usd, model, usage)
 
     def _text_only(self, model: str, request: ModelRequest, call: ToolCall) -> ModelError:
         return ModelError(

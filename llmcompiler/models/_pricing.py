@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from llmcompiler._types import Usage
 
-__all__ = ["CACHE_PRICES", "PRICES", "PRICES_AS_OF", "cache_price_of", "cost_usd", "price_of"]
+__all__ = ["CACHE_PRICES", "PRICES", "PRICES_AS_OF", "add_cost", "cache_price_of", "cost_usd", "price_of"]
 
 PRICES_AS_OF = "2025-11 (from memory of the providers' price pages; verify before relying on it)"
 
@@ -178,3 +178,17 @@ def cost_usd(
     uncached = usage.prompt_tokens - cached - written
     total = uncached * per_input + cached * per_read + written * per_write + usage.completion_tokens * per_output
     return total / 1_000_000
+
+
+def add_cost(total: float | None, model_name: str, usage: Usage) -> float | None:
+    """``total`` plus the list-price cost of ``usage`` on ``model_name``: a running cost that
+    becomes ``None`` (unknown) for good once one call's price is unknown.
+
+    Example:
+        >>> add_cost(0.0, "gpt-4o", Usage(prompt_tokens=1_000_000))
+        2.5
+        >>> add_cost(2.5, "local:gemma", Usage(prompt_tokens=10)) is None
+        True
+    """
+    cost = cost_usd(model_name, usage)
+    return None if cost is None or total is None else total + cost
