@@ -48,7 +48,9 @@ class PlanChunk:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskStarted:
-    """A tool call starts (after its dependencies finished and its limits let it)."""
+    """A tool call starts (after its dependencies finished and its limits let it), again on each
+    retry. A task that takes a speculative call's result starts when it is ready (its record's
+    ``start`` is the speculative call's); if that call fails, the task starts again, its own call."""
 
     idx: int
     tool: str
