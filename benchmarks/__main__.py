@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks._machine import machine_info
@@ -561,7 +562,8 @@ def _speculative_setup(
     args: argparse.Namespace, suite: str, items: list[Item], console: Console
 ) -> tuple[list[Item], LLMFactory | None, dict[str, Any]] | None:
     """With ``--drafter``: the items that have a draft, the drafter factory, and what
-    ``speculation_section`` needs; without, the items unchanged. ``None``: no recording."""
+    ``speculation_section`` needs; without, the items unchanged. ``None``: no recording, one that
+    is not a recording, or none of the suite's questions in it (each said on ``console``)."""
     if not args.drafter:
         return items, None, {}
     if args.drafter == "perfect":
@@ -572,8 +574,14 @@ def _speculative_setup(
     except FileNotFoundError:
         console.print(f"[red]no recorded drafts at {path}: record them with python -m benchmarks drafts[/red]")
         return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        console.print(f"[red]{escape(f'{path} is not a drafts recording ({type(exc).__name__}: {exc})')}[/red]")
+        return None
     kept = [item for item in items if item.id in drafts]
     console.print(f"{suite}: {len(kept)} of {len(items)} questions have a recorded draft ({path})")
+    if not kept:  # a recording of another suite: nothing to run, and no result file to overwrite
+        console.print(f"[red]no question of {suite} has a draft in {path}[/red]")
+        return None
     spec_args: dict[str, Any] = {
         "drafts": drafts,
         "recording": recording | {"path": str(path)},
@@ -756,7 +764,7 @@ async def _main_run(args: argparse.Namespace, console: Console) -> int:
         console.print("[red]--drafter needs --mode oracle (the planner is the oracle; the drafter is replayed)[/red]")
         return 2
     if args.drafter in ("local", "local-idle") and any(s not in DRAFT_SUITES for s in suites):
-        console.print(f"[red]--drafter local: drafts are recorded for {', '.join(DRAFT_SUITES)} only[/red]")
+        console.print(f"[red]--drafter {args.drafter}: drafts are recorded for {', '.join(DRAFT_SUITES)} only[/red]")
         return 2
     if args.drafts is not None and len(suites) > 1:
         console.print("[red]--drafts names one file: use it with one suite[/red]")

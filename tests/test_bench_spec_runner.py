@@ -143,3 +143,35 @@ def test_the_cli_leaves_questions_without_a_draft_out_of_both_systems(tmp_path: 
 
 def test_the_cli_refuses_a_drafter_outside_oracle_mode() -> None:
     assert main(["run", "--suite", "parallelqa", "--mode", "model", "--drafter", "perfect", "--limit", "1"]) == 2
+
+
+def _run_with_drafts(drafts: Path, out: Path, drafter: str = "local") -> int:
+    run = ["run", "--suite", "parallelqa", "--mode", "oracle", "--profile", "instant", "--drafter", drafter]
+    return main([*run, "--drafts", str(drafts), "--limit", "2", "--systems", "llmcompiler", "--json", str(out)])
+
+
+def test_a_file_that_is_not_a_recording_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.json"
+    for n, text in enumerate(['{"drafts": [{"item": "x"}]}', "[1, 2]", "not json", '{"drafts": [1]}']):
+        drafts = tmp_path / f"bad-{n}.json"
+        drafts.write_text(text, encoding="utf-8")
+        assert _run_with_drafts(drafts, out) == 2
+        assert f"{drafts.name} is not a drafts recording" in capsys.readouterr().out.replace("\n", "")
+    assert not out.exists()
+
+
+def test_a_recording_of_another_suite_writes_no_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording = {"suite": "bfcl", "model": "local:fake", "items": 1, "drafts": [_draft("bfcl-other", "").to_json()]}
+    drafts = tmp_path / "drafts.json"
+    drafts.write_text(json.dumps(recording), encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert _run_with_drafts(drafts, out, "local-idle") == 2
+    assert "no question of parallelqa has a draft in" in capsys.readouterr().out.replace("\n", "")
+    assert not out.exists()
+
+
+def test_a_recorded_drafter_on_a_suite_without_recordings_is_refused_by_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--suite", "dag", "--mode", "oracle", "--drafter", "local-idle", "--limit", "1"]) == 2
+    assert "--drafter local-idle: drafts are recorded for" in capsys.readouterr().out
