@@ -343,10 +343,13 @@ class PromptCache:
 
     def cached_tokens(self, request: ModelRequest, prefix: int) -> int:
         """Prompt tokens of ``request`` read from the cache (its static prefix has ``prefix`` tokens)."""
-        first = request.messages[0].content if request.messages else ""
+        # The prefix is what ``static_prefix_tokens`` counts: the system message (a first message
+        # of another role, the question, is no part of it) and the native tool definitions.
+        opening = request.messages[0] if request.messages else None
+        system = opening.content if opening is not None and opening.role == "system" else ""
         kind = f"{request.purpose}{' (native tools)' if request.native_tools else ''}"
         self.prefixes.setdefault(kind, []).append(prefix)
-        key = (first + "\x00" + ",".join(t.name for t in request.tools if request.native_tools), prefix)
+        key = (system + "\x00" + ",".join(t.name for t in request.tools if request.native_tools), prefix)
         if key not in self._seen:
             self._seen.add(key)
             return 0

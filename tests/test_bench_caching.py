@@ -46,3 +46,16 @@ def test_cached_tokens_cost_gpt_4os_cached_rate() -> None:
     cached = profile.cost(Usage(prompt_tokens=2_000_000, completion_tokens=0, calls=1, cached_tokens=1_000_000))
     assert plain == pytest.approx(5.00)
     assert cached == pytest.approx(2.50 + 1.25)
+
+
+def test_without_a_system_message_the_native_tools_alone_are_the_prefix_shared_across_questions() -> None:
+    tools = (ToolSpec(name="search", description="Search.", parameters={"type": "object", "properties": {}}),)
+
+    def ask(question: str) -> ModelRequest:
+        return ModelRequest(
+            messages=(Message(role="user", content=question),), purpose="tools", tools=tools, native_tools=True
+        )
+
+    cache = PromptCache()
+    assert cache.cached_tokens(ask("first question"), 1100) == 0
+    assert cache.cached_tokens(ask("another question"), 1100) == 1024
