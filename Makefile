@@ -67,7 +67,7 @@ bench-quick: $(STAMP)  ## a few questions of each suite, oracle mode (under a mi
 bench-sweep: $(STAMP)  ## LLMCompiler vs native calling over time to first token x decode speed (virtual clock, ~3 min)
 	$(PY) -m benchmarks sweep --clock-check 3
 
-bench-caching: $(STAMP)  ## cost per question with and without OpenAI's prompt cache, gpt-4o oracle, every suite (virtual clock, ~5 min)
+bench-caching: $(STAMP)  ## cost per question with and without OpenAI's prompt cache, gpt-4o oracle, every suite (virtual clock, under a minute)
 	$(PY) -m benchmarks.caching
 	$(PY) -m benchmarks.caching --min-tokens 0
 
@@ -83,7 +83,7 @@ bench-speculation: $(STAMP)  ## speculation: llmcompiler with/without a drafter 
 	    --json benchmarks/results/$$suite-oracle-speculative-perfect-all.json || exit 1; \
 	done
 
-bench-drafts: $(STAMP)  ## record the local model's draft plans for bench-speculation (loads the model; 30 questions a suite: about 12 minutes on 2 quiet cores)
+bench-drafts: $(STAMP)  ## record the local model's draft plans for bench-speculation (loads the model; 30 questions a suite: about 9 minutes on 2 quiet cores)
 	$(PY) -m benchmarks fetch
 	$(PY) -m benchmarks drafts --suite all --limit $(SPEC_LIMIT)
 
