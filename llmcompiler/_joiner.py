@@ -131,7 +131,7 @@ class AnswerStream:
 
     def __init__(self) -> None:
         self._text = ""
-        self._scan = 0  # where a line-start action may still begin (the last line's start)
+        self._scan = 0  # the last line's start: where a line-start action may still begin
         self._start: int | None = None  # where the Finish argument begins
         self._depth = 1
         self._seen = 0  # argument characters counted so far (brackets)
@@ -151,11 +151,8 @@ class AnswerStream:
         self._text += piece
         text = self._text
         if self._start is None:
-            match = _ACTION.search(text, self._scan)
+            match = self._line_start_action(text)
             if match is None:
-                newline = max(text.rfind("\n", self._scan), text.rfind("\r", self._scan))
-                if newline >= 0:
-                    self._scan = newline + 1
                 return ""
             if match.group(1).lower() != "finish":
                 self._done = True  # a Replan: nothing of it is answer
@@ -174,6 +171,18 @@ class AnswerStream:
                     return self._give(_unquote(text[start:i].strip()))
         self._seen = len(text)
         return self._give(self._certain(text, start))
+
+    def _line_start_action(self, text: str) -> re.Match[str] | None:
+        """The first ``_ACTION`` at a line's start from ``_scan`` on (as ``_ACTION.search``), tried
+        only at line starts: a long line is not searched again with each piece of it."""
+        while True:
+            match = _ACTION.match(text, self._scan)
+            if match is not None:
+                return match
+            newline = text.find("\n", self._scan)
+            if newline < 0:
+                return None  # the last line may still grow into an action
+            self._scan = newline + 1
 
     def finish(self, answer: str) -> str:
         """The rest of ``answer`` (the parsed reply's ``Finish.answer``) not given out yet.

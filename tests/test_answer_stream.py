@@ -9,10 +9,13 @@ the whole reply would not answer).
 
 from __future__ import annotations
 
+import re
+from unittest import mock
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from llmcompiler import Finish, JoinDecision, JoinParseError, parse_join_reply
+from llmcompiler import Finish, JoinDecision, JoinParseError, _joiner, parse_join_reply
 from llmcompiler.strategy import AnswerStream
 from tests.strategies import INVISIBLES, LINE_ENDS, chunkings
 
@@ -198,3 +201,24 @@ def test_a_mid_line_action_waits_for_the_end() -> None:
     assert stream.feed("Sure. Action: Finish(Paris is") == ""
     assert stream.feed(" the answer)") == ""
     assert stream.finish("Paris is the answer") == "Paris is the answer"
+
+
+def test_a_long_line_is_not_searched_again_with_each_piece() -> None:
+    """A thought written as one long line, a word at a time, costs a look at its line's start per
+    piece, not a search of the whole line (which made 100k characters take seconds)."""
+    tried: list[int] = []
+    action = _joiner._ACTION
+
+    class Counting:
+        def match(self, text: str, pos: int) -> re.Match[str] | None:
+            tried.append(pos)
+            return action.match(text, pos)
+
+        def search(self, text: str, pos: int = 0) -> re.Match[str] | None:  # pragma: no cover - must not be called
+            raise AssertionError("searched the line again")
+
+    stream = AnswerStream()
+    with mock.patch.object(_joiner, "_ACTION", Counting()):
+        out = [stream.feed(p) for p in ["Thought: ", *["word "] * 2000, "\nAction: Finish(", "Paris", ")"]]
+    assert "".join(out) == "Paris"
+    assert set(tried) == {0, len("Thought: " + "word " * 2000) + 1}
