@@ -1,7 +1,8 @@
 """An agent as a LangChain ``Runnable`` (``LLMCompiler.as_runnable``), for LCEL chains and LangGraph nodes.
 
 The input is a question: a string, ``{"question": ...}``, a prompt's value (``prompt |
-agent.as_runnable()``: a ``PromptValue``, read as text) or a message with text content.
+agent.as_runnable()``: a ``PromptValue``, read as text) or a message (its text: a string
+content, or the text blocks of a list).
 The output is the answer string, or the whole ``RunResult`` with ``include_result=True``.
 ``invoke``, ``ainvoke``, ``batch``, ``abatch``, ``stream`` and ``astream`` all work; ``astream``
 yields the answer as it is written (the run's ``AnswerChunk`` texts, which join into the answer),
@@ -23,6 +24,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from llmcompiler._errors import UserError
 from llmcompiler._events import AnswerChunk, EventHandler, RunEvent
 from llmcompiler._records import RunResult
+from llmcompiler.models._langchain import _text as message_text
 from llmcompiler.strategy import run_sync
 
 __all__ = ["AgentInput", "AgentRunnable", "question_of"]
@@ -62,8 +64,11 @@ def question_of(value: object) -> str:
         )
     if isinstance(value, PromptValue):
         return value.to_string()
-    if isinstance(value, BaseMessage) and isinstance(value.content, str):
-        return value.content
+    if isinstance(value, BaseMessage):
+        text = message_text(value.content)
+        if text or isinstance(value.content, str):
+            return text
+        raise UserError(f"an LLMCompiler runnable takes a message with text; this {type(value).__name__} holds none")
     raise UserError(
         f"an LLMCompiler runnable takes a question string or {{'question': str}}, not a {type(value).__name__}"
     )

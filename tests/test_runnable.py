@@ -45,6 +45,13 @@ def test_invoke_takes_a_string_or_a_question_mapping() -> None:
     assert runnable.invoke(HumanMessage("What is 3 squared?")) == ANSWER
 
 
+def test_a_message_with_content_blocks_gives_its_text() -> None:
+    blocks = [{"type": "text", "text": "What is "}, {"type": "image_url", "image_url": {"url": "x"}}, "3 squared?"]
+    assert agent().as_runnable().invoke(HumanMessage(content=blocks)) == ANSWER  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="a message with text; this HumanMessage holds none"):
+        agent().as_runnable().invoke(HumanMessage(content=[{"type": "image_url", "image_url": {"url": "x"}}]))
+
+
 def test_include_result_gives_the_run_result() -> None:
     result = agent().as_runnable(include_result=True).invoke("What is 3 squared?")
     assert isinstance(result, RunResult)
