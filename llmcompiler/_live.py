@@ -71,7 +71,7 @@ _STYLES: dict[str, str] = {
     "skipped": "magenta",
 }
 _PLAIN_LABELS = {"done": "done ", "failed": "fail ", "skipped": "skip "}
-_PLAN_LINES = 10  # plan lines shown while it streams
+_PLAN_LINES = 10  # lines of the plan, and of the answer, shown while they stream
 
 _CELL = 200  # characters of a table cell before it is cut
 # A failed task's error is shown whole under the table (records keep 2,000 characters of an
@@ -532,13 +532,10 @@ class LiveView:
                 title = f"Plan · round {number}{cut}"
                 parts.append(Panel(Text("\n".join(lines) or "(no plan)"), title=title, title_align="left"))
         else:
-            lines = shown_block(current).strip("\n").splitlines()
-            shown = lines[-_PLAN_LINES:]
-            if len(lines) > len(shown):
-                shown = [f"… {len(lines) - len(shown)} lines above", *shown]
             status = "done" if self.plan_done else "streaming…"
             title = f"Plan · round {max(self.round, 1)} · {status}"
-            parts.append(Panel(Text("\n".join(shown) or "waiting for the model…"), title=title, title_align="left"))
+            plan = self._tail(current) if current.strip() else Text("waiting for the model…")
+            parts.append(Panel(plan, title=title, title_align="left"))
         parts.append(self._table(rows, specs, now))
         if self.final:
             for row in rows:
@@ -560,12 +557,21 @@ class LiveView:
         answer = "".join(list(self.answer))
         if answer and not self.final:  # the final frame leaves the answer to ``finish`` (or a failure)
             title = "Answer" if self.decided else "Answer · writing…"
-            parts.append(Panel(Text(shown_block(answer)), title=title, title_align="left", border_style="green"))
+            parts.append(Panel(self._tail(answer), title=title, title_align="left", border_style="green"))
         since = self.joining_since
         if since is not None and not self.final and not answer:
             text = f"{self._joiner_text()} {max(0.0, now - since):.1f}s"
             parts.append(Spinner("dots", Text(text, style="blue")))
         return Group(*parts)
+
+    def _tail(self, text: str) -> Text:
+        """The last ``_PLAN_LINES`` lines of a streaming text (a plan, an answer) as a panel shows
+        them, long lines wrapped: a frame taller than the screen could not be redrawn in place."""
+        wrapped = Text(shown_block(text).strip("\n")).wrap(self.console, max(10, self.console.width - 4))
+        if len(wrapped) <= _PLAN_LINES:
+            return Text("\n").join(wrapped)
+        above = Text(f"… {len(wrapped) - _PLAN_LINES + 1} lines above", style="dim")
+        return Text("\n").join([above, *wrapped[-_PLAN_LINES + 1 :]])
 
     def _table(self, rows: list[_Row], specs: list[_SpecRow], now: float) -> Table:
         table = Table(expand=True, show_edge=False, pad_edge=False)
@@ -618,7 +624,8 @@ class LiveView:
     def _fit(self, rows: list[_Row | _SpecRow]) -> list[_Row | _SpecRow]:
         """The rows that fit the screen: ended speculative calls drop out first, then finished
         tasks, oldest first."""
-        room = max(5, self.console.size.height - _PLAN_LINES - 10)
+        answer = _PLAN_LINES + 2 if self.answer and not self.final else 0  # the answer panel's height
+        room = max(5, self.console.size.height - _PLAN_LINES - 10 - answer)
         if len(rows) <= room:
             return rows
         drop = len(rows) - room

@@ -498,6 +498,18 @@ def test_the_answer_shows_as_the_joiner_writes_it() -> None:
     assert "Tokyo is" not in _text(view)
 
 
+def test_a_long_answer_shows_its_last_lines_so_the_frame_fits_the_screen() -> None:
+    """An answer longer than the screen (one paragraph, wrapped) would leave copies of each
+    frame in the scrollback: its panel shows the last lines as they are written, as the plan's."""
+    view = LiveView(_terminal(width=60, height=40), live=True, auto_refresh=False, clock=lambda: 2.0)
+    _round_one(view)
+    for n in range(400):
+        view.handle(AnswerChunk(text=f"word{n} "))
+    frame = _text(view, width=60)
+    assert "lines above" in frame and "word399" in frame and "word0 " not in frame
+    assert len(frame.splitlines()) <= 40
+
+
 def test_a_secret_cut_across_answer_chunks_is_still_scrubbed() -> None:
     view = LiveView(_terminal(), live=True, auto_refresh=False, clock=lambda: 2.0)
     _round_one(view)
