@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -332,3 +332,70 @@ def test_the_run_span_is_current_while_it_runs(spans: InMemorySpanExporter) -> N
     run_virtual(lambda: LLMCompiler(llm=llm, tools=[probe]).arun("q"))
     (run,) = by_name(spans.get_finished_spans(), "invoke_agent LLMCompiler")
     assert run.context is not None and seen == [run.context.span_id]
+
+
+def test_a_cancelled_run_ends_every_span_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled mid-task (the plan streamed, a tool hanging, the joiner not called yet) or
+    mid-reply (the joiner's answer half written): no span is left open, and the run's says why."""
+
+    class Open(SpanProcessor):
+        def __init__(self) -> None:
+            self.open: dict[int, str] = {}
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            self.open[span.context.span_id] = span.name
+
+        def on_end(self, span: ReadableSpan) -> None:
+            assert span.context is not None
+            self.open.pop(span.context.span_id, None)
+
+    opened = Open()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(opened)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+
+    reached = asyncio.Event()
+
+    @tool
+    async def hang() -> str:
+        """Hang."""
+        reached.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    class HalfAnswer:
+        model_name = "openai:gpt-4o"
+
+        async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+            if request.purpose == "plan":
+                yield "1. probe()\n2. join()"
+                return
+            yield "Action: Finish(half an ans"
+            reached.set()
+            await asyncio.Event().wait()
+
+    @tool
+    def probe() -> str:
+        """Probe."""
+        return "ok"
+
+    async def cancelled(agent: LLMCompiler) -> None:
+        reached.clear()
+        run = asyncio.create_task(agent.arun("q", on_event=lambda _: None))
+        await reached.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    async def both() -> None:
+        await cancelled(LLMCompiler(llm=ScriptedLLM(["1. hang()\n2. join()"]), tools=[hang]))
+        await cancelled(LLMCompiler(llm=HalfAnswer(), tools=[probe]))
+
+    asyncio.run(both())
+    assert opened.open == {}
+    finished = exporter.get_finished_spans()
+    runs = by_name(finished, "invoke_agent LLMCompiler")
+    assert len(runs) == 2 and all(r.status.status_code == StatusCode.ERROR for r in runs)
+    assert {s.name for s in finished} >= {"llmcompiler.plan", "llmcompiler.join", "chat gpt-4o"}
