@@ -14,9 +14,11 @@ from llmcompiler import (
     LLMCompiler,
     ModelError,
     ModelRequest,
+    RunError,
     RunEvent,
     RunResult,
     Usage,
+    _agent,
     tool,
 )
 from llmcompiler.models import ModelEvent
@@ -127,6 +129,16 @@ async def test_astream_yields_the_answer_as_chunks() -> None:
     assert "".join(i.text for i in items if isinstance(i, AnswerChunk)) == result.answer == "nine (9)"
 
 
-async def test_no_listener_no_chunks_built() -> None:
-    agent = LLMCompiler(llm=ScriptedLLM([PLAN, "Action: Finish(9)"]), tools=[square])
-    assert (await agent.arun("3 squared?")).answer == "9"
+async def test_no_listener_no_chunks_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unwanted() -> None:
+        raise AssertionError("an AnswerStream was built with no one listening")
+
+    monkeypatch.setattr(_agent, "AnswerStream", unwanted)
+
+    def agent() -> LLMCompiler:
+        return LLMCompiler(llm=ScriptedLLM([PLAN, "Action: Finish(9)"]), tools=[square])
+
+    assert (await agent().arun("3 squared?")).answer == "9"
+    with pytest.raises(RunError) as raised:  # the check has teeth: a listener builds one
+        await agent().arun("3 squared?", on_event=lambda _: None)
+    assert "no one listening" in str(raised.value.__cause__)
