@@ -186,12 +186,10 @@ class ModelSpan:
             "gen_ai.usage.input_tokens": total.prompt_tokens,
             "gen_ai.usage.output_tokens": total.completion_tokens,
         }
-        cached = int(getattr(total, "cached_tokens", 0) or 0)
-        written = int(getattr(total, "cache_write_tokens", 0) or 0)
-        if cached:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
-        if written:
-            attributes["gen_ai.usage.cache_creation.input_tokens"] = written
+        if total.cached_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = total.cached_tokens
+        if total.cache_write_tokens:
+            attributes["gen_ai.usage.cache_creation.input_tokens"] = total.cache_write_tokens
         if self.first is not None:
             attributes["llmcompiler.time_to_first_chunk_s"] = self.first - self.start
         if cut is not None or error is None:

@@ -399,3 +399,20 @@ def test_a_cancelled_run_ends_every_span_it_started(monkeypatch: pytest.MonkeyPa
     runs = by_name(finished, "invoke_agent LLMCompiler")
     assert len(runs) == 2 and all(r.status.status_code == StatusCode.ERROR for r in runs)
     assert {s.name for s in finished} >= {"llmcompiler.plan", "llmcompiler.join", "chat gpt-4o"}
+
+
+def test_cached_prompt_tokens_are_reported_when_the_provider_gives_them(spans: InMemorySpanExporter) -> None:
+    class Cached(Model):
+        async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+            yield self.plan if request.purpose == "plan" else "Action: Finish(done)"
+            usage = Usage(prompt_tokens=2000, completion_tokens=9, calls=1, cached_tokens=1024, cache_write_tokens=0)
+            if request.purpose == "join":
+                usage = Usage(prompt_tokens=2000, completion_tokens=9, calls=1, cache_write_tokens=1500)
+            yield usage
+
+    run_virtual(lambda: LLMCompiler(llm=Cached('1. lookup("a")\n2. join()'), tools=[lookup]).arun("q"))
+    plan_call, join_call = (dict(c.attributes or {}) for c in by_name(spans.get_finished_spans(), "chat gpt-4o"))
+    assert plan_call["gen_ai.usage.cache_read.input_tokens"] == 1024
+    assert "gen_ai.usage.cache_creation.input_tokens" not in plan_call  # none written: left out
+    assert join_call["gen_ai.usage.cache_creation.input_tokens"] == 1500
+    assert "gen_ai.usage.cache_read.input_tokens" not in join_call
