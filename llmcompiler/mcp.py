@@ -43,6 +43,7 @@ import contextlib
 import re
 import shlex
 import tempfile
+import unicodedata
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -175,6 +176,10 @@ def _resolve(spec: ServerSpec) -> _Target:
             raise UserError("an MCP server command is empty")
         spec = mcp.StdioServerParameters(command=argv[0], args=argv[1:])
     if isinstance(spec, mcp.StdioServerParameters):
+        if "encoding_error_handler" not in spec.model_fields_set:
+            # The SDK's default, "strict", lets one byte that is not UTF-8 on the server's stdout
+            # stop its reader and hang every call for good; "replace" keeps the session working.
+            spec = spec.model_copy(update={"encoding_error_handler": "replace"})
         argv = [spec.command, *spec.args]
         stem = re.sub(r"\.\w+$", "", argv[-1].rsplit("/", 1)[-1])
         # A command line may carry a key (``--api-key ...``): the label, shown in errors, is scrubbed.
@@ -332,12 +337,18 @@ async def _close_all(conns: Sequence[_Connection], timeout: float) -> None:
 
 
 def plan_name(name: str) -> str:
-    """The name a plan calls an MCP tool by: characters plan names refuse mapped to ``_``.
+    """The name a plan calls an MCP tool by: letters lose their accents, other letters beyond
+    ASCII become their code points (so two such names stay two), other characters plan names
+    refuse are mapped to ``_``.
 
     Example:
         >>> plan_name("get-weather"), plan_name("fs/read file"), plan_name("2fa")
         ('get_weather', 'fs_read_file', '_2fa')
+        >>> plan_name("météo"), plan_name("天气")
+        ('meteo', 'u5929u6c14')
     """
+    name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    name = re.sub(r"[^\W\d_]", lambda m: m[0] if m[0].isascii() else f"u{ord(m[0]):04x}", name)
     out = re.sub(r"[^A-Za-z0-9_.]", "_", name)
     if not _NAME.fullmatch(out):  # dots out of place ("a..b", "a.1"), or a leading digit
         out = re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -419,6 +430,7 @@ def _make_tool(conn: _Connection, name: str, spec: mcp_types.Tool, *, speculativ
 
 
 async def _call(conn: _Connection, client: mcp.Client, name: str, arguments: dict[str, Any]) -> Any:
+    import pydantic
     from mcp import MCPError
     from mcp_types import CONNECTION_CLOSED
 
@@ -430,6 +442,11 @@ async def _call(conn: _Connection, client: mcp.Client, name: str, arguments: dic
         raise MCPToolError(exc.message) from None
     except (ConnectionError, EOFError) as exc:
         raise MCPServerError(f"MCP server {conn.label}: {describe(exc)}") from None
+    except pydantic.ValidationError as exc:  # its message lists every member of a union, with the input
+        where = ".".join(str(p) for p in exc.errors(include_url=False)[0]["loc"][:2]) or "the result"
+        raise MCPToolError(
+            f"MCP server {conn.label} sent a result for {name!r} that is not a valid MCP tool result (at {where})"
+        ) from None
     except Exception as exc:
         import anyio
 

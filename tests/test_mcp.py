@@ -29,6 +29,7 @@ from llmcompiler.testing import ScriptedLLM
 from tests.mcp_servers.tools_server import build
 
 SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
+RAW_SERVER = Path(__file__).parent / "mcp_servers" / "raw_server.py"
 CONNECT = 90.0  # seconds a server subprocess may take to start on a loaded machine
 BOUND = 90.0  # a run that does not end within this has hung
 
@@ -176,6 +177,29 @@ async def test_a_call_past_its_timeout_fails_alone_and_leaving_stops_the_server(
     assert own_threads() <= threads  # no thread left behind (the loop's default executor ends with the loop)
 
 
+# ---------------------------------------------------------------- a server that sends what it should not
+
+
+async def test_bytes_that_are_not_utf8_on_stdout_are_replaced_and_the_session_keeps_answering() -> None:
+    # With the SDK's default ("strict"), one such byte stops its stdout reader and every call hangs.
+    async with mcp_tools(shlex.join([sys.executable, str(RAW_SERVER)]), connect_timeout=CONNECT) as tools:
+        say = by_name(tools)["say"]
+        async with asyncio.timeout(BOUND):
+            assert await say.ainvoke({"what": "latin1"}) == "caf\ufffd"  # é in Latin-1, inside an answer
+            assert await say.ainvoke({"what": "stray"}) == "ok"  # a line of them before the answer
+            assert await say.ainvoke({"what": "still here"}) == "still here"
+
+
+async def test_a_result_that_is_not_valid_mcp_fails_its_call_alone_in_one_line() -> None:
+    async with mcp_tools(shlex.join([sys.executable, str(RAW_SERVER)]), connect_timeout=CONNECT) as tools:
+        result = await run_plan(tools, "1. say('hologram')\n2. say('fine')\n3. join()")
+    bad, good = result.tasks[0], result.tasks[1]
+    assert bad.error is not None and "MCPToolError" in bad.error, bad.error
+    assert "'raw'" in bad.error and "not a valid MCP tool result (at content.1)" in bad.error
+    assert "\n" not in bad.error and "hologram" not in bad.error  # not pydantic's page per union member
+    assert good.result == "fine" and good.error is None
+
+
 # ---------------------------------------------------------------- servers that cannot connect
 
 
@@ -253,6 +277,8 @@ async def test_names_are_mapped_and_calls_use_the_servers_names() -> None:
     assert plan_name("a..b") == "a__b"
     assert plan_name("spotify.play") == "spotify.play"
     assert plan_name("join") == "join_"
+    assert plan_name("météo") == "meteo"  # accents dropped
+    assert (plan_name("天气"), plan_name("新闻")) == ("u5929u6c14", "u65b0u95fb")  # two names stay two
 
 
 async def test_two_names_of_one_server_that_map_to_one_are_an_error() -> None:
