@@ -181,3 +181,27 @@ def test_a_custom_price_table() -> None:
         cost_usd("my-model", Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000), {"my-model": (1.0, 2.0)})
         == 3.0
     )
+
+
+@pytest.mark.parametrize("tokens", [10**5000, 10**400], ids=["5000 digits", "400 digits"])
+def test_a_usage_report_too_large_to_price_costs_unknown_and_fails_nothing(tokens: int) -> None:
+    from llmcompiler import LLMCompiler, Usage, tool
+    from llmcompiler.testing import ScriptedLLM
+
+    assert cost_usd("openai:gpt-4o", Usage(prompt_tokens=tokens)) is None
+
+    class Boastful(ScriptedLLM):
+        async def _play(self, request: Any, reply: Any) -> Any:
+            async for event in super()._play(request, reply):
+                yield Usage(prompt_tokens=tokens, calls=1) if isinstance(event, Usage) else event
+
+    @tool
+    def square(x: int) -> int:
+        """Square a number."""
+        return x * x
+
+    llm = Boastful(["1. square(3)\n2. join()", "Action: Finish(9)"], name="openai:gpt-4o")
+    result = LLMCompiler(llm=llm, tools=[square]).run("3 squared?")
+    assert result.answer == "9"
+    assert result.cost_usd is None
+    assert result.usage.prompt_tokens == 2 * tokens

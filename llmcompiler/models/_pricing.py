@@ -15,6 +15,7 @@ pays its input price for every prompt token.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -154,7 +155,8 @@ def cost_usd(
     prices: Mapping[str, tuple[float, float]] = PRICES,
     cache_prices: Mapping[str, tuple[float, float]] = CACHE_PRICES,
 ) -> float | None:
-    """What ``usage`` cost in USD at list price, or ``None`` for an unknown or local model.
+    """What ``usage`` cost in USD at list price, or ``None`` for an unknown or local model, or
+    for token counts no price can be computed from (a usage report of ``10**5000`` tokens).
 
     Prompt tokens read from the provider's cache (``usage.cached_tokens``) are charged at the
     cache-read rate and those written to it (``usage.cache_write_tokens``) at the cache-write
@@ -176,8 +178,12 @@ def cost_usd(
     cached = max(0, min(usage.cached_tokens, usage.prompt_tokens))
     written = max(0, min(usage.cache_write_tokens, usage.prompt_tokens - cached))
     uncached = usage.prompt_tokens - cached - written
-    total = uncached * per_input + cached * per_read + written * per_write + usage.completion_tokens * per_output
-    return total / 1_000_000
+    try:
+        total = uncached * per_input + cached * per_read + written * per_write + usage.completion_tokens * per_output
+    except OverflowError:  # a count too large for a float: the model's report is garbage, its price unknown
+        return None
+    cost = total / 1_000_000
+    return cost if math.isfinite(cost) else None
 
 
 def add_cost(total: float | None, model_name: str, usage: Usage) -> float | None:
