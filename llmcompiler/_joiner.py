@@ -78,7 +78,7 @@ def _argument(text: str, start: int) -> str:
     """The text between ``(`` at ``start - 1`` and its matching ``)``.
 
     Brackets are counted; when they never balance (``Finish(Austin Powers (film)``), the
-    argument runs to the end of the reply, less a final ``)`` that has no ``(`` of its own.
+    argument runs to the end of the reply (``Austin Powers (film)``).
     """
     depth = 1
     for i in range(start, len(text)):
@@ -89,10 +89,7 @@ def _argument(text: str, start: int) -> str:
             depth -= 1
             if depth == 0:
                 return _unquote(text[start:i].strip())
-    body = text[start:].strip()
-    if body.endswith(")") and body.count(")") > body.count("("):
-        body = body[:-1].rstrip()
-    return _unquote(body)
+    return _unquote(text[start:].strip())
 
 
 def _unquote(body: str) -> str:
